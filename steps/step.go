@@ -1,0 +1,62 @@
+// Package steps holds the Step interface that every step kind implements, the
+// registry that maps a pipeline file's `kind` to a constructor, the built-in
+// kinds (http) and the example steps of the daily chain.
+package steps
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Step is the body of one step kind, configured for one step of a pipeline.
+// Run returns the step's output (any JSON, may be nil) or an error. Errors are
+// transient (retried up to the step's attempt limit) unless marked Permanent.
+type Step interface {
+	Run(ctx context.Context, in Input) (json.RawMessage, error)
+}
+
+// StepFunc adapts a function to Step.
+type StepFunc func(ctx context.Context, in Input) (json.RawMessage, error)
+
+// Run calls f.
+func (f StepFunc) Run(ctx context.Context, in Input) (json.RawMessage, error) { return f(ctx, in) }
+
+// Input is what a step is given for one attempt.
+type Input struct {
+	RunID    string
+	Pipeline string
+	Step     string
+	// Date is the run date (midnight in the pipeline's time zone).
+	Date time.Time
+	// Params are the run's parameters overlaid with the step's own.
+	Params map[string]string
+	// Inputs holds each direct predecessor's output, by step name.
+	Inputs map[string]json.RawMessage
+	// Attempt counts from 1; MaxAttempts is the step's limit.
+	Attempt     int
+	MaxAttempts int
+}
+
+// DateString is the run date as YYYY-MM-DD.
+func (in Input) DateString() string { return in.Date.Format(time.DateOnly) }
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as not worth retrying: the step fails at once.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}
+
+// IsPermanent reports whether err (or an error it wraps) was marked Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
