@@ -1,0 +1,45 @@
+package pipeline
+
+import "context"
+
+// EventKind names what happened.
+type EventKind string
+
+// Events sent to a Notifier, always after the state change is committed.
+const (
+	EventRunStarted    EventKind = "run_started"
+	EventStepStarted   EventKind = "step_started"
+	EventStepSucceeded EventKind = "step_succeeded"
+	EventStepRetrying  EventKind = "step_retrying" // an attempt failed; the queue retries
+	EventStepFailed    EventKind = "step_failed"   // final: out of attempts or permanent
+	EventRunSucceeded  EventKind = "run_succeeded"
+	EventRunFailed     EventKind = "run_failed"
+	EventRunCancelled  EventKind = "run_cancelled"
+)
+
+// Event is a committed change of a run. Step is set for step events.
+type Event struct {
+	Kind EventKind
+	Run  Run
+	Step *StepRun
+}
+
+// Notifier tells people about runs. Notify must not block for long and its
+// failure never fails a step: the orchestrator logs the error and goes on.
+type Notifier interface {
+	Notify(ctx context.Context, e Event) error
+}
+
+// Notifiers fans an event out to several notifiers.
+type Notifiers []Notifier
+
+// Notify sends e to every notifier, returning the first error.
+func (ns Notifiers) Notify(ctx context.Context, e Event) error {
+	var first error
+	for _, n := range ns {
+		if err := n.Notify(ctx, e); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

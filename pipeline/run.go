@@ -1,0 +1,154 @@
+package pipeline
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// RunStatus is the state of a run.
+type RunStatus string
+
+// Run states. Succeeded, Failed and Cancelled are terminal.
+const (
+	RunPending   RunStatus = "pending"
+	RunRunning   RunStatus = "running"
+	RunSucceeded RunStatus = "succeeded"
+	RunFailed    RunStatus = "failed"
+	RunCancelled RunStatus = "cancelled"
+)
+
+// Terminal reports whether no step of a run in this state starts any more.
+func (s RunStatus) Terminal() bool {
+	return s == RunSucceeded || s == RunFailed || s == RunCancelled
+}
+
+// StepStatus is the state of one step of a run.
+type StepStatus string
+
+// Step states. Succeeded, Failed, Cancelled and Skipped are terminal.
+const (
+	StepPending   StepStatus = "pending"
+	StepRunning   StepStatus = "running"
+	StepRetrying  StepStatus = "retrying" // an attempt failed transiently; the queue retries
+	StepSucceeded StepStatus = "succeeded"
+	StepFailed    StepStatus = "failed"
+	StepCancelled StepStatus = "cancelled"
+	StepSkipped   StepStatus = "skipped"
+)
+
+// Terminal reports whether the step will not run again without an operator.
+func (s StepStatus) Terminal() bool {
+	switch s {
+	case StepSucceeded, StepFailed, StepCancelled, StepSkipped:
+		return true
+	}
+	return false
+}
+
+// NotifyState tracks the final notification of a run through the ledger so that
+// it is sent after the commit, once, even across crashes and duplicates.
+type NotifyState string
+
+// Notification states of a run.
+const (
+	NotifyNone    NotifyState = ""        // nothing owed
+	NotifyPending NotifyState = "pending" // the run ended; its notification is owed
+	NotifyDone    NotifyState = "done"    // the notification was handed to the notifier
+)
+
+// Run is one execution of a pipeline, identified by pipeline + key.
+type Run struct {
+	ID       string            `json:"run_id"`
+	Pipeline string            `json:"pipeline"`
+	Key      string            `json:"key"`  // the run key: the run date unless given
+	Date     string            `json:"date"` // YYYY-MM-DD in the pipeline's time zone
+	Params   map[string]string `json:"params,omitempty"`
+	Status   RunStatus         `json:"status"`
+	Error    string            `json:"error,omitempty"`
+	// Trigger says who started the run: "scheduler", "cli", "api", "cron".
+	Trigger    string      `json:"trigger,omitempty"`
+	CreatedAt  time.Time   `json:"created_at"`
+	UpdatedAt  time.Time   `json:"updated_at"`
+	FinishedAt time.Time   `json:"finished_at,omitzero"`
+	Notify     NotifyState `json:"-"`
+	// Version is the ledger's concurrency token: UpdateRun succeeds only when it
+	// matches the stored one. Opaque to the domain.
+	Version int64 `json:"-"`
+	// Steps is filled by Ledger.GetRun, in definition order where known.
+	Steps []StepRun `json:"steps,omitempty"`
+}
+
+// StepRun is the ledger's record of one step of one run.
+type StepRun struct {
+	RunID       string     `json:"-"`
+	Step        string     `json:"step"`
+	Status      StepStatus `json:"status"`
+	Generation  int        `json:"generation"`
+	Attempts    int        `json:"attempts"`
+	MaxAttempts int        `json:"max_attempts"`
+	// LeaseUntil is when the running attempt's claim expires.
+	LeaseUntil time.Time       `json:"lease_until,omitzero"`
+	StartedAt  time.Time       `json:"started_at,omitzero"`
+	FinishedAt time.Time       `json:"finished_at,omitzero"`
+	UpdatedAt  time.Time       `json:"updated_at,omitzero"`
+	Error      string          `json:"error,omitempty"`
+	Output     json.RawMessage `json:"output,omitempty"`
+	Forced     bool            `json:"forced,omitempty"`
+	// Version is the ledger's concurrency token: UpdateStep succeeds only when it
+	// matches the stored one. Opaque to the domain.
+	Version int64 `json:"-"`
+}
+
+// Duration is how long the step's last attempt ran, or zero.
+func (s StepRun) Duration() time.Duration {
+	if s.StartedAt.IsZero() || s.FinishedAt.IsZero() {
+		return 0
+	}
+	return s.FinishedAt.Sub(s.StartedAt)
+}
+
+var keyRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
+
+// ValidKey reports whether k can be a run key.
+func ValidKey(k string) bool { return keyRE.MatchString(k) }
+
+// RunID is the identifier of the run of pipeline p with key k.
+func RunID(p, key string) string { return p + "@" + key }
+
+// SplitRunID is the inverse of RunID.
+func SplitRunID(id string) (pipeline, key string, err error) {
+	p, k, ok := strings.Cut(id, "@")
+	if !ok || !nameRE.MatchString(p) || !ValidKey(k) {
+		return "", "", fmt.Errorf("%w: run id %q is not PIPELINE@KEY", ErrInvalid, id)
+	}
+	return p, k, nil
+}
+
+// TaskName is the deterministic queue task name of a step of a run in a
+// generation. It starts with a hash so that names do not share prefixes (Cloud
+// Tasks hot-spots on sequential prefixes), and it fits [A-Za-z0-9_-]{1,500}.
+func TaskName(runID, step string, generation int) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%d", runID, step, generation)))
+	return fmt.Sprintf("%s-%s-g%d", hex.EncodeToString(sum[:8]), sanitizeName(step), generation)
+}
+
+func sanitizeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+		if b.Len() >= 100 {
+			break
+		}
+	}
+	return b.String()
+}
