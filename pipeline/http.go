@@ -1,0 +1,278 @@
+package pipeline
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v5"
+	"github.com/labstack/echo/v5/middleware"
+)
+
+// MaxBodyBytes bounds every request body (Cloud Tasks tasks are at most 100 KB).
+const MaxBodyBytes = 64 << 10
+
+// ServerConfig wires the HTTP API.
+type ServerConfig struct {
+	Orchestrator *Orchestrator
+	// Auth verifies callers of every route but /healthz. Required: pass an
+	// explicit "off" authenticator to disable checks.
+	Auth Authenticator
+	Logger *slog.Logger
+	// RequestContext decorates a request's context (e.g. with its trace).
+	RequestContext func(r *http.Request) *http.Request
+}
+
+// NewHandler returns the service's HTTP handler (Echo v5).
+func NewHandler(cfg ServerConfig) (http.Handler, error) {
+	if cfg.Orchestrator == nil {
+		return nil, errors.New("http: no orchestrator")
+	}
+	if cfg.Auth == nil {
+		return nil, errors.New("http: no authenticator (auth fails closed; use an explicit off switch for local development)")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &server{o: cfg.Orchestrator, auth: cfg.Auth, log: cfg.Logger}
+	e := echo.New()
+	e.Logger = cfg.Logger
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.Recover())
+	if cfg.RequestContext != nil {
+		e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+			return func(c *echo.Context) error {
+				c.SetRequest(cfg.RequestContext(c.Request()))
+				return next(c)
+			}
+		})
+	}
+	e.GET("/healthz", func(c *echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	g := e.Group("/pipeline", s.authenticate)
+	g.POST("/start", s.start)
+	g.POST("/steps/:step", s.step)
+	g.GET("/runs", s.listRuns)
+	g.GET("/runs/:run", s.getRun)
+	return e, nil
+}
+
+type server struct {
+	o    *Orchestrator
+	auth Authenticator
+	log  *slog.Logger
+}
+
+// errorBody is every error answer's JSON.
+type errorBody struct {
+	Error  string      `json:"error"`
+	Status int         `json:"status"`
+	Result *StepResult `json:"result,omitempty"`
+}
+
+func (s *server) handleError(c *echo.Context, err error) {
+	if resp, uerr := echo.UnwrapResponse(c.Response()); uerr == nil && resp.Committed {
+		return
+	}
+	code := ErrorStatus(err)
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code = he.Code
+	}
+	body := errorBody{Error: err.Error(), Status: code}
+	var re *RetryableError
+	if errors.As(err, &re) {
+		body.Result = &re.Result
+	}
+	if code >= 500 {
+		s.log.ErrorContext(c.Request().Context(), "request failed", "path", c.Request().URL.Path, "status", code, "error", err.Error())
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(code)
+		return
+	}
+	_ = c.JSON(code, body)
+}
+
+func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		caller, err := s.auth.Authenticate(c.Request())
+		if err != nil {
+			return err
+		}
+		c.Set("caller", caller)
+		return next(c)
+	}
+}
+
+// readJSON decodes a bounded JSON body strictly into v; an empty body leaves v
+// as is when allowEmpty.
+func readJSON(c *echo.Context, v any, allowEmpty bool) error {
+	r := c.Request()
+	data, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fmt.Errorf("%w: body exceeds %d bytes", ErrTooLarge, MaxBodyBytes)
+		}
+		return fmt.Errorf("%w: reading body: %v", ErrInvalid, err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		if allowEmpty {
+			return nil
+		}
+		return fmt.Errorf("%w: empty body, expected JSON", ErrInvalid)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: malformed JSON body: %v", ErrInvalid, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: malformed JSON body: trailing data after the object", ErrInvalid)
+	}
+	return nil
+}
+
+// startResponse is the answer of POST /pipeline/start.
+type startResponse struct {
+	RunID   string    `json:"run_id"`
+	Status  RunStatus `json:"status"`
+	Created bool      `json:"created"`
+	Run     Run       `json:"run"`
+}
+
+func (s *server) start(c *echo.Context) error {
+	var req StartRequest
+	if err := readJSON(c, &req, true); err != nil {
+		return err
+	}
+	if q := c.QueryParam("pipeline"); q != "" && req.Pipeline == "" {
+		req.Pipeline = q
+	}
+	h := c.Request().Header
+	req.Trigger = "api"
+	if v := h.Get("X-CloudScheduler-ScheduleTime"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return fmt.Errorf("%w: X-CloudScheduler-ScheduleTime %q is not RFC 3339", ErrInvalid, v)
+		}
+		req.ScheduleTime = t
+	}
+	if h.Get("X-CloudScheduler") != "" || h.Get("X-CloudScheduler-JobName") != "" || h.Get("X-CloudScheduler-ScheduleTime") != "" {
+		req.Trigger = "scheduler"
+	}
+	if v := h.Get("X-Pipeline-Trigger"); v != "" && len(v) <= 32 {
+		req.Trigger = v
+	}
+	res, err := s.o.Start(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	code := http.StatusOK
+	if res.Created {
+		code = http.StatusCreated
+	}
+	return c.JSON(code, startResponse{RunID: res.Run.ID, Status: res.Run.Status, Created: res.Created, Run: res.Run})
+}
+
+func (s *server) step(c *echo.Context) error {
+	var p TaskPayload
+	if err := readJSON(c, &p, false); err != nil {
+		return err
+	}
+	if route := c.Param("step"); p.Step == "" {
+		p.Step = route
+	} else if p.Step != route {
+		return fmt.Errorf("%w: body names step %q but the route is /pipeline/steps/%s", ErrInvalid, p.Step, route)
+	}
+	if p.RunID == "" {
+		return fmt.Errorf("%w: run_id is required", ErrInvalid)
+	}
+	h := c.Request().Header
+	d := Delivery{TaskName: h.Get("X-CloudTasks-TaskName")}
+	if v := h.Get("X-CloudTasks-TaskRetryCount"); v != "" {
+		d.RetryCount, _ = strconv.Atoi(v)
+	}
+	res, err := s.o.HandleStep(c.Request().Context(), p, d)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+func (s *server) listRuns(c *echo.Context) error {
+	f := RunFilter{Pipeline: c.QueryParam("pipeline"), Status: RunStatus(c.QueryParam("status"))}
+	if f.Status != "" && !validRunStatus(f.Status) {
+		return fmt.Errorf("%w: status %q is not one of pending, running, succeeded, failed, cancelled", ErrInvalid, f.Status)
+	}
+	if v := c.QueryParam("since"); v != "" {
+		since, err := ParseSince(v, s.o.now())
+		if err != nil {
+			return err
+		}
+		f.Since = since
+	}
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return fmt.Errorf("%w: limit %q must be 1..1000", ErrInvalid, v)
+		}
+		f.Limit = n
+	}
+	runs, err := s.o.ledger.ListRuns(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	if runs == nil {
+		runs = []Run{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"runs": runs})
+}
+
+func (s *server) getRun(c *echo.Context) error {
+	id := c.Param("run")
+	if _, _, err := SplitRunID(id); err != nil {
+		return err
+	}
+	r, err := s.o.ledger.GetRun(c.Request().Context(), id)
+	if err != nil {
+		return fmt.Errorf("run %s: %w", id, err)
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+func validRunStatus(s RunStatus) bool {
+	switch s {
+	case RunPending, RunRunning, RunSucceeded, RunFailed, RunCancelled:
+		return true
+	}
+	return false
+}
+
+// ParseSince accepts a duration back from now ("7d", "36h") or a date/time.
+func ParseSince(v string, now time.Time) (time.Time, error) {
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		if days, err := strconv.Atoi(n); err == nil && days >= 0 {
+			return now.AddDate(0, 0, -days), nil
+		}
+	}
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%w: since %q is not a duration (7d, 36h), a date or an RFC 3339 time", ErrInvalid, v)
+}

@@ -1,0 +1,263 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Orchestrator drives runs through their steps. It is stateless between calls:
+// everything it knows is in the Ledger, so any number of service instances can
+// handle deliveries for the same run, and a crash at any point is healed by the
+// queue's retry of the task being handled.
+type Orchestrator struct {
+	catalog  *Catalog
+	ledger   Ledger
+	queue    Queue
+	notifier Notifier
+	log      *slog.Logger
+	now      func() time.Time
+	// leaseGrace is added to a step's timeout to form its lease.
+	leaseGrace time.Duration
+}
+
+// Config wires an Orchestrator.
+type Config struct {
+	Catalog  *Catalog
+	Ledger   Ledger
+	Queue    Queue
+	Notifier Notifier         // optional
+	Logger   *slog.Logger     // optional
+	Now      func() time.Time // optional
+	// LeaseGrace is added to the step timeout to form the lease (default 30s).
+	LeaseGrace time.Duration
+}
+
+// New returns an Orchestrator.
+func New(cfg Config) (*Orchestrator, error) {
+	var errs []error
+	if cfg.Catalog == nil {
+		errs = append(errs, errors.New("orchestrator: no pipeline catalog"))
+	}
+	if cfg.Ledger == nil {
+		errs = append(errs, errors.New("orchestrator: no ledger"))
+	}
+	if cfg.Queue == nil {
+		errs = append(errs, errors.New("orchestrator: no queue"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	o := &Orchestrator{
+		catalog: cfg.Catalog, ledger: cfg.Ledger, queue: cfg.Queue,
+		notifier: cfg.Notifier, log: cfg.Logger, now: cfg.Now, leaseGrace: cfg.LeaseGrace,
+	}
+	if o.notifier == nil {
+		o.notifier = Notifiers(nil)
+	}
+	if o.log == nil {
+		o.log = slog.Default()
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	if o.leaseGrace == 0 {
+		o.leaseGrace = 30 * time.Second
+	}
+	return o, nil
+}
+
+// Catalog returns the loaded pipelines.
+func (o *Orchestrator) Catalog() *Catalog { return o.catalog }
+
+// Ledger returns the ledger the orchestrator writes to.
+func (o *Orchestrator) Ledger() Ledger { return o.ledger }
+
+// StartRequest asks for the run of a pipeline for a date (or key).
+type StartRequest struct {
+	Pipeline string            `json:"pipeline"`
+	Date     string            `json:"date,omitempty"` // YYYY-MM-DD in the pipeline's time zone
+	Key      string            `json:"key,omitempty"`  // run key; default the date
+	Params   map[string]string `json:"params,omitempty"`
+	// ScheduleTime is Cloud Scheduler's X-CloudScheduler-ScheduleTime; it sets
+	// the date when Date is empty. Zero means now.
+	ScheduleTime time.Time `json:"-"`
+	Trigger      string    `json:"-"`
+}
+
+// StartResult reports the run that a start created or found.
+type StartResult struct {
+	Run     Run  `json:"run"`
+	Created bool `json:"created"`
+}
+
+// maxParams bounds the parameters of a run so tasks stay far below queue limits.
+const (
+	maxParams        = 64
+	maxParamKeyLen   = 64
+	maxParamValueLen = 1024
+)
+
+// Start creates the run of req.Pipeline for its key, if it does not exist, and
+// enqueues its root steps. Starting a run that exists changes nothing (beyond
+// healing a start that crashed before its roots were enqueued) and reports it.
+func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult, error) {
+	def, err := o.pipelineFor(req.Pipeline)
+	if err != nil {
+		return StartResult{}, err
+	}
+	date, err := runDate(req, def.Location, o.now())
+	if err != nil {
+		return StartResult{}, err
+	}
+	key := req.Key
+	if key == "" {
+		key = date
+	}
+	if !ValidKey(key) {
+		return StartResult{}, fmt.Errorf("%w: key %q must match %s", ErrInvalid, key, keyRE)
+	}
+	if err := validParams(req.Params); err != nil {
+		return StartResult{}, err
+	}
+	params := map[string]string{}
+	for k, v := range def.Params {
+		params[k] = v
+	}
+	for k, v := range req.Params {
+		params[k] = v
+	}
+	now := o.now().UTC()
+	run := Run{
+		ID: RunID(def.Name, key), Pipeline: def.Name, Key: key, Date: date, Params: params,
+		Status: RunPending, Trigger: req.Trigger, CreatedAt: now, UpdatedAt: now,
+	}
+	srs := make([]StepRun, len(def.Steps))
+	for i, s := range def.Steps {
+		srs[i] = StepRun{RunID: run.ID, Step: s.Name, Status: StepPending, Generation: 1, MaxAttempts: s.MaxAttempts, UpdatedAt: now}
+	}
+	stored, created, err := o.ledger.CreateRun(ctx, run, srs)
+	if err != nil {
+		return StartResult{}, fmt.Errorf("start %s: %w", run.ID, err)
+	}
+	log := o.log.With("run", stored.ID, "pipeline", def.Name)
+	if created {
+		log.InfoContext(ctx, "run created", "date", date, "trigger", req.Trigger)
+	}
+	if stored.Status == RunPending {
+		stored, err = o.launch(ctx, def, stored)
+		if err != nil {
+			return StartResult{}, err
+		}
+	}
+	return StartResult{Run: stored, Created: created}, nil
+}
+
+// launch enqueues the roots of a pending run and marks it running.
+func (o *Orchestrator) launch(ctx context.Context, def *Definition, r Run) (Run, error) {
+	roots := def.Roots()
+	current, err := o.ledger.GetSteps(ctx, r.ID, roots...)
+	if err != nil {
+		return r, fmt.Errorf("launch %s: %w", r.ID, err)
+	}
+	for _, s := range current {
+		if err := o.enqueue(ctx, def, r.ID, r.Date, r.Params, s.Step, s.Generation, false); err != nil {
+			return r, err
+		}
+	}
+	for range 5 {
+		r.Status = RunRunning
+		r.UpdatedAt = o.now().UTC()
+		updated, err := o.ledger.UpdateRun(ctx, r)
+		if err == nil {
+			o.notify(ctx, Event{Kind: EventRunStarted, Run: updated})
+			return updated, nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return r, fmt.Errorf("launch %s: %w", r.ID, err)
+		}
+		fresh, gerr := o.ledger.GetRun(ctx, r.ID)
+		if gerr != nil {
+			return r, fmt.Errorf("launch %s: %w", r.ID, gerr)
+		}
+		fresh.Steps = nil
+		if fresh.Status != RunPending {
+			return fresh, nil // a concurrent start launched it
+		}
+		r = fresh
+	}
+	return r, fmt.Errorf("launch %s: %w: run record keeps changing", r.ID, ErrConflict)
+}
+
+func (o *Orchestrator) pipelineFor(name string) (*Definition, error) {
+	if name == "" {
+		if all := o.catalog.All(); len(all) == 1 {
+			return all[0], nil
+		}
+		return nil, fmt.Errorf("%w: pipeline is required (loaded: %v)", ErrInvalid, o.names())
+	}
+	def := o.catalog.Get(name)
+	if def == nil {
+		return nil, fmt.Errorf("%w: pipeline %q (loaded: %v)", ErrNotFound, name, o.names())
+	}
+	return def, nil
+}
+
+func (o *Orchestrator) names() []string {
+	var out []string
+	for _, d := range o.catalog.All() {
+		out = append(out, d.Name)
+	}
+	return out
+}
+
+func runDate(req StartRequest, loc *time.Location, now time.Time) (string, error) {
+	if req.Date != "" {
+		t, err := time.ParseInLocation(time.DateOnly, req.Date, loc)
+		if err != nil {
+			return "", fmt.Errorf("%w: date %q is not YYYY-MM-DD", ErrInvalid, req.Date)
+		}
+		return t.Format(time.DateOnly), nil
+	}
+	if !req.ScheduleTime.IsZero() {
+		return req.ScheduleTime.In(loc).Format(time.DateOnly), nil
+	}
+	return now.In(loc).Format(time.DateOnly), nil
+}
+
+func validParams(p map[string]string) error {
+	if len(p) > maxParams {
+		return fmt.Errorf("%w: %d params, at most %d", ErrInvalid, len(p), maxParams)
+	}
+	for k, v := range p {
+		if k == "" || len(k) > maxParamKeyLen {
+			return fmt.Errorf("%w: param name %q must be 1..%d bytes", ErrInvalid, k, maxParamKeyLen)
+		}
+		if len(v) > maxParamValueLen {
+			return fmt.Errorf("%w: param %q is %d bytes, at most %d", ErrInvalid, k, len(v), maxParamValueLen)
+		}
+	}
+	return nil
+}
+
+// enqueue puts the task of one step of a run on the queue (idempotent by name).
+func (o *Orchestrator) enqueue(ctx context.Context, def *Definition, runID, date string, params map[string]string, step string, gen int, only bool) error {
+	sd := def.Step(step)
+	t := Task{
+		Name:     TaskName(runID, step, gen),
+		Payload:  TaskPayload{RunID: runID, Step: step, Generation: gen, Date: date, Params: params, Only: only},
+		Deadline: sd.Timeout + o.leaseGrace/2,
+	}
+	if err := o.queue.Enqueue(ctx, t); err != nil {
+		return fmt.Errorf("enqueue %s of %s (generation %d): %w", step, runID, gen, err)
+	}
+	return nil
+}
+
+func (o *Orchestrator) notify(ctx context.Context, e Event) {
+	if err := o.notifier.Notify(ctx, e); err != nil {
+		o.log.WarnContext(ctx, "notification failed", "run", e.Run.ID, "event", string(e.Kind), "error", err.Error())
+	}
+}
