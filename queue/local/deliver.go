@@ -1,0 +1,187 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// Request headers of a delivery, as Cloud Tasks sends them.
+const (
+	HeaderQueueName      = "X-CloudTasks-QueueName"
+	HeaderTaskName       = "X-CloudTasks-TaskName"
+	HeaderRetryCount     = "X-CloudTasks-TaskRetryCount"
+	HeaderExecutionCount = "X-CloudTasks-TaskExecutionCount"
+	HeaderETA            = "X-CloudTasks-TaskETA"
+	userAgent            = "Google-Cloud-Tasks"
+)
+
+// outcome is the result of one delivery.
+type outcome struct {
+	status     int           // HTTP status, or 0 when there was no response
+	retryAfter time.Duration // from a 429 or 503 answer
+	err        error         // nil when the handler answered 2xx
+}
+
+// deliver makes one delivery of r and records its result.
+func (q *Queue) deliver(ctx context.Context, r *record) {
+	o := q.attempt(ctx, r)
+	now := time.Now()
+	switch {
+	case o.err == nil:
+		q.finish(r, now)
+	case ctx.Err() != nil:
+		// Shutdown cancelled the delivery: it does not count, and the task
+		// stays pending in the database and in memory.
+		q.requeue(r)
+	default:
+		q.fail(r, o, now)
+	}
+}
+
+func (q *Queue) finish(r *record, now time.Time) {
+	err := q.db.Batch(func(tx *bbolt.Tx) error {
+		return finishTask(tx, r.Name, now, q.cfg.DedupWindow)
+	})
+	if err != nil {
+		q.log.Error("local queue: task delivered but not deleted; it will be delivered again after a restart",
+			"task", r.Name, "error", err)
+	}
+	q.mu.Lock()
+	q.inflight--
+	q.mu.Unlock()
+}
+
+func (q *Queue) requeue(r *record) {
+	q.mu.Lock()
+	q.inflight--
+	q.tasks.push(r)
+	q.mu.Unlock()
+	q.poke()
+}
+
+func (q *Queue) fail(r *record, o outcome, now time.Time) {
+	r.Attempts++
+	if o.status != 0 {
+		r.Responses++
+	}
+	r.LastError = o.err.Error()
+	attrs := []any{"queue", q.cfg.QueueName, "task", r.Name, "run_id", r.Payload.RunID, "step", r.Payload.Step,
+		"attempts", r.Attempts, "status", o.status, "error", o.err}
+	if r.Attempts >= q.cfg.MaxAttempts {
+		r.Dead = now
+		err := q.db.Batch(func(tx *bbolt.Tx) error { return buryTask(tx, r, q.cfg.DedupWindow) })
+		if err != nil {
+			q.log.Error("local queue: task out of attempts and NOT dead-lettered; it stays pending", append(attrs, "db_error", err)...)
+			r.Dead = time.Time{}
+			r.ETA = now.Add(q.cfg.MaxBackoff)
+			q.requeue(r)
+			return
+		}
+		q.log.Error("local queue: task out of attempts: moved to the dead-letter bucket", attrs...)
+		q.mu.Lock()
+		q.inflight--
+		q.mu.Unlock()
+		return
+	}
+	r.ETA = now.Add(max(backoff(q.cfg.MinBackoff, q.cfg.MaxBackoff, r.Attempts), min(o.retryAfter, MaxRetryAfter)))
+	q.log.Warn("local queue: delivery failed; will retry", append(attrs, "retry_in", r.ETA.Sub(now))...)
+	if err := q.db.Batch(func(tx *bbolt.Tx) error { return putTask(tx, r) }); err != nil {
+		q.log.Error("local queue: retry state not saved", "task", r.Name, "error", err)
+	}
+	q.requeue(r)
+}
+
+// backoff is the wait after the n-th failed delivery: lo doubled n-1 times,
+// at most hi.
+func backoff(lo, hi time.Duration, n int) time.Duration {
+	d := lo
+	for i := 1; i < n && d < hi; i++ {
+		d *= 2
+	}
+	return min(d, hi)
+}
+
+// attempt POSTs r to the service.
+func (q *Queue) attempt(ctx context.Context, r *record) outcome {
+	ctx, cancel := context.WithTimeout(ctx, r.Deadline)
+	defer cancel()
+	q.mu.Lock()
+	base := q.baseURL
+	q.mu.Unlock()
+	url := base + r.Payload.Path()
+	body, err := json.Marshal(r.Payload)
+	if err != nil {
+		return outcome{err: fmt.Errorf("encode payload: %w", err)}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return outcome{err: fmt.Errorf("request %s: %w", url, err)}
+	}
+	h := req.Header
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", userAgent)
+	h.Set(HeaderQueueName, q.cfg.QueueName)
+	h.Set(HeaderTaskName, r.Name)
+	h.Set(HeaderRetryCount, strconv.Itoa(r.Attempts))
+	h.Set(HeaderExecutionCount, strconv.Itoa(r.Responses))
+	h.Set(HeaderETA, formatETA(r.ETA))
+	if q.cfg.Token != nil {
+		aud := q.cfg.Audience
+		if aud == "" {
+			aud = base
+		}
+		tok, err := q.cfg.Token(ctx, aud)
+		if err != nil {
+			return outcome{err: fmt.Errorf("token for %s: %w", aud, err)}
+		}
+		h.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := q.cfg.Client.Do(req)
+	if err != nil {
+		return outcome{err: fmt.Errorf("post %s: %w", url, err)}
+	}
+	defer resp.Body.Close()
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return outcome{status: resp.StatusCode}
+	}
+	o := outcome{
+		status: resp.StatusCode,
+		err:    fmt.Errorf("post %s: %s: %s", url, resp.Status, strings.TrimSpace(string(snippet))),
+	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		o.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	return o
+}
+
+// parseRetryAfter reads a Retry-After value: seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil {
+		return time.Duration(min(max(s, 0), int(MaxRetryAfter/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return 0
+}
+
+// formatETA writes t as Unix seconds with a microsecond fraction.
+func formatETA(t time.Time) string {
+	us := t.UnixMicro()
+	return fmt.Sprintf("%d.%06d", us/1e6, us%1e6)
+}

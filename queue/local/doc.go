@@ -1,0 +1,23 @@
+// Package local implements pipeline.Queue as an in-process, durable
+// dispatcher with Cloud Tasks semantics, stored in a bbolt database that it
+// shares with the embedded ledger (its buckets are prefixed "queue_").
+//
+// Each task is delivered at least once as an HTTP POST of its JSON payload to
+// BaseURL + Payload.Path() with the X-CloudTasks-* headers. A 2xx answer
+// finishes the task; anything else (another status, a connection error, a
+// timeout) is retried with exponential backoff, honouring Retry-After on 429
+// and 503, until MaxAttempts deliveries have failed, when the task moves to a
+// dead-letter bucket. A task name is refused (Enqueue returns nil and queues
+// nothing) while the task is pending and for DedupWindow after it finished.
+//
+// Writes go through bbolt's DB.Batch, so the queue and the ledger share group
+// commits. Batch waits up to DB.MaxBatchDelay (10 ms by default) to gather a
+// group: whoever opens the database should lower it (a few hundred
+// microseconds, about one fsync) for step-to-step latency.
+//
+// Pending tasks are also held in memory, in a heap keyed by their next
+// delivery time; the dispatcher sleeps on a timer for the earliest one and is
+// woken by Enqueue, so a task enqueued now is delivered at once. New loads
+// every pending task from the database, so a restarted process finishes the
+// tasks of the one that was killed.
+package local

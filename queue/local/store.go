@@ -1,0 +1,184 @@
+package local
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/pipelinehq/pipeline/pipeline"
+)
+
+// Buckets of the queue in the shared database.
+var (
+	// bucketTasks maps a pending task's name to its record.
+	bucketTasks = []byte("queue_tasks")
+	// bucketNames maps a used task name to when it was created or finished
+	// (8-byte big-endian Unix nanoseconds), for dedup.
+	bucketNames = []byte("queue_names")
+	// bucketNameTimes indexes bucketNames by time (time + name -> nothing) so
+	// that expired names are pruned from its front.
+	bucketNameTimes = []byte("queue_name_times")
+	// bucketDead maps a dead-lettered task's name to its record.
+	bucketDead = []byte("queue_dead")
+)
+
+// pruneBatch bounds how many expired names one write removes.
+const pruneBatch = 32
+
+// record is a task as stored, with its delivery state.
+type record struct {
+	Name     string               `json:"name"`
+	Payload  pipeline.TaskPayload `json:"payload"`
+	Deadline time.Duration        `json:"deadline"`
+	Created  time.Time            `json:"created"`
+	// ETA is when the next delivery is due.
+	ETA time.Time `json:"eta"`
+	// Attempts counts failed deliveries (X-CloudTasks-TaskRetryCount).
+	Attempts int `json:"attempts,omitempty"`
+	// Responses counts failed deliveries that got an HTTP response
+	// (X-CloudTasks-TaskExecutionCount).
+	Responses int    `json:"responses,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+	// Dead is when the task was dead-lettered.
+	Dead time.Time `json:"dead,omitzero"`
+}
+
+func createBuckets(tx *bbolt.Tx) error {
+	for _, b := range [][]byte{bucketTasks, bucketNames, bucketNameTimes, bucketDead} {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return fmt.Errorf("create bucket %s: %w", b, err)
+		}
+	}
+	return nil
+}
+
+func timeKey(t time.Time) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(t.UnixNano()))
+}
+
+func keyTime(k []byte) time.Time {
+	return time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
+}
+
+// insertTask stores r unless its name is taken: pending, or used less than
+// window before now. It is idempotent (DB.Batch may run it again).
+func insertTask(tx *bbolt.Tx, r *record, now time.Time, window time.Duration) (inserted bool, err error) {
+	name := []byte(r.Name)
+	tasks := tx.Bucket(bucketTasks)
+	if tasks.Get(name) != nil {
+		return false, nil
+	}
+	if v := tx.Bucket(bucketNames).Get(name); v != nil {
+		if now.Sub(keyTime(v)) < window {
+			return false, nil
+		}
+	}
+	buf, err := json.Marshal(r)
+	if err != nil {
+		return false, fmt.Errorf("encode task %s: %w", r.Name, err)
+	}
+	if err := tasks.Put(name, buf); err != nil {
+		return false, fmt.Errorf("put task %s: %w", r.Name, err)
+	}
+	if err := useName(tx, name, now); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// useName records that name was used at t, replacing its previous entry.
+func useName(tx *bbolt.Tx, name []byte, t time.Time) error {
+	names, times := tx.Bucket(bucketNames), tx.Bucket(bucketNameTimes)
+	if old := names.Get(name); old != nil {
+		if err := times.Delete(append(bytes.Clone(old), name...)); err != nil {
+			return fmt.Errorf("unindex name %s: %w", name, err)
+		}
+	}
+	tk := timeKey(t)
+	if err := names.Put(name, tk); err != nil {
+		return fmt.Errorf("put name %s: %w", name, err)
+	}
+	if err := times.Put(bytes.Join([][]byte{tk, name}, nil), nil); err != nil {
+		return fmt.Errorf("index name %s: %w", name, err)
+	}
+	return nil
+}
+
+// pruneNames forgets at most pruneBatch names used before cutoff.
+func pruneNames(tx *bbolt.Tx, cutoff time.Time) error {
+	names, times := tx.Bucket(bucketNames), tx.Bucket(bucketNameTimes)
+	limit := timeKey(cutoff)
+	var expired [][]byte
+	c := times.Cursor()
+	for k, _ := c.First(); k != nil && len(expired) < pruneBatch && bytes.Compare(k[:8], limit) < 0; k, _ = c.Next() {
+		expired = append(expired, bytes.Clone(k))
+	}
+	for _, k := range expired {
+		if err := times.Delete(k); err != nil {
+			return fmt.Errorf("prune name index: %w", err)
+		}
+		name := k[8:]
+		// A name still pending (retried beyond the window) is deduplicated
+		// through bucketTasks; dropping its entry here is harmless.
+		if v := names.Get(name); v != nil && bytes.Equal(v, k[:8]) {
+			if err := names.Delete(name); err != nil {
+				return fmt.Errorf("prune name %s: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// finishTask deletes a delivered task, keeps its name for dedup from now and
+// prunes expired names.
+func finishTask(tx *bbolt.Tx, name string, now time.Time, window time.Duration) error {
+	if err := tx.Bucket(bucketTasks).Delete([]byte(name)); err != nil {
+		return fmt.Errorf("delete task %s: %w", name, err)
+	}
+	if err := useName(tx, []byte(name), now); err != nil {
+		return err
+	}
+	return pruneNames(tx, now.Add(-window))
+}
+
+// putTask overwrites a pending task's record (its delivery state).
+func putTask(tx *bbolt.Tx, r *record) error {
+	buf, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode task %s: %w", r.Name, err)
+	}
+	if err := tx.Bucket(bucketTasks).Put([]byte(r.Name), buf); err != nil {
+		return fmt.Errorf("put task %s: %w", r.Name, err)
+	}
+	return nil
+}
+
+// buryTask moves a task to the dead-letter bucket.
+func buryTask(tx *bbolt.Tx, r *record, window time.Duration) error {
+	buf, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode task %s: %w", r.Name, err)
+	}
+	if err := tx.Bucket(bucketDead).Put([]byte(r.Name), buf); err != nil {
+		return fmt.Errorf("put dead task %s: %w", r.Name, err)
+	}
+	return finishTask(tx, r.Name, r.Dead, window)
+}
+
+// loadTasks reads every pending task.
+func loadTasks(tx *bbolt.Tx) ([]*record, error) {
+	var out []*record
+	err := tx.Bucket(bucketTasks).ForEach(func(k, v []byte) error {
+		r := new(record)
+		if err := json.Unmarshal(v, r); err != nil {
+			return fmt.Errorf("decode task %s: %w", k, err)
+		}
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
