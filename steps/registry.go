@@ -16,10 +16,12 @@ type Registry struct {
 	kinds map[string]Factory
 }
 
-// NewRegistry returns a registry holding the built-in kinds (http).
+// NewRegistry returns a registry holding the built-in kinds (http, noop, sleep).
 func NewRegistry() *Registry {
 	r := &Registry{kinds: map[string]Factory{}}
 	r.Register("http", NewHTTP)
+	r.Register("noop", NewNoop)
+	r.Register("sleep", NewSleep)
 	return r
 }
 
