@@ -1,0 +1,42 @@
+package emulator
+
+import (
+	"crypto/rand"
+	"regexp"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+var (
+	// queueNameRE is projects/PROJECT/locations/LOCATION/queues/QUEUE.
+	queueNameRE = regexp.MustCompile(`^projects/([a-z0-9.:-]{1,100})/locations/([a-z][a-z0-9-]{0,62})/queues/([A-Za-z0-9-]{1,100})$`)
+	taskIDRE    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,500}$`)
+)
+
+// checkQueueName validates a queue resource name.
+func checkQueueName(name string) error {
+	if !queueNameRE.MatchString(name) {
+		return status.Errorf(codes.InvalidArgument, "queue name %q must be projects/PROJECT_ID/locations/LOCATION_ID/queues/QUEUE_ID", name)
+	}
+	return nil
+}
+
+// splitTaskName validates a task resource name and returns its queue and ID.
+func splitTaskName(name string) (queue, id string, err error) {
+	queue, id, ok := strings.Cut(name, "/tasks/")
+	if !ok || !queueNameRE.MatchString(queue) || !taskIDRE.MatchString(id) {
+		return "", "", status.Errorf(codes.InvalidArgument,
+			"task name %q must be projects/PROJECT_ID/locations/LOCATION_ID/queues/QUEUE_ID/tasks/TASK_ID with TASK_ID matching %s", name, taskIDRE)
+	}
+	return queue, id, nil
+}
+
+// lastSegment is the ID at the end of a resource name.
+func lastSegment(name string) string {
+	return name[strings.LastIndexByte(name, '/')+1:]
+}
+
+// generatedID is a random task ID for a task created without a name.
+func generatedID() string { return rand.Text() }
