@@ -1,0 +1,120 @@
+package local
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestDelayHonoured(t *testing.T) {
+	srv := newServer(t, status(http.StatusOK))
+	q := newQueue(t, tempDB(t), Config{BaseURL: srv.URL})
+	run(t, q)
+	later := task("later", "later")
+	later.Delay = 150 * time.Millisecond
+	enqueued := time.Now()
+	enqueue(t, q, later, task("now", "now"))
+
+	if d := srv.next(t); d.Payload.Step != "now" {
+		t.Errorf("first delivery %q, want the undelayed task", d.Payload.Step)
+	}
+	d := srv.next(t)
+	if d.Payload.Step != "later" {
+		t.Errorf("second delivery %q", d.Payload.Step)
+	}
+	if waited := d.At.Sub(enqueued); waited < later.Delay {
+		t.Errorf("delayed task delivered after %s, before its %s delay", waited, later.Delay)
+	}
+	srv.none(t, q)
+}
+
+func TestConcurrencyLimit(t *testing.T) {
+	const limit, tasks = 3, 40
+	var mu sync.Mutex
+	inflight, peak := 0, 0
+	srv := newServer(t, func(w http.ResponseWriter, _ *http.Request, _ delivery) {
+		mu.Lock()
+		inflight++
+		peak = max(peak, inflight)
+		mu.Unlock()
+		time.Sleep(2 * time.Millisecond) // hold the slot so that deliveries overlap
+		mu.Lock()
+		inflight--
+		mu.Unlock()
+	})
+	q := newQueue(t, tempDB(t), Config{BaseURL: srv.URL, Concurrency: limit})
+	for i := range tasks {
+		enqueue(t, q, task(fmt.Sprintf("t%02d", i), "s"))
+	}
+	run(t, q)
+	seen := map[string]bool{}
+	for range tasks {
+		seen[srv.next(t).Header.Get(HeaderTaskName)] = true
+	}
+	srv.none(t, q)
+	if len(seen) != tasks {
+		t.Errorf("%d distinct tasks delivered, want %d", len(seen), tasks)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if peak > limit {
+		t.Errorf("%d deliveries in flight at once, limit %d", peak, limit)
+	}
+	t.Logf("peak in flight: %d of %d", peak, limit)
+}
+
+func TestShutdownLeavesInterruptedTaskPending(t *testing.T) {
+	release := make(chan struct{})
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request, _ delivery) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	db := tempDB(t)
+	q := newQueue(t, db, Config{BaseURL: srv.URL, ShutdownTimeout: 20 * time.Millisecond})
+	stop := run(t, q)
+	enqueue(t, q, task("interrupted", "s"))
+	srv.next(t)
+	stop() // returns once the grace period is over and the delivery cancelled
+	if n := q.Pending(); n != 1 {
+		t.Fatalf("pending after shutdown = %d, want 1", n)
+	}
+	close(release)
+
+	// The task is still stored, its interrupted delivery not counted.
+	q2 := newQueue(t, db, Config{BaseURL: srv.URL})
+	run(t, q2)
+	if r, e := counts(srv.next(t)); r != "0" || e != "0" {
+		t.Errorf("redelivery: retry count %s, execution count %s, want 0, 0", r, e)
+	}
+	waitIdle(t, q2)
+}
+
+func TestShutdownWaitsForDeliveries(t *testing.T) {
+	release := make(chan struct{})
+	srv := newServer(t, func(w http.ResponseWriter, _ *http.Request, _ delivery) { <-release })
+	q := newQueue(t, tempDB(t), Config{BaseURL: srv.URL, ShutdownTimeout: time.Minute})
+	stop := run(t, q)
+	enqueue(t, q, task("finishing", "s"))
+	srv.next(t)
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	close(release)
+	<-stopped
+	if n := q.Pending(); n != 0 {
+		t.Errorf("pending after a graceful shutdown = %d, want 0", n)
+	}
+}
+
+func TestSetBaseURLBeforeRun(t *testing.T) {
+	srv := newServer(t, status(http.StatusOK))
+	q := newQueue(t, tempDB(t), Config{})
+	enqueue(t, q, task("early", "s"))
+	q.SetBaseURL(srv.URL)
+	run(t, q)
+	srv.next(t)
+	waitIdle(t, q)
+}

@@ -1,0 +1,98 @@
+package local
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+func TestUsedNamesArePruned(t *testing.T) {
+	srv := newServer(t, status(http.StatusOK))
+	db := tempDB(t)
+	q := newQueue(t, db, Config{BaseURL: srv.URL, DedupWindow: time.Nanosecond, Concurrency: 1})
+	run(t, q)
+	const tasks = 200
+	for i := range tasks {
+		enqueue(t, q, task(fmt.Sprintf("n%03d", i), "s"))
+	}
+	for range tasks {
+		srv.next(t)
+	}
+	waitIdle(t, q)
+	var names, times int
+	err := db.View(func(tx *bbolt.Tx) error {
+		names, times = count(tx.Bucket(bucketNames)), count(tx.Bucket(bucketNameTimes))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every finish forgets up to pruneBatch expired names, so the used names
+	// do not pile up; the index stays in step with them.
+	if names != times || names > pruneBatch {
+		t.Errorf("after %d tasks: %d used names, %d index entries", tasks, names, times)
+	}
+}
+
+func TestExpiredNameIsReusableBeforePrune(t *testing.T) {
+	db := tempDB(t)
+	now := time.Now()
+	r := &record{Name: "x", Created: now}
+	err := db.Update(func(tx *bbolt.Tx) error {
+		if err := createBuckets(tx); err != nil {
+			return err
+		}
+		for i, c := range []struct {
+			at   time.Time
+			want bool
+		}{
+			{now, true},                     // new
+			{now.Add(time.Minute), false},   // pending
+			{now.Add(2 * time.Hour), false}, // still pending, even past the window
+		} {
+			got, err := insertTask(tx, r, c.at, time.Hour)
+			if err != nil {
+				return err
+			}
+			if got != c.want {
+				t.Errorf("insert %d: inserted = %v, want %v", i, got, c.want)
+			}
+		}
+		if err := finishTask(tx, "x", now.Add(3*time.Hour), time.Hour); err != nil {
+			return err
+		}
+		for i, c := range []struct {
+			at   time.Time
+			want bool
+		}{
+			{now.Add(3*time.Hour + time.Minute), false}, // finished within the window
+			{now.Add(4*time.Hour + time.Second), true},  // window over
+		} {
+			got, err := insertTask(tx, r, c.at, time.Hour)
+			if err != nil {
+				return err
+			}
+			if got != c.want {
+				t.Errorf("insert after finish %d: inserted = %v, want %v", i, got, c.want)
+			}
+		}
+		if n, m := count(tx.Bucket(bucketNames)), count(tx.Bucket(bucketNameTimes)); n != 1 || m != 1 {
+			t.Errorf("%d names, %d index entries, want 1 and 1", n, m)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// count counts a bucket's keys (Stats does not see a write transaction's
+// uncommitted changes).
+func count(b *bbolt.Bucket) int {
+	n := 0
+	_ = b.ForEach(func(_, _ []byte) error { n++; return nil })
+	return n
+}
