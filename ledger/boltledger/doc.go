@@ -1,0 +1,21 @@
+// Package boltledger is the embedded, durable pipeline.Ledger of local mode: one
+// bbolt file, shareable with the local queue (each keeps its own buckets).
+//
+// Layout (bucket: key -> value; every value is an 8-byte big-endian version
+// followed by the record as JSON):
+//
+//	ledger.runs:        run ID -> run, with its step names in creation order
+//	ledger.steps:       uvarint(len(run ID)) run ID step -> step
+//	ledger.runs.time:   created-at key, run ID -> (empty)     newest-first listing
+//	ledger.runs.pipe:   uvarint(len(pipeline)) pipeline created-at key, run ID -> (empty)
+//
+// A created-at key is 12 bytes that sort like the instant (seconds with the
+// sign bit flipped, then nanoseconds), so ListRuns walks an index backwards
+// from the newest run and stops at Since or Limit instead of scanning.
+//
+// Versions are per-record counters, incremented on every write; the version
+// check happens inside the write transaction. Writes go through DB.Batch, so
+// concurrent writers share one commit (one fsync); write functions are
+// idempotent because Batch may run them twice, and a lost compare-and-swap is
+// reported without failing the batch.
+package boltledger

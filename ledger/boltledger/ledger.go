@@ -1,0 +1,81 @@
+package boltledger
+
+import (
+	"fmt"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/pipelinehq/pipeline/pipeline"
+)
+
+// Bucket names; the "ledger." prefix keeps them apart from the queue's in a
+// shared file.
+var (
+	runsBucket    = []byte("ledger.runs")
+	stepsBucket   = []byte("ledger.steps")
+	byTimeBucket  = []byte("ledger.runs.time")
+	byPipelineBkt = []byte("ledger.runs.pipe")
+	ledgerBuckets = [][]byte{runsBucket, stepsBucket, byTimeBucket, byPipelineBkt}
+)
+
+// Ledger is a pipeline.Ledger in a bbolt file.
+type Ledger struct {
+	db *bbolt.DB
+	// owned says Close closes db (Open opened it).
+	owned bool
+}
+
+var _ pipeline.Ledger = (*Ledger)(nil)
+
+// New returns a ledger in db, creating its buckets. Close does not close db,
+// which may be shared (see OpenDB).
+func New(db *bbolt.DB) (*Ledger, error) {
+	err := db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range ledgerBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltledger: init %s: %w", db.Path(), err)
+	}
+	return &Ledger{db: db}, nil
+}
+
+// Open opens (or creates) the file at path with OpenDB and returns a ledger
+// that owns it: Close closes the file.
+func Open(path string) (*Ledger, error) {
+	db, err := OpenDB(path)
+	if err != nil {
+		return nil, err
+	}
+	l, err := New(db)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	l.owned = true
+	return l, nil
+}
+
+// Close closes the file if Open opened it.
+func (l *Ledger) Close() error {
+	if !l.owned {
+		return nil
+	}
+	if err := l.db.Close(); err != nil {
+		return fmt.Errorf("boltledger: close %s: %w", l.db.Path(), err)
+	}
+	return nil
+}
+
+// write runs fn in a commit shared with concurrent writers (bbolt's Batch). fn
+// may run more than once, so it must reset what it reports on entry. It
+// reports outcomes (not found, conflict) through its caller's variables and
+// returns an error only when the transaction must roll back, since an error
+// makes Batch roll back the whole batch and retry the others.
+func (l *Ledger) write(fn func(tx *bbolt.Tx) error) error {
+	return l.db.Batch(fn)
+}

@@ -1,0 +1,273 @@
+package boltledger
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/pipelinehq/pipeline/pipeline"
+)
+
+// defaultLimit is ListRuns' limit when the filter gives none.
+const defaultLimit = 100
+
+// CreateRun writes r and its steps in one transaction, each with version 1,
+// unless a run with r.ID exists: then it returns that run (without steps) and
+// created=false. The returned run never carries steps.
+func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline.StepRun) (pipeline.Run, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: %w", r.ID, err)
+	}
+	if r.ID == "" {
+		return pipeline.Run{}, false, fmt.Errorf("boltledger: create run: %w: empty run ID", pipeline.ErrInvalid)
+	}
+	// Encode everything before the transaction: it holds the write lock.
+	names := make([]string, len(steps))
+	stepVals := make([][]byte, len(steps))
+	seen := make(map[string]bool, len(steps))
+	for i, s := range steps {
+		switch {
+		case s.Step == "":
+			return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: %w: step %d has no name", r.ID, pipeline.ErrInvalid, i)
+		case seen[s.Step]:
+			return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: %w: step %s given twice", r.ID, pipeline.ErrInvalid, s.Step)
+		case s.RunID != "" && s.RunID != r.ID:
+			return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: %w: step %s belongs to run %s", r.ID, pipeline.ErrInvalid, s.Step, s.RunID)
+		}
+		seen[s.Step] = true
+		names[i] = s.Step
+		v, err := encode(1, newStepRecord(s))
+		if err != nil {
+			return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: step %s: %w", r.ID, s.Step, err)
+		}
+		stepVals[i] = v
+	}
+	runVal, err := encode(1, newRunRecord(r, names))
+	if err != nil {
+		return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: %w", r.ID, err)
+	}
+	id := []byte(r.ID)
+
+	var (
+		existing pipeline.Run
+		exists   bool
+	)
+	err = l.write(func(tx *bbolt.Tx) error {
+		existing, exists = pipeline.Run{}, false
+		runs := tx.Bucket(runsBucket)
+		if cur := runs.Get(id); cur != nil {
+			var rec runRecord
+			version, err := decode(cur, &rec)
+			if err != nil {
+				return fmt.Errorf("run %s: %w", r.ID, err)
+			}
+			existing, exists = rec.run(r.ID, version), true
+			return nil
+		}
+		if err := runs.Put(id, runVal); err != nil {
+			return err
+		}
+		stepsB := tx.Bucket(stepsBucket)
+		for i, name := range names {
+			if err := stepsB.Put(stepKey(r.ID, name), stepVals[i]); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(byTimeBucket).Put(timeIndexKey(r.CreatedAt, r.ID), nil); err != nil {
+			return err
+		}
+		return tx.Bucket(byPipelineBkt).Put(pipelineIndexKey(r.Pipeline, r.CreatedAt, r.ID), nil)
+	})
+	if err != nil {
+		return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: %w", r.ID, err)
+	}
+	if exists {
+		return existing, false, nil
+	}
+	r.Version, r.Steps = 1, nil
+	return r, true, nil
+}
+
+// GetRun returns the run with its steps in creation order.
+func (l *Ledger) GetRun(ctx context.Context, runID string) (pipeline.Run, error) {
+	if err := ctx.Err(); err != nil {
+		return pipeline.Run{}, fmt.Errorf("boltledger: get run %s: %w", runID, err)
+	}
+	var r pipeline.Run
+	err := l.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(runsBucket).Get([]byte(runID))
+		if v == nil {
+			return pipeline.ErrNotFound
+		}
+		var rec runRecord
+		version, err := decode(v, &rec)
+		if err != nil {
+			return err
+		}
+		r = rec.run(runID, version)
+		r.Steps = make([]pipeline.StepRun, len(rec.Steps))
+		stepsB := tx.Bucket(stepsBucket)
+		for i, name := range rec.Steps {
+			if r.Steps[i], err = getStep(stepsB, runID, name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return pipeline.Run{}, fmt.Errorf("boltledger: get run %s: %w", runID, err)
+	}
+	return r, nil
+}
+
+// UpdateRun writes r's own fields (not its steps, nor their order) if
+// r.Version matches the stored version.
+func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, error) {
+	if err := ctx.Err(); err != nil {
+		return pipeline.Run{}, fmt.Errorf("boltledger: update run %s: %w", r.ID, err)
+	}
+	id := []byte(r.ID)
+	var (
+		outcome error
+		version int64
+	)
+	err := l.write(func(tx *bbolt.Tx) error {
+		outcome, version = nil, 0
+		runs := tx.Bucket(runsBucket)
+		cur := runs.Get(id)
+		if cur == nil {
+			outcome = pipeline.ErrNotFound
+			return nil
+		}
+		var old runRecord
+		stored, err := decode(cur, &old)
+		if err != nil {
+			return fmt.Errorf("run %s: %w", r.ID, err)
+		}
+		if stored != r.Version {
+			outcome = fmt.Errorf("%w: version %d, stored %d", pipeline.ErrConflict, r.Version, stored)
+			return nil
+		}
+		version = stored + 1
+		v, err := encode(version, newRunRecord(r, old.Steps))
+		if err != nil {
+			outcome = err
+			return nil
+		}
+		if err := runs.Put(id, v); err != nil {
+			return err
+		}
+		if !old.CreatedAt.Equal(r.CreatedAt) || old.Pipeline != r.Pipeline {
+			return reindex(tx, r.ID, old, r)
+		}
+		return nil
+	})
+	if err == nil {
+		err = outcome
+	}
+	if err != nil {
+		return pipeline.Run{}, fmt.Errorf("boltledger: update run %s: %w", r.ID, err)
+	}
+	r.Version = version
+	return r, nil
+}
+
+// reindex moves a run's index entries when its creation time or pipeline
+// changed.
+func reindex(tx *bbolt.Tx, runID string, old runRecord, r pipeline.Run) error {
+	byTime, byPipe := tx.Bucket(byTimeBucket), tx.Bucket(byPipelineBkt)
+	if err := byTime.Delete(timeIndexKey(old.CreatedAt, runID)); err != nil {
+		return err
+	}
+	if err := byPipe.Delete(pipelineIndexKey(old.Pipeline, old.CreatedAt, runID)); err != nil {
+		return err
+	}
+	if err := byTime.Put(timeIndexKey(r.CreatedAt, runID), nil); err != nil {
+		return err
+	}
+	return byPipe.Put(pipelineIndexKey(r.Pipeline, r.CreatedAt, runID), nil)
+}
+
+// ListRuns returns the runs matching f, newest first, without steps. It walks
+// the pipeline index (or, without a pipeline, the creation-time index) from
+// the newest run back to f.Since, so its cost is the runs it skips for the
+// status filter plus the runs it returns.
+func (l *Ledger) ListRuns(ctx context.Context, f pipeline.RunFilter) ([]pipeline.Run, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("boltledger: list runs: %w", err)
+	}
+	limit := cmp.Or(max(f.Limit, 0), defaultLimit)
+	index, prefix := byTimeBucket, []byte(nil)
+	if f.Pipeline != "" {
+		index, prefix = byPipelineBkt, pipelinePrefix(f.Pipeline)
+	}
+	var since []byte
+	if !f.Since.IsZero() {
+		since = appendTimeKey(nil, f.Since)
+	}
+	var out []pipeline.Run
+	err := l.db.View(func(tx *bbolt.Tx) error {
+		runs := tx.Bucket(runsBucket)
+		c := tx.Bucket(index).Cursor()
+		for k, _ := seekLast(c, prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
+			rest := k[len(prefix):]
+			if len(rest) < timeKeyLen {
+				return fmt.Errorf("corrupt index key %q", k)
+			}
+			if since != nil && bytes.Compare(rest[:timeKeyLen], since) < 0 {
+				break
+			}
+			runID := string(rest[timeKeyLen:])
+			v := runs.Get(rest[timeKeyLen:])
+			if v == nil {
+				return fmt.Errorf("index names missing run %s", runID)
+			}
+			var rec runRecord
+			version, err := decode(v, &rec)
+			if err != nil {
+				return fmt.Errorf("run %s: %w", runID, err)
+			}
+			if f.Status != "" && rec.Status != string(f.Status) {
+				continue
+			}
+			out = append(out, rec.run(runID, version))
+			if len(out) == limit {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltledger: list runs: %w", err)
+	}
+	return out, nil
+}
+
+// seekLast positions c on the last key starting with prefix (or, when no key
+// does, on a key that does not, or nil).
+func seekLast(c *bbolt.Cursor, prefix []byte) ([]byte, []byte) {
+	end := prefixEnd(prefix)
+	if end == nil {
+		return c.Last()
+	}
+	if k, _ := c.Seek(end); k == nil {
+		return c.Last()
+	}
+	return c.Prev()
+}
+
+// prefixEnd is the smallest key greater than every key starting with prefix,
+// or nil if there is none (prefix is empty or all 0xff).
+func prefixEnd(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}

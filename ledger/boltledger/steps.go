@@ -1,0 +1,96 @@
+package boltledger
+
+import (
+	"context"
+	"fmt"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/pipelinehq/pipeline/pipeline"
+)
+
+// GetSteps returns the named steps of a run, in the order asked.
+func (l *Ledger) GetSteps(ctx context.Context, runID string, steps ...string) ([]pipeline.StepRun, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("boltledger: get steps of %s: %w", runID, err)
+	}
+	out := make([]pipeline.StepRun, len(steps))
+	err := l.db.View(func(tx *bbolt.Tx) error {
+		if len(steps) == 0 && tx.Bucket(runsBucket).Get([]byte(runID)) == nil {
+			return fmt.Errorf("run: %w", pipeline.ErrNotFound)
+		}
+		b := tx.Bucket(stepsBucket)
+		for i, name := range steps {
+			var err error
+			if out[i], err = getStep(b, runID, name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltledger: get steps of %s: %w", runID, err)
+	}
+	return out, nil
+}
+
+// getStep reads one step in a transaction.
+func getStep(b *bbolt.Bucket, runID, name string) (pipeline.StepRun, error) {
+	v := b.Get(stepKey(runID, name))
+	if v == nil {
+		return pipeline.StepRun{}, fmt.Errorf("step %s: %w", name, pipeline.ErrNotFound)
+	}
+	var rec stepRecord
+	version, err := decode(v, &rec)
+	if err != nil {
+		return pipeline.StepRun{}, fmt.Errorf("step %s: %w", name, err)
+	}
+	return rec.step(runID, name, version), nil
+}
+
+// UpdateStep writes s if s.Version matches the stored version. Only the step's
+// own record is read and written, so writes to different steps never conflict.
+func (l *Ledger) UpdateStep(ctx context.Context, s pipeline.StepRun) (pipeline.StepRun, error) {
+	if err := ctx.Err(); err != nil {
+		return pipeline.StepRun{}, fmt.Errorf("boltledger: update step %s/%s: %w", s.RunID, s.Step, err)
+	}
+	// Encoded before the transaction; the version is filled in inside it.
+	val, err := encode(0, newStepRecord(s))
+	if err != nil {
+		return pipeline.StepRun{}, fmt.Errorf("boltledger: update step %s/%s: %w", s.RunID, s.Step, err)
+	}
+	key := stepKey(s.RunID, s.Step)
+	var (
+		outcome error
+		version int64
+	)
+	err = l.write(func(tx *bbolt.Tx) error {
+		outcome, version = nil, 0
+		b := tx.Bucket(stepsBucket)
+		cur := b.Get(key)
+		if cur == nil {
+			outcome = pipeline.ErrNotFound
+			return nil
+		}
+		stored, err := versionOf(cur)
+		if err != nil {
+			return err
+		}
+		if stored != s.Version {
+			outcome = fmt.Errorf("%w: version %d, stored %d", pipeline.ErrConflict, s.Version, stored)
+			return nil
+		}
+		version = stored + 1
+		// A rerun of this function is in a new transaction after the last
+		// one rolled back, so rewriting val's prefix here is safe.
+		return b.Put(key, withVersion(val, version))
+	})
+	if err == nil {
+		err = outcome
+	}
+	if err != nil {
+		return pipeline.StepRun{}, fmt.Errorf("boltledger: update step %s/%s: %w", s.RunID, s.Step, err)
+	}
+	s.Version = version
+	return s, nil
+}
