@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"time"
 
@@ -248,7 +249,8 @@ func runBody(ctx context.Context, sd *StepDef, in steps.Input) (out json.RawMess
 	defer cancel()
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("step panicked: %v\n%s", r, debug.Stack())
+			slog.Default().Error("step panicked", "step", sd.Name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = fmt.Errorf("step panicked: %v", r)
 		}
 	}()
 	out, err = sd.Body.Run(ctx, in)

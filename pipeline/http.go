@@ -24,7 +24,7 @@ type ServerConfig struct {
 	Orchestrator *Orchestrator
 	// Auth verifies callers of every route but /healthz. Required: pass an
 	// explicit "off" authenticator to disable checks.
-	Auth Authenticator
+	Auth   Authenticator
 	Logger *slog.Logger
 	// RequestContext decorates a request's context (e.g. with its trace).
 	RequestContext func(r *http.Request) *http.Request
@@ -83,9 +83,8 @@ func (s *server) handleError(c *echo.Context, err error) {
 		return
 	}
 	code := ErrorStatus(err)
-	var he *echo.HTTPError
-	if errors.As(err, &he) {
-		code = he.Code
+	if sc := echo.StatusCode(err); sc != 0 {
+		code = sc // routing errors: 404, 405
 	}
 	body := errorBody{Error: err.Error(), Status: code}
 	var re *RetryableError

@@ -256,7 +256,19 @@ func (o *Orchestrator) enqueue(ctx context.Context, def *Definition, runID, date
 	return nil
 }
 
+// notifyTimeout bounds a notifier; notifiers must hand slow work off anyway.
+const notifyTimeout = 5 * time.Second
+
+// notify hands a committed event to the notifier. A notifier's error, panic or
+// cancellation never reaches the step.
 func (o *Orchestrator) notify(ctx context.Context, e Event) {
+	defer func() {
+		if r := recover(); r != nil {
+			o.log.ErrorContext(ctx, "notifier panicked", "run", e.Run.ID, "event", string(e.Kind), "panic", fmt.Sprint(r))
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
+	defer cancel()
 	if err := o.notifier.Notify(ctx, e); err != nil {
 		o.log.WarnContext(ctx, "notification failed", "run", e.Run.ID, "event", string(e.Kind), "error", err.Error())
 	}
