@@ -29,6 +29,15 @@ type header struct {
 // verifyToken checks the token's signature with go-oidc, then its claims, and
 // returns them. Every failure wraps pipeline.ErrUnauthorized.
 func (v *Verifier) verifyToken(ctx context.Context, raw string) (claims, error) {
+	now := v.now()
+	if c, ok := v.cache.get(raw, now); ok {
+		// The same bytes passed every check below not long ago; the
+		// time-dependent checks run again.
+		if err := v.checkClaims(c, now); err != nil {
+			return claims{}, err
+		}
+		return c, nil
+	}
 	h, err := peekHeader(raw)
 	if err != nil {
 		return claims{}, err
@@ -45,12 +54,13 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (claims, error) 
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return claims{}, unauthorized("token: claims: %v", err)
 	}
-	if err := v.checkClaims(c, v.now()); err != nil {
+	if err := v.checkClaims(c, now); err != nil {
 		return claims{}, err
 	}
 	if err := v.backstop(ctx, raw, payload); err != nil {
 		return claims{}, err
 	}
+	v.cache.put(raw, c, now)
 	return c, nil
 }
 

@@ -23,6 +23,7 @@ type Verifier struct {
 	issuer   string   // the issuer go-oidc checks in the backstop pass
 	keySet   oidc.KeySet
 	sig      *oidc.IDTokenVerifier // signature and algorithm only
+	cache    *tokenCache           // verified tokens, shared by WithAllowed copies
 	allowed  map[string]struct{}   // lower-cased emails
 	listName string
 	now      func() time.Time
@@ -40,6 +41,7 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	v := &Verifier{
 		audience: cfg.Audience,
 		keySet:   cfg.KeySet,
+		cache:    newTokenCache(),
 		allowed:  allowSet(cfg.Allowed),
 		listName: cfg.AllowListName,
 		now:      cfg.Now,
