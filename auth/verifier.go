@@ -140,9 +140,10 @@ func (v *Verifier) Allowed(email string) bool {
 
 // Authenticate verifies the request's "Authorization: Bearer <ID token>":
 // signature (RS256 or ES256 by a key of the issuer), iss, aud, exp, nbf and
-// iat (ClockSkew allowed), email present with email_verified true (these
-// failures wrap pipeline.ErrUnauthorized), then the email against the
-// allowlist (pipeline.ErrForbidden). The caller's email is lower-cased.
+// iat (ClockSkew allowed), email present with email_verified true or "true"
+// (these failures wrap pipeline.ErrUnauthorized), then the email against the
+// allowlist (pipeline.ErrForbidden). The caller's email is lower-cased. A
+// token seen before is taken from a short cache, skipping only the signature.
 func (v *Verifier) Authenticate(r *http.Request) (pipeline.Caller, error) {
 	raw, err := bearerToken(r)
 	if err != nil {
