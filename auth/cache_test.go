@@ -51,7 +51,7 @@ func TestTokenCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	// From here on no key verifies anything: only the cache can accept.
-	v.sig = oidc.NewVerifier(v.issuer, &oidc.StaticKeySet{}, &oidc.Config{SupportedSigningAlgs: signingAlgs, SkipClientIDCheck: true, SkipIssuerCheck: true, SkipExpiryCheck: true})
+	v.sig = oidc.NewVerifier(v.issuer, &oidc.StaticKeySet{}, &oidc.Config{SupportedSigningAlgs: signingAlgs(), SkipClientIDCheck: true, SkipIssuerCheck: true, SkipExpiryCheck: true})
 	if err := auth(v); err != nil {
 		t.Fatalf("cached token refused: %v", err)
 	}

@@ -79,8 +79,8 @@ func peekHeader(raw string) (header, error) {
 	if err := json.Unmarshal(b, &h); err != nil {
 		return header{}, unauthorized("token: malformed header: %v", err)
 	}
-	if !slices.Contains(signingAlgs, h.Alg) {
-		return header{}, unauthorized("signature: algorithm %q is refused (accepted: %s)", h.Alg, strings.Join(signingAlgs, ", "))
+	if !slices.Contains(signingAlgs(), h.Alg) {
+		return header{}, unauthorized("signature: algorithm %q is refused (accepted: %s)", h.Alg, strings.Join(signingAlgs(), ", "))
 	}
 	return h, nil
 }
@@ -133,7 +133,7 @@ func (v *Verifier) checkClaims(c claims, now time.Time) error {
 func (v *Verifier) backstop(ctx context.Context, raw string, payload []byte) error {
 	full := oidc.NewVerifier(v.issuer, verifiedPayload{raw: raw, payload: payload}, &oidc.Config{
 		ClientID:             v.audience,
-		SupportedSigningAlgs: signingAlgs,
+		SupportedSigningAlgs: signingAlgs(),
 		Now:                  v.now,
 	})
 	if _, err := full.Verify(ctx, raw); err != nil {

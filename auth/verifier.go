@@ -12,8 +12,8 @@ import (
 	"github.com/pipelinehq/pipeline/pipeline"
 )
 
-// signingAlgs are the only JWS algorithms accepted; "none" and HS* never are.
-var signingAlgs = []string{oidc.RS256, oidc.ES256}
+// signingAlgs() are the only JWS algorithms accepted; "none" and HS* never are.
+func signingAlgs() []string { return []string{oidc.RS256, oidc.ES256} }
 
 // Verifier authenticates requests carrying an OIDC ID token as a Bearer
 // token. It is safe for concurrent use.
@@ -77,7 +77,7 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		}
 	}
 	v.sig = oidc.NewVerifier(v.issuer, v.keySet, &oidc.Config{
-		SupportedSigningAlgs: signingAlgs,
+		SupportedSigningAlgs: signingAlgs(),
 		// The claims are checked by checkClaims, which names the failed
 		// check, and again by go-oidc in the backstop pass.
 		SkipClientIDCheck: true,
