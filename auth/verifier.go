@@ -12,7 +12,7 @@ import (
 	"github.com/pipelinehq/pipeline/pipeline"
 )
 
-// signingAlgs() are the only JWS algorithms accepted; "none" and HS* never are.
+// signingAlgs returns the only JWS algorithms accepted; "none" and HS* never are.
 func signingAlgs() []string { return []string{oidc.RS256, oidc.ES256} }
 
 // Verifier authenticates requests carrying an OIDC ID token as a Bearer
