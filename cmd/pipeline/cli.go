@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+
+	"github.com/alecthomas/kong"
+)
+
+// cli is the command line: global configuration plus one subcommand.
+type cli struct {
+	Config
+
+	Serve    serveCmd    `cmd:"" help:"Run the HTTP service (what Cloud Run runs); in local mode also the queue and the cron."`
+	Run      runCmd      `cmd:"" help:"Run a pipeline once on the embedded backends, printing each step, and exit 0 on success, 1 on failure."`
+	Validate validateCmd `cmd:"" help:"Check pipeline files and list every problem at once."`
+}
+
+// realMain parses args and runs the chosen command.
+func realMain(ctx context.Context, args []string) error {
+	return runCLI(ctx, args, os.Stdout, os.Stderr)
+}
+
+func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c cli
+	exit := -1
+	parser, err := kong.New(&c,
+		kong.Name("pipeline"),
+		kong.Description("Daily job chains on Cloud Scheduler, Cloud Tasks and Firestore — or on one machine."),
+		kong.UsageOnError(),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { exit = code }),
+		kong.BindTo(ctx, (*context.Context)(nil)),
+	)
+	if err != nil {
+		return err
+	}
+	kctx, err := parser.Parse(args)
+	if exit >= 0 {
+		return exitCode{code: exit}
+	}
+	if err != nil {
+		parser.Errorf("%s", err)
+		return exitCode{code: 2}
+	}
+	env := &appEnv{stdout: stdout, stderr: stderr}
+	return kctx.Run(&c.Config, env)
+}
+
+// appEnv carries the process's streams to commands.
+type appEnv struct {
+	stdout, stderr io.Writer
+}

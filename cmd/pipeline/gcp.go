@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+
+	"github.com/pipelinehq/pipeline/auth"
+	"github.com/pipelinehq/pipeline/ledger/firestoreledger"
+	"github.com/pipelinehq/pipeline/pipeline"
+	"github.com/pipelinehq/pipeline/queue/cloudtasks"
+)
+
+// gcpBackend connects to Firestore and Cloud Tasks (or their emulators:
+// FIRESTORE_EMULATOR_HOST, CLOUD_TASKS_EMULATOR_HOST) and verifies callers'
+// OIDC tokens (Google's, or OIDC_ISSUER's found by discovery).
+func (a *app) gcpBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue, pipeline.Authenticator, error) {
+	c := a.cfg
+	led, err := firestoreledger.Open(ctx, c.Project, c.FirestoreDB, c.LedgerCollection)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	a.closers = append(a.closers, led.Close)
+	q, err := cloudtasks.New(ctx, cloudtasks.Config{
+		Project: c.Project, Location: c.TasksLocation, Queue: c.TasksQueue,
+		ServiceURL: c.ServiceURL, ServiceAccount: c.TasksAccount, Audience: c.Audience,
+		EmulatorHost: c.TasksEmulator,
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	a.closers = append(a.closers, q.Close)
+	var authn pipeline.Authenticator = auth.Off{}
+	if c.Auth == "on" {
+		v, err := auth.NewVerifier(ctx, auth.Config{Audience: c.audience(), Issuer: c.Issuer, Allowed: c.AllowedInvokers})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		authn = v
+	}
+	return led, q, authn, nil
+}
