@@ -1,0 +1,236 @@
+package firestoreledger
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"cloud.google.com/go/firestore"
+
+	"github.com/pipelinehq/pipeline/pipeline"
+)
+
+// Field names of the documents. Queries and updates use these.
+const (
+	fRunID      = "run_id"
+	fPipeline   = "pipeline"
+	fKey        = "key"
+	fDate       = "date"
+	fParams     = "params"
+	fStatus     = "status"
+	fError      = "error"
+	fTrigger    = "trigger"
+	fCreatedAt  = "created_at"
+	fUpdatedAt  = "updated_at"
+	fFinishedAt = "finished_at"
+	fNotify     = "notify"
+
+	fStep        = "step"
+	fSeq         = "seq"
+	fGeneration  = "generation"
+	fAttempts    = "attempts"
+	fMaxAttempts = "max_attempts"
+	fLeaseUntil  = "lease_until"
+	fStartedAt   = "started_at"
+	fOutput      = "output"
+	fForced      = "forced"
+)
+
+// runDoc is a run document. Zero times are stored as null.
+type runDoc struct {
+	RunID      string            `firestore:"run_id"`
+	Pipeline   string            `firestore:"pipeline"`
+	Key        string            `firestore:"key"`
+	Date       string            `firestore:"date"`
+	Params     map[string]string `firestore:"params"`
+	Status     string            `firestore:"status"`
+	Error      string            `firestore:"error"`
+	Trigger    string            `firestore:"trigger"`
+	CreatedAt  time.Time         `firestore:"created_at"` // never null: ListRuns orders on it
+	UpdatedAt  *time.Time        `firestore:"updated_at"`
+	FinishedAt *time.Time        `firestore:"finished_at"`
+	Notify     string            `firestore:"notify"`
+}
+
+// stepDoc is a step document. Seq is the step's position in CreateRun's
+// slice, the order GetRun returns steps in.
+type stepDoc struct {
+	RunID       string     `firestore:"run_id"`
+	Step        string     `firestore:"step"`
+	Seq         int        `firestore:"seq"`
+	Status      string     `firestore:"status"`
+	Generation  int        `firestore:"generation"`
+	Attempts    int        `firestore:"attempts"`
+	MaxAttempts int        `firestore:"max_attempts"`
+	LeaseUntil  *time.Time `firestore:"lease_until"`
+	StartedAt   *time.Time `firestore:"started_at"`
+	FinishedAt  *time.Time `firestore:"finished_at"`
+	UpdatedAt   *time.Time `firestore:"updated_at"`
+	Error       string     `firestore:"error"`
+	Output      string     `firestore:"output"`
+	Forced      bool       `firestore:"forced"`
+}
+
+func toRunDoc(r pipeline.Run) runDoc {
+	return runDoc{
+		RunID:      r.ID,
+		Pipeline:   r.Pipeline,
+		Key:        r.Key,
+		Date:       r.Date,
+		Params:     r.Params,
+		Status:     string(r.Status),
+		Error:      r.Error,
+		Trigger:    r.Trigger,
+		CreatedAt:  r.CreatedAt.Truncate(time.Microsecond).UTC(),
+		UpdatedAt:  ts(r.UpdatedAt),
+		FinishedAt: ts(r.FinishedAt),
+		Notify:     string(r.Notify),
+	}
+}
+
+// runUpdates are the fields UpdateRun writes: all but the run's identity and
+// creation time.
+func runUpdates(r pipeline.Run) []firestore.Update {
+	d := toRunDoc(r)
+	return []firestore.Update{
+		{Path: fDate, Value: d.Date},
+		{Path: fParams, Value: d.Params},
+		{Path: fStatus, Value: d.Status},
+		{Path: fError, Value: d.Error},
+		{Path: fTrigger, Value: d.Trigger},
+		{Path: fUpdatedAt, Value: d.UpdatedAt},
+		{Path: fFinishedAt, Value: d.FinishedAt},
+		{Path: fNotify, Value: d.Notify},
+	}
+}
+
+func toStepDoc(s pipeline.StepRun, seq int) stepDoc {
+	return stepDoc{
+		RunID:       s.RunID,
+		Step:        s.Step,
+		Seq:         seq,
+		Status:      string(s.Status),
+		Generation:  s.Generation,
+		Attempts:    s.Attempts,
+		MaxAttempts: s.MaxAttempts,
+		LeaseUntil:  ts(s.LeaseUntil),
+		StartedAt:   ts(s.StartedAt),
+		FinishedAt:  ts(s.FinishedAt),
+		UpdatedAt:   ts(s.UpdatedAt),
+		Error:       s.Error,
+		Output:      string(s.Output),
+		Forced:      s.Forced,
+	}
+}
+
+// stepUpdates are the fields UpdateStep writes: all but the step's identity
+// and position.
+func stepUpdates(s pipeline.StepRun) []firestore.Update {
+	d := toStepDoc(s, 0)
+	return []firestore.Update{
+		{Path: fStatus, Value: d.Status},
+		{Path: fGeneration, Value: d.Generation},
+		{Path: fAttempts, Value: d.Attempts},
+		{Path: fMaxAttempts, Value: d.MaxAttempts},
+		{Path: fLeaseUntil, Value: d.LeaseUntil},
+		{Path: fStartedAt, Value: d.StartedAt},
+		{Path: fFinishedAt, Value: d.FinishedAt},
+		{Path: fUpdatedAt, Value: d.UpdatedAt},
+		{Path: fError, Value: d.Error},
+		{Path: fOutput, Value: d.Output},
+		{Path: fForced, Value: d.Forced},
+	}
+}
+
+func (d runDoc) run(version int64) pipeline.Run {
+	return pipeline.Run{
+		ID:         d.RunID,
+		Pipeline:   d.Pipeline,
+		Key:        d.Key,
+		Date:       d.Date,
+		Params:     d.Params,
+		Status:     pipeline.RunStatus(d.Status),
+		Error:      d.Error,
+		Trigger:    d.Trigger,
+		CreatedAt:  d.CreatedAt.UTC(),
+		UpdatedAt:  unts(d.UpdatedAt),
+		FinishedAt: unts(d.FinishedAt),
+		Notify:     pipeline.NotifyState(d.Notify),
+		Version:    version,
+	}
+}
+
+func (d stepDoc) stepRun(version int64) pipeline.StepRun {
+	s := pipeline.StepRun{
+		RunID:       d.RunID,
+		Step:        d.Step,
+		Status:      pipeline.StepStatus(d.Status),
+		Generation:  d.Generation,
+		Attempts:    d.Attempts,
+		MaxAttempts: d.MaxAttempts,
+		LeaseUntil:  unts(d.LeaseUntil),
+		StartedAt:   unts(d.StartedAt),
+		FinishedAt:  unts(d.FinishedAt),
+		UpdatedAt:   unts(d.UpdatedAt),
+		Error:       d.Error,
+		Forced:      d.Forced,
+		Version:     version,
+	}
+	if d.Output != "" {
+		s.Output = json.RawMessage(d.Output)
+	}
+	return s
+}
+
+// runFromSnap decodes a run document.
+func runFromSnap(snap *firestore.DocumentSnapshot) (pipeline.Run, error) {
+	var d runDoc
+	if err := snap.DataTo(&d); err != nil {
+		return pipeline.Run{}, fmt.Errorf("decode run %s: %w", snap.Ref.ID, err)
+	}
+	return d.run(version(snap.UpdateTime)), nil
+}
+
+// stepFromSnap decodes a step document.
+func stepFromSnap(snap *firestore.DocumentSnapshot) (pipeline.StepRun, error) {
+	var d stepDoc
+	if err := snap.DataTo(&d); err != nil {
+		return pipeline.StepRun{}, fmt.Errorf("decode step %s: %w", snap.Ref.Path, err)
+	}
+	return d.stepRun(version(snap.UpdateTime)), nil
+}
+
+// version is a document update time as a record Version.
+func version(updated time.Time) int64 { return updated.UnixNano() }
+
+// updateTime is the inverse of version, for the LastUpdateTime precondition.
+func updateTime(v int64) time.Time { return time.Unix(0, v).UTC() }
+
+// ts stores a time as Firestore does (microseconds, UTC), zero as null.
+func ts(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.Truncate(time.Microsecond).UTC()
+	return &t
+}
+
+func unts(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// stored is what a round trip through Firestore makes of a run: the same
+// record with times at Firestore's precision.
+func storedRun(r pipeline.Run, v int64) pipeline.Run {
+	out := toRunDoc(r).run(v)
+	out.Steps = nil
+	return out
+}
+
+// storedStep is what a round trip through Firestore makes of a step.
+func storedStep(s pipeline.StepRun, v int64) pipeline.StepRun {
+	return toStepDoc(s, 0).stepRun(v)
+}
