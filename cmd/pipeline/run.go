@@ -42,7 +42,10 @@ func (r *runCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 	defer logw.Close()
 	log := newLogger(cfg, logw)
 
-	p := &printer{w: env.stdout, done: make(chan struct{})}
+	// The printer writes from request goroutines while this one writes too.
+	stdout := &lockedWriter{w: env.stdout}
+	env = &appEnv{stdout: stdout, stderr: env.stderr}
+	p := &printer{w: stdout, done: make(chan struct{})}
 	a, err := buildApp(ctx, cfg, log, notify.Func(p.notify))
 	if err != nil {
 		return err
@@ -107,6 +110,18 @@ func (r *runCmd) logWriter(cfg *Config, env *appEnv) (io.WriteCloser, string, er
 }
 
 type nopCloser struct{ io.Writer }
+
+// lockedWriter serialises writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
 
 func (nopCloser) Close() error { return nil }
 
