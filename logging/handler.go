@@ -37,12 +37,12 @@ func NewHandler(w io.Writer, level slog.Leveler, projectID string) slog.Handler 
 	}
 }
 
-// Handler adds the trace of the record's context as top-level fields. It
-// keeps the attrs and groups of WithAttrs and WithGroup itself and nests them
+// Handler adds the trace of the record's context as top-level fields. From
+// the first WithGroup on it keeps the attrs and groups itself and nests them
 // at Handle time, because the trace fields must stay at the top level even
 // when a group is open.
 type Handler struct {
-	base      slog.Handler // the JSON handler, never grouped
+	base      slog.Handler // the JSON handler with the top-level attrs; never grouped
 	projectID string
 	goas      []groupOrAttrs
 }
@@ -62,6 +62,12 @@ func (h *Handler) Enabled(ctx context.Context, l slog.Level) bool { return h.bas
 func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	if len(attrs) == 0 {
 		return h
+	}
+	if len(h.goas) == 0 {
+		// No group open: let the JSON handler preformat them once.
+		c := *h
+		c.base = h.base.WithAttrs(attrs)
+		return &c
 	}
 	return h.with(groupOrAttrs{attrs: attrs})
 }
