@@ -13,7 +13,10 @@
 //
 // Cost per call: GetSteps reads one document per step asked, UpdateStep and
 // UpdateRun write one document, CreateRun writes 1+len(steps) documents, GetRun
-// reads the run and its steps, ListRuns reads at most Limit documents.
+// reads the run and its steps, ListRuns reads at most Limit documents. A
+// write that loses its precondition costs one more read, to tell
+// pipeline.ErrConflict from pipeline.ErrNotFound (Firestore answers
+// FailedPrecondition to both).
 //
 // ListRuns needs these composite indexes in production (ascending equality,
 // descending created_at), on the run collection:

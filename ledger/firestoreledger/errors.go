@@ -41,3 +41,19 @@ func casError(ctx context.Context, ref *firestore.DocumentRef, err error, format
 	}
 	return fmt.Errorf("firestoreledger: %s: %w (%w)", what, pipeline.ErrConflict, err)
 }
+
+// errNoVersion is what a write with no Version (a record never read) gets:
+// nothing is written, because the emulator takes an update-time precondition
+// of the Unix epoch to mean "missing" and would create the document. One read
+// tells pipeline.ErrNotFound from pipeline.ErrConflict.
+func errNoVersion(ctx context.Context, ref *firestore.DocumentRef, format string, args ...any) error {
+	what := fmt.Sprintf(format, args...)
+	_, err := ref.Get(ctx)
+	switch status.Code(err) {
+	case codes.NotFound:
+		return fmt.Errorf("firestoreledger: %s: %w", what, pipeline.ErrNotFound)
+	case codes.OK:
+		return fmt.Errorf("firestoreledger: %s: %w: no version given", what, pipeline.ErrConflict)
+	}
+	return wrap(err, "%s", what)
+}

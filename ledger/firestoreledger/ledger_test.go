@@ -268,6 +268,11 @@ func TestNotFound(t *testing.T) {
 	missing.Step = "nope"
 	_, checks["UpdateStep"] = l.UpdateStep(ctx, missing)
 	_, checks["UpdateRun"] = l.UpdateRun(ctx, pipeline.Run{ID: "daily@nope", Version: a.Version})
+	// Version 0 must not become a precondition the emulator reads as "missing".
+	_, checks["UpdateStep version 0"] = l.UpdateStep(ctx, pipeline.StepRun{RunID: r.ID, Step: "zero"})
+	_, checks["UpdateRun version 0"] = l.UpdateRun(ctx, pipeline.Run{ID: "daily@zero"})
+	_, checks["GetSteps after version 0"] = l.GetSteps(ctx, r.ID, "zero")
+	_, checks["GetRun after version 0"] = l.GetRun(ctx, "daily@zero")
 	for what, err := range checks {
 		if !errors.Is(err, pipeline.ErrNotFound) {
 			t.Errorf("%s = %v, want ErrNotFound", what, err)

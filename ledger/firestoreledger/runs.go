@@ -111,6 +111,9 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 	if err != nil {
 		return pipeline.Run{}, wrap(err, "update run")
 	}
+	if r.Version <= 0 {
+		return pipeline.Run{}, errNoVersion(ctx, ref, "update run %s", r.ID)
+	}
 	res, err := ref.Update(ctx, runUpdates(r), firestore.LastUpdateTime(updateTime(r.Version)))
 	if err != nil {
 		return pipeline.Run{}, casError(ctx, ref, err, "update run %s", r.ID)

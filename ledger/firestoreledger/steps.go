@@ -55,6 +55,9 @@ func (l *Ledger) UpdateStep(ctx context.Context, s pipeline.StepRun) (pipeline.S
 	if err != nil {
 		return pipeline.StepRun{}, wrap(err, "update step")
 	}
+	if s.Version <= 0 {
+		return pipeline.StepRun{}, errNoVersion(ctx, ref, "update step %s of %s", s.Step, s.RunID)
+	}
 	res, err := ref.Update(ctx, stepUpdates(s), firestore.LastUpdateTime(updateTime(s.Version)))
 	if err != nil {
 		return pipeline.StepRun{}, casError(ctx, ref, err, "update step %s of %s", s.Step, s.RunID)
