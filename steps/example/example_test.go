@@ -162,29 +162,37 @@ func TestFanoutExampleRuns(t *testing.T) {
 	runParams := map[string]string{"notify_url": srv.URL + "/hook", "rows": "300"}
 
 	outputs := map[string]json.RawMessage{}
-	run := func(name string) json.RawMessage {
-		s := d.Step(name)
-		out, err := s.Body.Run(context.Background(), input(d, s, runParams, outputs))
+	run := func(name string, in steps.Input) json.RawMessage {
+		out, err := d.Step(name).Body.Run(context.Background(), in)
 		if err != nil {
-			t.Fatalf("step %s: %v", name, err)
+			t.Errorf("step %s: %v", name, err)
 		}
 		return out
 	}
-	outputs["extract"] = run("extract")
+	step := func(name string) json.RawMessage {
+		return run(name, input(d, d.Step(name), runParams, outputs))
+	}
+	outputs["extract"] = step("extract")
 	// The two transforms run at the same time, as the queue would run them.
 	var wg sync.WaitGroup
+	fanned := map[string]json.RawMessage{}
 	var mu sync.Mutex
 	for _, name := range d.Successors("extract") {
+		in := input(d, d.Step(name), runParams, outputs)
 		wg.Go(func() {
-			out := run(name)
+			out := run(name, in)
 			mu.Lock()
-			outputs[name] = out
+			fanned[name] = out
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	outputs["report"] = run("report")
-	outputs["notify"] = run("notify")
+	if t.Failed() {
+		t.FailNow()
+	}
+	maps.Copy(outputs, fanned)
+	outputs["report"] = step("report")
+	outputs["notify"] = step("notify")
 
 	dir := filepath.Join(dataDir, "fanout", "2026-03-14")
 	var ew, ns example.Summary
