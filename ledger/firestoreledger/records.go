@@ -222,7 +222,7 @@ func unts(t *time.Time) time.Time {
 	return t.UTC()
 }
 
-// stored is what a round trip through Firestore makes of a run: the same
+// storedRun is what a round trip through Firestore makes of a run: the same
 // record with times at Firestore's precision.
 func storedRun(r pipeline.Run, v int64) pipeline.Run {
 	out := toRunDoc(r).run(v)
