@@ -14,8 +14,9 @@
 // from the newest run and stops at Since or Limit instead of scanning.
 //
 // Versions are per-record counters, incremented on every write; the version
-// check happens inside the write transaction. Writes go through DB.Batch, so
-// concurrent writers share one commit (one fsync); write functions are
-// idempotent because Batch may run them twice, and a lost compare-and-swap is
-// reported without failing the batch.
+// check happens inside the write transaction. Writes go through a Committer:
+// group commit without a timer, so an idle write costs one commit (about one
+// fsync) and concurrent writers share commits. Write functions are idempotent
+// because a shared transaction may be rolled back and rerun, and a lost
+// compare-and-swap is reported without failing the shared transaction.
 package boltledger

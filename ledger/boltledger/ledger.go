@@ -20,7 +20,8 @@ var (
 
 // Ledger is a pipeline.Ledger in a bbolt file.
 type Ledger struct {
-	db *bbolt.DB
+	db     *bbolt.DB
+	commit *Committer
 	// owned says Close closes db (Open opened it).
 	owned bool
 }
@@ -41,7 +42,7 @@ func New(db *bbolt.DB) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("boltledger: init %s: %w", db.Path(), err)
 	}
-	return &Ledger{db: db}, nil
+	return &Ledger{db: db, commit: NewCommitter(db)}, nil
 }
 
 // Open opens (or creates) the file at path with OpenDB and returns a ledger
@@ -71,11 +72,16 @@ func (l *Ledger) Close() error {
 	return nil
 }
 
-// write runs fn in a commit shared with concurrent writers (bbolt's Batch). fn
-// may run more than once, so it must reset what it reports on entry. It
-// reports outcomes (not found, conflict) through its caller's variables and
-// returns an error only when the transaction must roll back, since an error
-// makes Batch roll back the whole batch and retry the others.
+// Committer is the ledger's group committer. Give it to the other users of
+// the same file (the local queue) so that their writes share commits with the
+// ledger's instead of queueing for the write lock behind them.
+func (l *Ledger) Committer() *Committer { return l.commit }
+
+// write runs fn in a commit shared with concurrent writers. fn may run more
+// than once, so it must reset what it reports on entry. It reports outcomes
+// (not found, conflict) through its caller's variables and returns an error
+// only when the transaction must roll back, since an error rolls back the
+// whole shared transaction and reruns the others.
 func (l *Ledger) write(fn func(tx *bbolt.Tx) error) error {
-	return l.db.Batch(fn)
+	return l.commit.Batch(fn)
 }
