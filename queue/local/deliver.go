@@ -47,17 +47,18 @@ func (q *Queue) deliver(ctx context.Context, r *record) {
 	}
 }
 
+// finish forgets a delivered task. Its deletion is committed with the next
+// Enqueue (in a chain, the successor's) or by the flusher: a crash before
+// that only means one more delivery, which at-least-once allows.
 func (q *Queue) finish(r *record, now time.Time) {
-	err := q.db.Batch(func(tx *bbolt.Tx) error {
-		return finishTask(tx, r.Name, now, q.cfg.DedupWindow)
-	})
-	if err != nil {
-		q.log.Error("local queue: task delivered but not deleted; it will be delivered again after a restart",
-			"task", r.Name, "error", err)
-	}
 	q.mu.Lock()
 	q.inflight--
+	q.done = append(q.done, finished{name: r.Name, at: now})
 	q.mu.Unlock()
+	select {
+	case q.flush <- struct{}{}:
+	default:
+	}
 }
 
 func (q *Queue) requeue(r *record) {
@@ -78,7 +79,7 @@ func (q *Queue) fail(r *record, o outcome, now time.Time) {
 		"attempts", r.Attempts, "status", o.status, "error", o.err}
 	if r.Attempts >= q.cfg.MaxAttempts {
 		r.Dead = now
-		err := q.db.Batch(func(tx *bbolt.Tx) error { return buryTask(tx, r, q.cfg.DedupWindow) })
+		err := q.commit(func(tx *bbolt.Tx) error { return buryTask(tx, r, q.cfg.DedupWindow) })
 		if err != nil {
 			q.log.Error("local queue: task out of attempts and NOT dead-lettered; it stays pending", append(attrs, "db_error", err)...)
 			r.Dead = time.Time{}
@@ -94,7 +95,7 @@ func (q *Queue) fail(r *record, o outcome, now time.Time) {
 	}
 	r.ETA = now.Add(max(backoff(q.cfg.MinBackoff, q.cfg.MaxBackoff, r.Attempts), min(o.retryAfter, MaxRetryAfter)))
 	q.log.Warn("local queue: delivery failed; will retry", append(attrs, "retry_in", r.ETA.Sub(now))...)
-	if err := q.db.Batch(func(tx *bbolt.Tx) error { return putTask(tx, r) }); err != nil {
+	if err := q.commit(func(tx *bbolt.Tx) error { return putTask(tx, r) }); err != nil {
 		q.log.Error("local queue: retry state not saved", "task", r.Name, "error", err)
 	}
 	q.requeue(r)

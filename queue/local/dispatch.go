@@ -33,6 +33,9 @@ func (q *Queue) Run(ctx context.Context) error {
 	dctx, cancelDeliveries := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeliveries()
 	var wg sync.WaitGroup
+	flushCtx, stopFlusher := context.WithCancel(context.WithoutCancel(ctx))
+	flusherDone := make(chan struct{})
+	go func() { q.flusher(flushCtx); close(flusherDone) }()
 	sem := make(chan struct{}, q.cfg.Concurrency)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -65,6 +68,9 @@ func (q *Queue) Run(ctx context.Context) error {
 		cancelDeliveries()
 		<-done
 	}
+	stopFlusher()
+	<-flusherDone
+	q.flushDone()
 	return nil
 }
 

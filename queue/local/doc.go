@@ -10,10 +10,13 @@
 // dead-letter bucket. A task name is refused (Enqueue returns nil and queues
 // nothing) while the task is pending and for DedupWindow after it finished.
 //
-// Writes go through bbolt's DB.Batch, so the queue and the ledger share group
-// commits. Batch waits up to DB.MaxBatchDelay (10 ms by default) to gather a
-// group: whoever opens the database should lower it (a few hundred
-// microseconds, about one fsync) for step-to-step latency.
+// Writes are group-committed: a write made while a commit is under way joins
+// the next one, and an idle queue commits at once (bbolt's DB.Batch waits
+// MaxBatchDelay first, about a millisecond in practice). Config.Commit can
+// swap in DB.Batch or a committer shared with the ledger. A delivered task's
+// deletion is not waited for: it rides with the next Enqueue's commit (in a
+// chain, the successor's) or is flushed shortly after, so a step transition
+// costs the queue one commit; a crash in between means one more delivery.
 //
 // Pending tasks are also held in memory, in a heap keyed by their next
 // delivery time; the dispatcher sleeps on a timer for the earliest one and is

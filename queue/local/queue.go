@@ -22,18 +22,24 @@ var taskNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,500}$`)
 // Queue is a durable in-process queue with Cloud Tasks semantics. Enqueue
 // works whether or not Run is running; Run delivers.
 type Queue struct {
-	db  *bbolt.DB
-	cfg Config
-	log *slog.Logger
+	db     *bbolt.DB
+	cfg    Config
+	log    *slog.Logger
+	commit func(fn func(*bbolt.Tx) error) error
 
 	// wake (capacity 1) tells the dispatcher that the heap changed.
 	wake chan struct{}
+	// flush (capacity 1) tells the flusher that done has entries.
+	flush chan struct{}
 
 	mu       sync.Mutex
 	baseURL  string
 	tasks    taskHeap
 	inflight int
 	running  bool
+	// done holds delivered tasks whose deletion is not committed yet: the
+	// next Enqueue commits them with its task, or the flusher shortly after.
+	done []finished
 }
 
 // New returns a queue storing its tasks in db (which it does not close) and
@@ -46,7 +52,11 @@ func New(db *bbolt.DB, cfg Config) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := &Queue{db: db, cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), baseURL: cfg.BaseURL}
+	q := &Queue{db: db, cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), flush: make(chan struct{}, 1), baseURL: cfg.BaseURL}
+	q.commit = cfg.Commit
+	if q.commit == nil {
+		q.commit = (&groupCommitter{db: db}).Commit
+	}
 	var recs []*record
 	err = db.Update(func(tx *bbolt.Tx) error {
 		if err := createBuckets(tx); err != nil {
@@ -101,13 +111,18 @@ func (q *Queue) Enqueue(ctx context.Context, t pipeline.Task) error {
 		Created:  now,
 		ETA:      now.Add(max(t.Delay, 0)),
 	}
+	done := q.takeDone()
 	var inserted bool
-	err := q.db.Batch(func(tx *bbolt.Tx) error {
+	err := q.commit(func(tx *bbolt.Tx) error {
+		if err := finishTasks(tx, done, now, q.cfg.DedupWindow); err != nil {
+			return err
+		}
 		var err error
 		inserted, err = insertTask(tx, r, now, q.cfg.DedupWindow)
 		return err
 	})
 	if err != nil {
+		q.giveBackDone(done)
 		return fmt.Errorf("local queue: enqueue %s: %w", t.Name, err)
 	}
 	if !inserted {

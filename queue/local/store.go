@@ -108,13 +108,13 @@ func useName(tx *bbolt.Tx, name []byte, t time.Time) error {
 	return nil
 }
 
-// pruneNames forgets at most pruneBatch names used before cutoff.
-func pruneNames(tx *bbolt.Tx, cutoff time.Time) error {
+// pruneNames forgets at most n names used before cutoff.
+func pruneNames(tx *bbolt.Tx, cutoff time.Time, n int) error {
 	names, times := tx.Bucket(bucketNames), tx.Bucket(bucketNameTimes)
 	limit := timeKey(cutoff)
 	var expired [][]byte
 	c := times.Cursor()
-	for k, _ := c.First(); k != nil && len(expired) < pruneBatch && bytes.Compare(k[:8], limit) < 0; k, _ = c.Next() {
+	for k, _ := c.First(); k != nil && len(expired) < n && bytes.Compare(k[:8], limit) < 0; k, _ = c.Next() {
 		expired = append(expired, bytes.Clone(k))
 	}
 	for _, k := range expired {
@@ -133,16 +133,28 @@ func pruneNames(tx *bbolt.Tx, cutoff time.Time) error {
 	return nil
 }
 
-// finishTask deletes a delivered task, keeps its name for dedup from now and
-// prunes expired names.
-func finishTask(tx *bbolt.Tx, name string, now time.Time, window time.Duration) error {
-	if err := tx.Bucket(bucketTasks).Delete([]byte(name)); err != nil {
-		return fmt.Errorf("delete task %s: %w", name, err)
+// finished is a delivered task whose deletion is not yet committed.
+type finished struct {
+	name string
+	at   time.Time
+}
+
+// finishTasks deletes delivered tasks, keeps their names for dedup from when
+// they finished and prunes more expired names than it adds. It is idempotent.
+func finishTasks(tx *bbolt.Tx, done []finished, now time.Time, window time.Duration) error {
+	if len(done) == 0 {
+		return nil
 	}
-	if err := useName(tx, []byte(name), now); err != nil {
-		return err
+	tasks := tx.Bucket(bucketTasks)
+	for _, f := range done {
+		if err := tasks.Delete([]byte(f.name)); err != nil {
+			return fmt.Errorf("delete task %s: %w", f.name, err)
+		}
+		if err := useName(tx, []byte(f.name), f.at); err != nil {
+			return err
+		}
 	}
-	return pruneNames(tx, now.Add(-window))
+	return pruneNames(tx, now.Add(-window), pruneBatch+2*len(done))
 }
 
 // putTask overwrites a pending task's record (its delivery state).
@@ -166,7 +178,7 @@ func buryTask(tx *bbolt.Tx, r *record, window time.Duration) error {
 	if err := tx.Bucket(bucketDead).Put([]byte(r.Name), buf); err != nil {
 		return fmt.Errorf("put dead task %s: %w", r.Name, err)
 	}
-	return finishTask(tx, r.Name, r.Dead, window)
+	return finishTasks(tx, []finished{{r.Name, r.Dead}}, r.Dead, window)
 }
 
 // loadTasks reads every pending task.

@@ -13,7 +13,7 @@ func TestUsedNamesArePruned(t *testing.T) {
 	srv := newServer(t, status(http.StatusOK))
 	db := tempDB(t)
 	q := newQueue(t, db, Config{BaseURL: srv.URL, DedupWindow: time.Nanosecond, Concurrency: 1})
-	run(t, q)
+	stop := run(t, q)
 	const tasks = 200
 	for i := range tasks {
 		enqueue(t, q, task(fmt.Sprintf("n%03d", i), "s"))
@@ -22,9 +22,11 @@ func TestUsedNamesArePruned(t *testing.T) {
 		srv.next(t)
 	}
 	waitIdle(t, q)
-	var names, times int
+	stop() // commits the last deletions
+	var names, times, pending int
 	err := db.View(func(tx *bbolt.Tx) error {
 		names, times = count(tx.Bucket(bucketNames)), count(tx.Bucket(bucketNameTimes))
+		pending = count(tx.Bucket(bucketTasks))
 		return nil
 	})
 	if err != nil {
@@ -32,8 +34,8 @@ func TestUsedNamesArePruned(t *testing.T) {
 	}
 	// Every finish forgets up to pruneBatch expired names, so the used names
 	// do not pile up; the index stays in step with them.
-	if names != times || names > pruneBatch {
-		t.Errorf("after %d tasks: %d used names, %d index entries", tasks, names, times)
+	if names != times || names > pruneBatch || pending != 0 {
+		t.Errorf("after %d tasks: %d used names, %d index entries, %d stored tasks", tasks, names, times, pending)
 	}
 }
 
@@ -61,7 +63,8 @@ func TestExpiredNameIsReusableBeforePrune(t *testing.T) {
 				t.Errorf("insert %d: inserted = %v, want %v", i, got, c.want)
 			}
 		}
-		if err := finishTask(tx, "x", now.Add(3*time.Hour), time.Hour); err != nil {
+		end := now.Add(3 * time.Hour)
+		if err := finishTasks(tx, []finished{{"x", end}}, end, time.Hour); err != nil {
 			return err
 		}
 		for i, c := range []struct {
@@ -95,4 +98,30 @@ func count(b *bbolt.Bucket) int {
 	n := 0
 	_ = b.ForEach(func(_, _ []byte) error { n++; return nil })
 	return n
+}
+
+func TestDeliveredTaskDeletedWhileRunning(t *testing.T) {
+	srv := newServer(t, status(http.StatusOK))
+	db := tempDB(t)
+	q := newQueue(t, db, Config{BaseURL: srv.URL})
+	run(t, q)
+	enqueue(t, q, task("one", "s"))
+	srv.next(t)
+	// No further Enqueue carries the deletion: the flusher commits it.
+	deadline := time.Now().Add(guard)
+	for {
+		var stored int
+		if err := db.View(func(tx *bbolt.Tx) error { stored = count(tx.Bucket(bucketTasks)); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if stored == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("delivered task still stored")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	enqueue(t, q, task("one", "s")) // and its name is still used
+	srv.none(t, q)
 }
