@@ -99,7 +99,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Client == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = c.Concurrency
-		c.Client = &http.Client{Transport: t}
+		c.Client = &http.Client{
+			Transport: t,
+			// Like Cloud Tasks, a redirect is an answer, not a success.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -174,3 +174,21 @@ func TestRetryDelay(t *testing.T) {
 		}
 	}
 }
+
+func TestRedirectIsNotSuccess(t *testing.T) {
+	var n int
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request, _ delivery) {
+		if n++; n == 1 {
+			http.Redirect(w, r, "/elsewhere", http.StatusFound)
+		}
+	})
+	q := newQueue(t, tempDB(t), Config{BaseURL: srv.URL, MinBackoff: time.Millisecond})
+	run(t, q)
+	enqueue(t, q, task("moved", "s"))
+	srv.next(t)
+	d := srv.next(t)
+	if r, e := counts(d); d.Path != "/pipeline/steps/s" || r != "1" || e != "1" {
+		t.Errorf("after a 302: path %s, retry count %s, execution count %s", d.Path, r, e)
+	}
+	srv.none(t, q)
+}
