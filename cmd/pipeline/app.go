@@ -119,7 +119,8 @@ func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	qcfg := local.Config{QueueName: "local", Logger: a.log}
+	// The queue's writes share the ledger's group commits (one fsync for both).
+	qcfg := local.Config{QueueName: "local", Logger: a.log, Commit: led.Committer().Batch}
 	var authn pipeline.Authenticator
 	if a.cfg.Auth == "on" {
 		iss, err := auth.NewLocalIssuer(localIssuer, localCaller)
