@@ -178,6 +178,11 @@ func (e *Emulator) Close() error {
 func (e *Emulator) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.statsLocked()
+}
+
+// statsLocked is Stats with e.mu held.
+func (e *Emulator) statsLocked() Stats {
 	s := e.stats
 	s.ByStatus = maps.Clone(e.stats.ByStatus)
 	s.Pending = len(e.tasks)
@@ -200,19 +205,26 @@ func (e *Emulator) Tasks() []*cloudtaskspb.Task {
 // WaitIdle returns when no task is stored and no attempt is in flight, or
 // with ctx's error.
 func (e *Emulator) WaitIdle(ctx context.Context) error {
+	return e.WaitFor(ctx, func(s Stats) bool { return s.Pending == 0 && s.InFlight == 0 })
+}
+
+// WaitFor returns when cond holds for the current Stats, or with ctx's
+// error. cond is checked again after every task creation, attempt and
+// deletion; it must not call the Emulator.
+func (e *Emulator) WaitFor(ctx context.Context, cond func(Stats) bool) error {
 	for {
 		e.mu.Lock()
-		idle, changed := len(e.tasks) == 0 && e.inflight == 0, e.changed
+		ok, changed := cond(e.statsLocked()), e.changed
 		e.mu.Unlock()
-		if idle {
+		if ok {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("emulator: wait idle: %w", ctx.Err())
+			return fmt.Errorf("emulator: wait: %w", ctx.Err())
 		case <-changed:
 		case <-e.ctx.Done():
-			return errors.New("emulator: wait idle: emulator closed")
+			return errors.New("emulator: wait: emulator closed")
 		}
 	}
 }
@@ -238,7 +250,7 @@ func view(pb *cloudtaskspb.Task, v cloudtaskspb.Task_View) *cloudtaskspb.Task {
 	return out
 }
 
-// signalLocked wakes the scheduler and WaitIdle callers. e.mu must be held.
+// signalLocked wakes the scheduler and WaitFor callers. e.mu must be held.
 func (e *Emulator) signalLocked() {
 	close(e.changed)
 	e.changed = make(chan struct{})

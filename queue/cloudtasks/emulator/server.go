@@ -100,6 +100,7 @@ func (s *server) CreateTask(_ context.Context, req *cloudtaskspb.CreateTaskReque
 	}
 	if e.taken(pb.Name, now) {
 		e.stats.AlreadyExists++
+		e.signalLocked()
 		return nil, status.Errorf(codes.AlreadyExists, "task %s already exists or existed recently", pb.Name)
 	}
 	e.queueLocked(parent)
@@ -108,9 +109,7 @@ func (s *server) CreateTask(_ context.Context, req *cloudtaskspb.CreateTaskReque
 	e.tasks[pb.Name] = t
 	heap.Push(&e.due, t)
 	e.stats.Created++
-	if t.index == 0 {
-		e.nudge()
-	}
+	e.signalLocked()
 	if fault != nil {
 		return nil, status.Errorf(fault.Code, "injected fault after storing task %s", pb.Name)
 	}
