@@ -415,8 +415,9 @@ func (o *Orchestrator) finishRunFrom(ctx context.Context, r Run, status RunStatu
 	return fmt.Errorf("finish %s: %w: run record keeps changing", r.ID, ErrConflict)
 }
 
-// sendFinal hands the final notification to the notifier and records it as
-// sent. Notification failures never fail the step.
+// sendFinal hands the final notification to the notifier and, once every
+// notifier accepted it, records it as sent. Notification failures never fail
+// the step.
 func (o *Orchestrator) sendFinal(ctx context.Context, r Run, stepRuns []StepRun) {
 	kind := EventRunSucceeded
 	switch r.Status {
@@ -427,7 +428,11 @@ func (o *Orchestrator) sendFinal(ctx context.Context, r Run, stepRuns []StepRun)
 	}
 	full := r
 	full.Steps = stepRuns
-	o.notify(ctx, Event{Kind: kind, Run: full})
+	if err := o.notify(ctx, Event{Kind: kind, Run: full}); err != nil {
+		// Still owed: a later delivery of this run's tasks (or the sweeper)
+		// sends it again. At least once, never lost.
+		return
+	}
 	r.Notify = NotifyDone
 	r.Steps = nil
 	if _, err := o.ledger.UpdateRun(ctx, r); err != nil && !errors.Is(err, ErrConflict) {

@@ -261,15 +261,16 @@ const notifyTimeout = 5 * time.Second
 
 // notify hands a committed event to the notifier. A notifier's error, panic or
 // cancellation never reaches the step.
-func (o *Orchestrator) notify(ctx context.Context, e Event) {
+func (o *Orchestrator) notify(ctx context.Context, e Event) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			o.log.ErrorContext(ctx, "notifier panicked", "run", e.Run.ID, "event", string(e.Kind), "panic", fmt.Sprint(r))
+			err = fmt.Errorf("notifier panicked: %v", r)
+		}
+		if err != nil {
+			o.log.WarnContext(ctx, "notification failed", "run", e.Run.ID, "event", string(e.Kind), "error", err.Error())
 		}
 	}()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
 	defer cancel()
-	if err := o.notifier.Notify(ctx, e); err != nil {
-		o.log.WarnContext(ctx, "notification failed", "run", e.Run.ID, "event", string(e.Kind), "error", err.Error())
-	}
+	return o.notifier.Notify(ctx, e)
 }

@@ -426,7 +426,18 @@ func TestNotificationsFollowCommitsAndNeverFailSteps(t *testing.T) {
 			problems = append(problems, fmt.Sprintf("%s: event says %s/%d, ledger %+v %v", e.Kind, e.Step.Status, e.Step.Attempts, got, err))
 		}
 	}
-	broken := notifierFunc(func(context.Context, pipeline.Event) error { return errors.New("discord down") })
+	// Discord is down for step events throughout and for the first attempt
+	// at the final notification.
+	var finalTries int
+	broken := notifierFunc(func(_ context.Context, e pipeline.Event) error {
+		if e.Step == nil && e.Run.Status.Terminal() {
+			finalTries++
+			if finalTries > 1 {
+				return nil
+			}
+		}
+		return errors.New("discord down")
+	})
 	h = newHarness(t, chainYAML, broken)
 	h.events.check = check
 	if _, err := h.orch.Start(ctx, pipeline.StartRequest{Pipeline: "chain", Date: "2026-11-23"}); err != nil {
@@ -447,8 +458,13 @@ func TestNotificationsFollowCommitsAndNeverFailSteps(t *testing.T) {
 	if r.Status != pipeline.RunSucceeded || r.Notify != pipeline.NotifyDone {
 		t.Fatalf("run %s notify %q", r.Status, r.Notify)
 	}
-	if n := h.events.count(pipeline.EventRunSucceeded); n != 1 {
-		t.Fatalf("run_succeeded sent %d times", n)
+	// Sent once when the run ended (refused), once more by the first
+	// duplicate (accepted), never again.
+	if n := h.events.count(pipeline.EventRunSucceeded); n != 2 || finalTries != 2 {
+		t.Fatalf("run_succeeded sent %d times (%d tries), want 2", n, finalTries)
+	}
+	if r := h.run("chain@2026-11-23"); stepOf(r, "c").Attempts != 1 || h.bodies["c"].runs.Load() != 1 {
+		t.Fatal("a notification failure re-ran a step")
 	}
 }
 

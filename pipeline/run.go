@@ -76,6 +76,10 @@ type Run struct {
 	UpdatedAt  time.Time   `json:"updated_at"`
 	FinishedAt time.Time   `json:"finished_at,omitzero"`
 	Notify     NotifyState `json:"-"`
+	// Notes is state owned by notifiers (e.g. the Discord message that shows
+	// the run), kept in the ledger so it survives restarts and is shared by
+	// every instance. Written with UpdateRun like any other run field.
+	Notes map[string]string `json:"-"`
 	// Version is the ledger's concurrency token: UpdateRun succeeds only when it
 	// matches the stored one. Opaque to the domain.
 	Version int64 `json:"-"`

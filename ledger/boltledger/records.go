@@ -24,6 +24,7 @@ type runRecord struct {
 	UpdatedAt  time.Time         `json:"updated_at,omitzero"`
 	FinishedAt time.Time         `json:"finished_at,omitzero"`
 	Notify     string            `json:"notify,omitempty"`
+	Notes      map[string]string `json:"notes,omitempty"`
 	Steps      []string          `json:"steps"`
 }
 
@@ -40,6 +41,7 @@ func newRunRecord(r pipeline.Run, steps []string) runRecord {
 		UpdatedAt:  r.UpdatedAt,
 		FinishedAt: r.FinishedAt,
 		Notify:     string(r.Notify),
+		Notes:      r.Notes,
 		Steps:      steps,
 	}
 }
@@ -58,6 +60,7 @@ func (rec runRecord) run(id string, version int64) pipeline.Run {
 		UpdatedAt:  rec.UpdatedAt,
 		FinishedAt: rec.FinishedAt,
 		Notify:     pipeline.NotifyState(rec.Notify),
+		Notes:      rec.Notes,
 		Version:    version,
 	}
 }

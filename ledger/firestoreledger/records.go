@@ -24,6 +24,7 @@ const (
 	fUpdatedAt  = "updated_at"
 	fFinishedAt = "finished_at"
 	fNotify     = "notify"
+	fNotes      = "notes"
 
 	fStep        = "step"
 	fSeq         = "seq"
@@ -50,6 +51,7 @@ type runDoc struct {
 	UpdatedAt  *time.Time        `firestore:"updated_at"`
 	FinishedAt *time.Time        `firestore:"finished_at"`
 	Notify     string            `firestore:"notify"`
+	Notes      map[string]string `firestore:"notes"`
 }
 
 // stepDoc is a step document. Seq is the step's position in CreateRun's
@@ -85,6 +87,7 @@ func toRunDoc(r pipeline.Run) runDoc {
 		UpdatedAt:  ts(r.UpdatedAt),
 		FinishedAt: ts(r.FinishedAt),
 		Notify:     string(r.Notify),
+		Notes:      r.Notes,
 	}
 }
 
@@ -101,6 +104,7 @@ func runUpdates(r pipeline.Run) []firestore.Update {
 		{Path: fUpdatedAt, Value: d.UpdatedAt},
 		{Path: fFinishedAt, Value: d.FinishedAt},
 		{Path: fNotify, Value: d.Notify},
+		{Path: fNotes, Value: d.Notes},
 	}
 }
 
@@ -156,6 +160,7 @@ func (d runDoc) run(version int64) pipeline.Run {
 		UpdatedAt:  unts(d.UpdatedAt),
 		FinishedAt: unts(d.FinishedAt),
 		Notify:     pipeline.NotifyState(d.Notify),
+		Notes:      d.Notes,
 		Version:    version,
 	}
 }

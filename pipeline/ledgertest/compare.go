@@ -69,6 +69,9 @@ func runDiff(got, want pipeline.Run) []string {
 	tm("UpdatedAt", got.UpdatedAt, want.UpdatedAt)
 	tm("FinishedAt", got.FinishedAt, want.FinishedAt)
 	str("Notify", string(got.Notify), string(want.Notify))
+	if !maps.Equal(got.Notes, want.Notes) {
+		d = append(d, fmt.Sprintf("Notes = %v, want %v", got.Notes, want.Notes))
+	}
 	return d
 }
 

@@ -19,6 +19,7 @@ func fullRun(p string) pipeline.Run {
 	r.UpdatedAt = at(3 * time.Minute)
 	r.FinishedAt = at(4 * time.Minute)
 	r.Notify = pipeline.NotifyPending
+	r.Notes = map[string]string{"discord.message": "1234567890", "other": "x"}
 	return r
 }
 
@@ -59,6 +60,7 @@ func (s suite) testRoundTrip(t *testing.T) {
 		r2.UpdatedAt = at(time.Hour)
 		r2.FinishedAt = at(time.Hour + time.Microsecond)
 		r2.Notify = pipeline.NotifyDone
+		r2.Notes = map[string]string{"discord.message": "1234567890", "discord.final": "sent"}
 		got := mustUpdateRun(ctx, t, l, r2)
 		checkRun(t, "UpdateRun result", got, r2)
 		checkRun(t, "GetRun after UpdateRun", mustGetRun(ctx, t, l, r.ID), r2)
