@@ -123,6 +123,23 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		log.WarnContext(ctx, "lease expired; taking over", "attempt", cur.Attempts, "lease_until", cur.LeaseUntil)
 	}
 
+	if cur.Attempts > 0 {
+		// A retry or a take-over: the run may have been cancelled meanwhile
+		// (Cancel cannot stop an attempt in flight). Rare, so worth a read.
+		r, err := o.ledger.GetRun(ctx, p.RunID)
+		if err != nil {
+			return res, fmt.Errorf("step %s of %s: %w", p.Step, p.RunID, err)
+		}
+		if r.Status == RunCancelled {
+			cur.Status, cur.UpdatedAt, cur.LeaseUntil = StepCancelled, now, time.Time{}
+			if _, err := o.ledger.UpdateStep(ctx, cur); err != nil {
+				return res, fmt.Errorf("cancel %s of %s: %w", p.Step, p.RunID, err)
+			}
+			res.Outcome, res.Status = OutcomeNotRunnable, StepCancelled
+			return res, nil
+		}
+	}
+
 	forced := p.Force || cur.Forced
 	if !forced {
 		for _, pr := range preds {
@@ -344,7 +361,7 @@ func (o *Orchestrator) advance(ctx context.Context, def *Definition, p TaskPaylo
 				}
 			}
 		}
-		if err := o.enqueue(ctx, def, s.RunID, p.Date, p.Params, next, gen, false); err != nil {
+		if err := o.enqueue(ctx, def, s.RunID, p.Date, p.Params, next, gen); err != nil {
 			return err
 		}
 	}
@@ -403,6 +420,12 @@ func (o *Orchestrator) finishRunFrom(ctx context.Context, r Run, status RunStatu
 		if err == nil {
 			o.log.InfoContext(ctx, "run finished", "run", r.ID, "status", string(status), "error", msg)
 			o.sendFinal(ctx, stored, steps)
+			if stored.Trigger == "backfill" {
+				// A slot is free: start the backfill's next date.
+				if _, err := o.launchPending(ctx); err != nil {
+					o.log.WarnContext(ctx, "could not launch the next backfill run", "error", err.Error())
+				}
+			}
 			return nil
 		}
 		if !errors.Is(err, ErrConflict) {

@@ -24,8 +24,12 @@ type ServerConfig struct {
 	Orchestrator *Orchestrator
 	// Auth verifies callers of every route but /healthz. Required: pass an
 	// explicit "off" authenticator to disable checks.
-	Auth   Authenticator
-	Logger *slog.Logger
+	Auth Authenticator
+	// Operators verifies callers of the operator routes (enqueue, resume,
+	// cancel, backfill, stats): ALLOWED_OPERATORS. Nil means Auth. Reading run
+	// history accepts either.
+	Operators Authenticator
+	Logger    *slog.Logger
 	// RequestContext decorates a request's context (e.g. with its trace).
 	RequestContext func(r *http.Request) *http.Request
 }
@@ -41,7 +45,10 @@ func NewHandler(cfg ServerConfig) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &server{o: cfg.Orchestrator, auth: cfg.Auth, log: cfg.Logger}
+	if cfg.Operators == nil {
+		cfg.Operators = cfg.Auth
+	}
+	s := &server{o: cfg.Orchestrator, auth: cfg.Auth, ops: cfg.Operators, log: cfg.Logger}
 	e := echo.New()
 	e.Logger = cfg.Logger
 	e.HTTPErrorHandler = s.handleError
@@ -57,18 +64,46 @@ func NewHandler(cfg ServerConfig) (http.Handler, error) {
 	e.GET("/healthz", func(c *echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
-	g := e.Group("/pipeline", s.authenticate)
-	g.POST("/start", s.start)
-	g.POST("/steps/:step", s.step)
-	g.GET("/runs", s.listRuns)
-	g.GET("/runs/:run", s.getRun)
+	invokers := s.authenticate(s.auth)
+	operators := s.authenticate(s.ops)
+	either := s.authenticate(anyOf{s.auth, s.ops})
+	g := e.Group("/pipeline")
+	g.POST("/start", s.start, invokers)
+	g.POST("/steps/:step", s.step, invokers)
+	g.POST("/reconcile", s.reconcile, invokers)
+	g.GET("/runs", s.listRuns, either)
+	g.GET("/runs/:run", s.getRun, either)
+	g.POST("/runs/:run/steps/:step/enqueue", s.enqueue, operators)
+	g.POST("/runs/:run/resume", s.resume, operators)
+	g.POST("/runs/:run/cancel", s.cancel, operators)
+	g.POST("/backfill", s.backfill, operators)
+	g.GET("/stats", s.stats, operators)
 	return e, nil
 }
 
 type server struct {
 	o    *Orchestrator
 	auth Authenticator
+	ops  Authenticator
 	log  *slog.Logger
+}
+
+// anyOf accepts a caller any of its authenticators accepts; the error is the
+// first one's, or a forbidden one's when a token was valid.
+type anyOf []Authenticator
+
+func (a anyOf) Authenticate(r *http.Request) (Caller, error) {
+	var first error
+	for _, x := range a {
+		c, err := x.Authenticate(r)
+		if err == nil {
+			return c, nil
+		}
+		if first == nil || (errors.Is(err, ErrForbidden) && !errors.Is(first, ErrForbidden)) {
+			first = err
+		}
+	}
+	return Caller{}, first
 }
 
 // errorBody is every error answer's JSON.
@@ -101,14 +136,16 @@ func (s *server) handleError(c *echo.Context, err error) {
 	_ = c.JSON(code, body)
 }
 
-func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c *echo.Context) error {
-		caller, err := s.auth.Authenticate(c.Request())
-		if err != nil {
-			return err
+func (s *server) authenticate(a Authenticator) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c *echo.Context) error {
+			caller, err := a.Authenticate(c.Request())
+			if err != nil {
+				return err
+			}
+			c.Set("caller", caller)
+			return next(c)
 		}
-		c.Set("caller", caller)
-		return next(c)
 	}
 }
 
@@ -274,4 +311,92 @@ func ParseSince(v string, now time.Time) (time.Time, error) {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("%w: since %q is not a duration (7d, 36h), a date or an RFC 3339 time", ErrInvalid, v)
+}
+
+// enqueueBody is the body of POST /pipeline/runs/{run}/steps/{step}/enqueue.
+type enqueueBody struct {
+	Only  bool `json:"only,omitempty"`
+	Force bool `json:"force,omitempty"`
+}
+
+func (s *server) enqueue(c *echo.Context) error {
+	var b enqueueBody
+	if err := readJSON(c, &b, true); err != nil {
+		return err
+	}
+	req := EnqueueRequest{RunID: c.Param("run"), Step: c.Param("step"), Only: b.Only, Force: b.Force}
+	if pipe, key, ok := strings.Cut(req.RunID, "@"); ok && key != "" && !strings.Contains(key, "@") {
+		// PIPELINE@DATE of a run that may not exist yet: create it ad hoc.
+		if _, err := time.Parse(time.DateOnly, key); err == nil {
+			if _, err := s.o.ledger.GetRun(c.Request().Context(), req.RunID); errors.Is(err, ErrNotFound) {
+				req = EnqueueRequest{Pipeline: pipe, Date: key, Step: req.Step, Only: b.Only, Force: b.Force}
+			}
+		}
+	}
+	res, err := s.o.Enqueue(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+func (s *server) resume(c *echo.Context) error {
+	if err := readJSON(c, &struct{}{}, true); err != nil {
+		return err
+	}
+	res, err := s.o.Resume(c.Request().Context(), c.Param("run"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+func (s *server) cancel(c *echo.Context) error {
+	if err := readJSON(c, &struct{}{}, true); err != nil {
+		return err
+	}
+	r, err := s.o.Cancel(c.Request().Context(), c.Param("run"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+func (s *server) backfill(c *echo.Context) error {
+	var req BackfillRequest
+	if err := readJSON(c, &req, false); err != nil {
+		return err
+	}
+	res, err := s.o.Backfill(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+func (s *server) stats(c *echo.Context) error {
+	since := s.o.now().AddDate(0, 0, -7)
+	if v := c.QueryParam("since"); v != "" {
+		t, err := ParseSince(v, s.o.now())
+		if err != nil {
+			return err
+		}
+		since = t
+	}
+	out, err := s.o.Stats(c.Request().Context(), c.QueryParam("pipeline"), since)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"since": since.UTC(), "pipelines": out})
+}
+
+func (s *server) reconcile(c *echo.Context) error {
+	if err := readJSON(c, &struct{}{}, true); err != nil {
+		return err
+	}
+	rep, err := s.o.Reconcile(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, rep)
 }

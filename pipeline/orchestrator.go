@@ -104,23 +104,42 @@ const (
 // enqueues its root steps. Starting a run that exists changes nothing (beyond
 // healing a start that crashed before its roots were enqueued) and reports it.
 func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult, error) {
-	def, err := o.pipelineFor(req.Pipeline)
+	def, stored, created, err := o.create(ctx, req, RunPending)
 	if err != nil {
 		return StartResult{}, err
 	}
+	if created {
+		o.log.InfoContext(ctx, "run created", "run", stored.ID, "pipeline", def.Name, "date", stored.Date, "trigger", req.Trigger)
+	}
+	if stored.Status == RunPending {
+		stored, err = o.launch(ctx, def, stored)
+		if err != nil {
+			return StartResult{}, err
+		}
+	}
+	return StartResult{Run: stored, Created: created}, nil
+}
+
+// create validates req and creates its run (with status) and steps, or finds
+// the existing run.
+func (o *Orchestrator) create(ctx context.Context, req StartRequest, status RunStatus) (*Definition, Run, bool, error) {
+	def, err := o.pipelineFor(req.Pipeline)
+	if err != nil {
+		return nil, Run{}, false, err
+	}
 	date, err := runDate(req, def.Location, o.now())
 	if err != nil {
-		return StartResult{}, err
+		return nil, Run{}, false, err
 	}
 	key := req.Key
 	if key == "" {
 		key = date
 	}
 	if !ValidKey(key) {
-		return StartResult{}, fmt.Errorf("%w: key %q must match %s", ErrInvalid, key, keyRE)
+		return nil, Run{}, false, fmt.Errorf("%w: key %q must match %s", ErrInvalid, key, keyRE)
 	}
 	if err := validParams(req.Params); err != nil {
-		return StartResult{}, err
+		return nil, Run{}, false, err
 	}
 	params := map[string]string{}
 	for k, v := range def.Params {
@@ -132,7 +151,7 @@ func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult
 	now := o.now().UTC()
 	run := Run{
 		ID: RunID(def.Name, key), Pipeline: def.Name, Key: key, Date: date, Params: params,
-		Status: RunPending, Trigger: req.Trigger, CreatedAt: now, UpdatedAt: now,
+		Status: status, Trigger: req.Trigger, CreatedAt: now, UpdatedAt: now,
 	}
 	srs := make([]StepRun, len(def.Steps))
 	for i, s := range def.Steps {
@@ -140,19 +159,9 @@ func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult
 	}
 	stored, created, err := o.ledger.CreateRun(ctx, run, srs)
 	if err != nil {
-		return StartResult{}, fmt.Errorf("start %s: %w", run.ID, err)
+		return nil, Run{}, false, fmt.Errorf("create %s: %w", run.ID, err)
 	}
-	log := o.log.With("run", stored.ID, "pipeline", def.Name)
-	if created {
-		log.InfoContext(ctx, "run created", "date", date, "trigger", req.Trigger)
-	}
-	if stored.Status == RunPending {
-		stored, err = o.launch(ctx, def, stored)
-		if err != nil {
-			return StartResult{}, err
-		}
-	}
-	return StartResult{Run: stored, Created: created}, nil
+	return def, stored, created, nil
 }
 
 // launch enqueues the roots of a pending run and marks it running.
@@ -163,7 +172,7 @@ func (o *Orchestrator) launch(ctx context.Context, def *Definition, r Run) (Run,
 		return r, fmt.Errorf("launch %s: %w", r.ID, err)
 	}
 	for _, s := range current {
-		if err := o.enqueue(ctx, def, r.ID, r.Date, r.Params, s.Step, s.Generation, false); err != nil {
+		if err := o.enqueue(ctx, def, r.ID, r.Date, r.Params, s.Step, s.Generation); err != nil {
 			return r, err
 		}
 	}
@@ -242,14 +251,18 @@ func validParams(p map[string]string) error {
 	return nil
 }
 
-// enqueue puts the task of one step of a run on the queue (idempotent by name).
-func (o *Orchestrator) enqueue(ctx context.Context, def *Definition, runID, date string, params map[string]string, step string, gen int, only bool) error {
-	sd := def.Step(step)
-	t := Task{
+// task is the queue task of one step of a run in a generation.
+func (o *Orchestrator) task(def *Definition, runID, date string, params map[string]string, step string, gen int) Task {
+	return Task{
 		Name:     TaskName(runID, step, gen),
-		Payload:  TaskPayload{RunID: runID, Step: step, Generation: gen, Date: date, Params: params, Only: only},
-		Deadline: sd.Timeout + o.leaseGrace/2,
+		Payload:  TaskPayload{RunID: runID, Step: step, Generation: gen, Date: date, Params: params},
+		Deadline: def.Step(step).Timeout + o.leaseGrace/2,
 	}
+}
+
+// enqueue puts the task of one step of a run on the queue (idempotent by name).
+func (o *Orchestrator) enqueue(ctx context.Context, def *Definition, runID, date string, params map[string]string, step string, gen int) error {
+	t := o.task(def, runID, date, params, step, gen)
 	if err := o.queue.Enqueue(ctx, t); err != nil {
 		return fmt.Errorf("enqueue %s of %s (generation %d): %w", step, runID, gen, err)
 	}

@@ -1,0 +1,163 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// Backfill limits.
+const (
+	maxBackfillDays     = 366
+	maxBackfillParallel = 50
+	// noteMaxParallel is the Run.Notes key holding a backfill run's limit.
+	noteMaxParallel = "backfill.max_parallel"
+	// stalePending is how long a non-backfill run may stay pending (its start
+	// crashed before the roots were enqueued) before the sweeper launches it.
+	stalePending = time.Minute
+)
+
+// BackfillRequest asks for one run per date from From to To (inclusive).
+type BackfillRequest struct {
+	Pipeline    string            `json:"pipeline"`
+	From        string            `json:"from"`
+	To          string            `json:"to"`
+	MaxParallel int               `json:"max_parallel,omitempty"`
+	Params      map[string]string `json:"params,omitempty"`
+}
+
+// BackfillRun is one run of a backfill.
+type BackfillRun struct {
+	RunID   string    `json:"run_id"`
+	Date    string    `json:"date"`
+	Status  RunStatus `json:"status"`
+	Created bool      `json:"created"`
+}
+
+// BackfillResult lists a backfill's runs, oldest first.
+type BackfillResult struct {
+	Runs     []BackfillRun `json:"runs"`
+	Launched []string      `json:"launched"`
+}
+
+// Backfill creates one run per date (pending) and launches at most
+// MaxParallel of them at once; the rest start as earlier ones end. Repeating
+// it creates nothing new: existing runs are reported as they are.
+func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) (BackfillResult, error) {
+	def, err := o.pipelineFor(req.Pipeline)
+	if err != nil {
+		return BackfillResult{}, err
+	}
+	from, err1 := time.ParseInLocation(time.DateOnly, req.From, def.Location)
+	to, err2 := time.ParseInLocation(time.DateOnly, req.To, def.Location)
+	var errs []error
+	if err1 != nil {
+		errs = append(errs, fmt.Errorf("%w: from %q is not YYYY-MM-DD", ErrInvalid, req.From))
+	}
+	if err2 != nil {
+		errs = append(errs, fmt.Errorf("%w: to %q is not YYYY-MM-DD", ErrInvalid, req.To))
+	}
+	if err1 == nil && err2 == nil {
+		switch days := int(to.Sub(from).Hours()/24) + 1; {
+		case days < 1:
+			errs = append(errs, fmt.Errorf("%w: from %s is after to %s", ErrInvalid, req.From, req.To))
+		case days > maxBackfillDays:
+			errs = append(errs, fmt.Errorf("%w: %d days; a backfill covers at most %d", ErrInvalid, days, maxBackfillDays))
+		}
+	}
+	if req.MaxParallel == 0 {
+		req.MaxParallel = 1
+	}
+	if req.MaxParallel < 1 || req.MaxParallel > maxBackfillParallel {
+		errs = append(errs, fmt.Errorf("%w: max_parallel %d must be 1..%d", ErrInvalid, req.MaxParallel, maxBackfillParallel))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return BackfillResult{}, err
+	}
+	res := BackfillResult{Runs: []BackfillRun{}}
+	for d := from; !d.After(to); d = d.AddDate(0, 0, 1) {
+		date := d.Format(time.DateOnly)
+		_, r, created, err := o.create(ctx, StartRequest{Pipeline: def.Name, Date: date, Params: req.Params, Trigger: "backfill"}, RunPending)
+		if err != nil {
+			return res, err
+		}
+		if created {
+			r.Notes = map[string]string{noteMaxParallel: strconv.Itoa(req.MaxParallel)}
+			if r, err = o.ledger.UpdateRun(ctx, r); err != nil {
+				return res, fmt.Errorf("backfill %s: %w", r.ID, err)
+			}
+		}
+		res.Runs = append(res.Runs, BackfillRun{RunID: r.ID, Date: date, Status: r.Status, Created: created})
+	}
+	res.Launched, err = o.launchPending(ctx)
+	if res.Launched == nil {
+		res.Launched = []string{}
+	}
+	launched := map[string]bool{}
+	for _, id := range res.Launched {
+		launched[id] = true
+	}
+	for i := range res.Runs {
+		if launched[res.Runs[i].RunID] {
+			res.Runs[i].Status = RunRunning
+		}
+	}
+	return res, err
+}
+
+// launchPending starts pending runs: backfill runs oldest date first while
+// fewer than their max_parallel backfill runs of the pipeline are running,
+// and other runs whose start crashed before their roots were enqueued.
+func (o *Orchestrator) launchPending(ctx context.Context) ([]string, error) {
+	pending, err := o.ledger.ListRuns(ctx, RunFilter{Status: RunPending, Limit: reconcileMaxRuns})
+	if err != nil {
+		return nil, fmt.Errorf("launch pending: %w", err)
+	}
+	sort.Slice(pending, func(i, j int) bool { return pending[i].Date < pending[j].Date })
+	capacity := map[string]int{}
+	var launched []string
+	now := o.now()
+	for _, r := range pending {
+		def := o.catalog.Get(r.Pipeline)
+		if def == nil {
+			continue
+		}
+		if r.Trigger != "backfill" {
+			if now.Sub(r.CreatedAt) < stalePending {
+				continue // its own start is still enqueuing the roots
+			}
+		} else {
+			left, seen := capacity[r.Pipeline]
+			if !seen {
+				limit, _ := strconv.Atoi(r.Notes[noteMaxParallel])
+				if limit < 1 {
+					limit = 1
+				}
+				running, err := o.ledger.ListRuns(ctx, RunFilter{Pipeline: r.Pipeline, Status: RunRunning, Limit: maxBackfillParallel + 1})
+				if err != nil {
+					return launched, fmt.Errorf("launch pending: %w", err)
+				}
+				busy := 0
+				for _, x := range running {
+					if x.Trigger == "backfill" {
+						busy++
+					}
+				}
+				left = limit - busy
+			}
+			if left <= 0 {
+				capacity[r.Pipeline] = 0
+				continue
+			}
+			capacity[r.Pipeline] = left - 1
+		}
+		if _, err := o.launch(ctx, def, r); err != nil {
+			return launched, err
+		}
+		launched = append(launched, r.ID)
+	}
+	return launched, nil
+}

@@ -1,0 +1,250 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// EnqueueRequest asks for one step of a run to be enqueued ad hoc.
+type EnqueueRequest struct {
+	// RunID names the run; or Pipeline + Date (+ Key) do.
+	RunID    string            `json:"run_id,omitempty"`
+	Pipeline string            `json:"pipeline,omitempty"`
+	Date     string            `json:"date,omitempty"`
+	Key      string            `json:"key,omitempty"`
+	Params   map[string]string `json:"params,omitempty"`
+	Step     string            `json:"step"`
+	// Only runs just this step, without chaining on to its successors.
+	Only bool `json:"only,omitempty"`
+	// Force runs the step even if its predecessors have not succeeded or it
+	// already succeeded, in a new generation (so queue name dedup does not
+	// swallow it).
+	Force bool `json:"force,omitempty"`
+}
+
+// EnqueueResult reports what an ad hoc enqueue did.
+type EnqueueResult struct {
+	RunID      string `json:"run_id"`
+	Step       string `json:"step"`
+	Generation int    `json:"generation"`
+	TaskName   string `json:"task_name"`
+	Created    bool   `json:"run_created"`
+}
+
+// Enqueue puts one step of a run on the queue, as an operator asked. Without
+// Force it obeys the gate: the step's predecessors must have succeeded and the
+// step must not have succeeded already. A step that failed or was cancelled
+// (or is forced) gets a new generation, and so a new task name. A run that had
+// ended is running again.
+func (o *Orchestrator) Enqueue(ctx context.Context, req EnqueueRequest) (EnqueueResult, error) {
+	if err := validParams(req.Params); err != nil {
+		return EnqueueResult{}, err
+	}
+	def, r, created, err := o.runFor(ctx, req)
+	if err != nil {
+		return EnqueueResult{}, err
+	}
+	sd := def.Step(req.Step)
+	if sd == nil {
+		return EnqueueResult{}, fmt.Errorf("%w: pipeline %q has no step %q (steps: %v)", ErrNotFound, def.Name, req.Step, def.StepNames())
+	}
+	got, err := o.ledger.GetSteps(ctx, r.ID, append([]string{req.Step}, sd.After...)...)
+	if err != nil {
+		return EnqueueResult{}, fmt.Errorf("enqueue %s of %s: %w", req.Step, r.ID, err)
+	}
+	cur, preds := got[0], got[1:]
+	now := o.now().UTC()
+	if cur.Status == StepRunning && now.Before(cur.LeaseUntil) {
+		return EnqueueResult{}, fmt.Errorf("%w: %s of %s is running (attempt %d/%d, lease until %s); wait for it or cancel the run", ErrLeaseHeld, req.Step, r.ID, cur.Attempts, cur.MaxAttempts, cur.LeaseUntil.Format(time.RFC3339))
+	}
+	if !req.Force {
+		var waiting []string
+		for _, p := range preds {
+			if p.Status != StepSucceeded {
+				waiting = append(waiting, fmt.Sprintf("%s (%s)", p.Step, p.Status))
+			}
+		}
+		if len(waiting) > 0 {
+			return EnqueueResult{}, fmt.Errorf("%w: %s of %s waits for %v; --force runs it anyway", ErrNotReady, req.Step, r.ID, waiting)
+		}
+		switch cur.Status {
+		case StepSucceeded:
+			return EnqueueResult{}, fmt.Errorf("%w: %s of %s already succeeded (generation %d); --force runs it again", ErrConflict, req.Step, r.ID, cur.Generation)
+		case StepRetrying:
+			return EnqueueResult{}, fmt.Errorf("%w: %s of %s is being retried by the queue (attempt %d/%d)", ErrConflict, req.Step, r.ID, cur.Attempts, cur.MaxAttempts)
+		}
+	}
+	gen := cur.Generation
+	if req.Force || cur.Status != StepPending || cur.Attempts > 0 {
+		next := cur
+		next.Generation++
+		next.Status, next.Attempts, next.Error, next.Output = StepPending, 0, "", nil
+		next.Forced = req.Force
+		next.StartedAt, next.FinishedAt, next.LeaseUntil = time.Time{}, time.Time{}, time.Time{}
+		next.UpdatedAt = now
+		stored, err := o.ledger.UpdateStep(ctx, next)
+		if errors.Is(err, ErrConflict) {
+			return EnqueueResult{}, fmt.Errorf("%w: %s of %s changed meanwhile; try again", ErrConflict, req.Step, r.ID)
+		}
+		if err != nil {
+			return EnqueueResult{}, fmt.Errorf("enqueue %s of %s: %w", req.Step, r.ID, err)
+		}
+		gen = stored.Generation
+	}
+	if err := o.reopen(ctx, r); err != nil {
+		return EnqueueResult{}, err
+	}
+	t := o.task(def, r.ID, r.Date, r.Params, req.Step, gen)
+	t.Payload.Force, t.Payload.Only = req.Force, req.Only
+	if err := o.queue.Enqueue(ctx, t); err != nil {
+		return EnqueueResult{}, fmt.Errorf("enqueue %s of %s (generation %d): %w", req.Step, r.ID, gen, err)
+	}
+	o.log.InfoContext(ctx, "step enqueued by an operator", "run", r.ID, "step", req.Step, "generation", gen, "force", req.Force, "only", req.Only)
+	return EnqueueResult{RunID: r.ID, Step: req.Step, Generation: gen, TaskName: t.Name, Created: created}, nil
+}
+
+// runFor finds (or, given a pipeline and date, creates without launching) the
+// run an operator request names.
+func (o *Orchestrator) runFor(ctx context.Context, req EnqueueRequest) (*Definition, Run, bool, error) {
+	if req.RunID != "" {
+		pipe, _, err := SplitRunID(req.RunID)
+		if err != nil {
+			return nil, Run{}, false, err
+		}
+		def, err := o.pipelineFor(pipe)
+		if err != nil {
+			return nil, Run{}, false, err
+		}
+		r, err := o.ledger.GetRun(ctx, req.RunID)
+		if err != nil {
+			return nil, Run{}, false, fmt.Errorf("run %s: %w", req.RunID, err)
+		}
+		r.Steps = nil
+		return def, r, false, nil
+	}
+	if req.Date == "" && req.Key == "" {
+		return nil, Run{}, false, fmt.Errorf("%w: a run (run_id) or a date is required", ErrInvalid)
+	}
+	def, r, created, err := o.create(ctx, StartRequest{Pipeline: req.Pipeline, Date: req.Date, Key: req.Key, Params: req.Params, Trigger: "adhoc"}, RunRunning)
+	return def, r, created, err
+}
+
+// reopen marks an ended run as running again (an operator re-ran part of it).
+func (o *Orchestrator) reopen(ctx context.Context, r Run) error {
+	for range 5 {
+		if r.Status == RunRunning {
+			return nil
+		}
+		r.Status, r.Error, r.FinishedAt, r.Notify = RunRunning, "", time.Time{}, NotifyNone
+		r.UpdatedAt = o.now().UTC()
+		r.Steps = nil
+		_, err := o.ledger.UpdateRun(ctx, r)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return fmt.Errorf("reopen %s: %w", r.ID, err)
+		}
+		if r, err = o.ledger.GetRun(ctx, r.ID); err != nil {
+			return fmt.Errorf("reopen %s: %w", r.ID, err)
+		}
+	}
+	return fmt.Errorf("reopen %s: %w: run record keeps changing", r.ID, ErrConflict)
+}
+
+// ResumeResult lists the steps a resume enqueued.
+type ResumeResult struct {
+	RunID    string          `json:"run_id"`
+	Enqueued []EnqueueResult `json:"enqueued"`
+}
+
+// Resume re-enqueues a run from its failed, cancelled or never-run steps
+// whose predecessors succeeded, keeping what succeeded.
+func (o *Orchestrator) Resume(ctx context.Context, runID string) (ResumeResult, error) {
+	pipe, _, err := SplitRunID(runID)
+	if err != nil {
+		return ResumeResult{}, err
+	}
+	def, err := o.pipelineFor(pipe)
+	if err != nil {
+		return ResumeResult{}, err
+	}
+	r, err := o.ledger.GetRun(ctx, runID)
+	if err != nil {
+		return ResumeResult{}, fmt.Errorf("resume %s: %w", runID, err)
+	}
+	byName := map[string]StepRun{}
+	for _, s := range r.Steps {
+		byName[s.Step] = s
+	}
+	res := ResumeResult{RunID: runID, Enqueued: []EnqueueResult{}}
+	for _, sd := range def.Steps {
+		s := byName[sd.Name]
+		if s.Status == StepSucceeded || s.Status == StepRunning || s.Status == StepRetrying {
+			continue
+		}
+		ready := true
+		for _, a := range sd.After {
+			if byName[a].Status != StepSucceeded {
+				ready = false
+			}
+		}
+		if !ready {
+			continue // enqueued by its predecessors when they succeed
+		}
+		e, err := o.Enqueue(ctx, EnqueueRequest{RunID: runID, Step: sd.Name})
+		if err != nil {
+			return res, err
+		}
+		res.Enqueued = append(res.Enqueued, e)
+	}
+	if len(res.Enqueued) == 0 {
+		if r.Status == RunSucceeded {
+			return res, fmt.Errorf("%w: run %s already succeeded; enqueue a step with --force to run it again", ErrConflict, runID)
+		}
+		return res, fmt.Errorf("%w: run %s has no failed or pending step whose predecessors succeeded (steps running or retrying are left to the queue)", ErrConflict, runID)
+	}
+	return res, nil
+}
+
+// Cancel stops a run: no further step starts. A step running now finishes (its
+// result is recorded) or is abandoned; its successors do not start.
+func (o *Orchestrator) Cancel(ctx context.Context, runID string) (Run, error) {
+	if _, _, err := SplitRunID(runID); err != nil {
+		return Run{}, err
+	}
+	r, err := o.ledger.GetRun(ctx, runID)
+	if err != nil {
+		return Run{}, fmt.Errorf("cancel %s: %w", runID, err)
+	}
+	if r.Status.Terminal() {
+		return r, fmt.Errorf("%w: run %s already %s", ErrConflict, runID, r.Status)
+	}
+	// Steps first, so that nothing starts between the run's and its steps'
+	// change; a CAS lost to a claim leaves that step running to its end.
+	for _, s := range r.Steps {
+		for range 3 {
+			if s.Status != StepPending && s.Status != StepRetrying {
+				break
+			}
+			s.Status, s.UpdatedAt, s.LeaseUntil = StepCancelled, o.now().UTC(), time.Time{}
+			if _, err := o.ledger.UpdateStep(ctx, s); err == nil || !errors.Is(err, ErrConflict) {
+				if err != nil {
+					return r, fmt.Errorf("cancel %s: %w", runID, err)
+				}
+				break
+			}
+			got, err := o.ledger.GetSteps(ctx, runID, s.Step)
+			if err != nil {
+				return r, fmt.Errorf("cancel %s: %w", runID, err)
+			}
+			s = got[0]
+		}
+	}
+	if err := o.finishRun(ctx, runID, RunCancelled, "cancelled by an operator"); err != nil {
+		return r, err
+	}
+	return o.ledger.GetRun(ctx, runID)
+}

@@ -1,0 +1,161 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Reconcile bounds: one call does a bounded amount of work; the next tick
+// (every few minutes) continues.
+const (
+	reconcileMaxRuns = 50
+	// staleRetry is how long a step may sit in "retrying" before the sweeper
+	// assumes its task is gone (e.g. the queue gave up) and enqueues it again.
+	staleRetry = 15 * time.Minute
+	// owedLookback bounds the search for ended runs whose notification is owed.
+	owedLookback = 48 * time.Hour
+)
+
+// ReconcileReport says what a sweep did.
+type ReconcileReport struct {
+	RunsChecked int      `json:"runs_checked"`
+	Reenqueued  []string `json:"reenqueued"`   // run/step
+	FailedSteps []string `json:"failed_steps"` // run/step
+	FailedRuns  []string `json:"failed_runs"`
+	Notified    []string `json:"notified"`
+	Launched    []string `json:"launched"`
+	Errors      []string `json:"errors,omitempty"`
+}
+
+// Reconcile is the stuck-run sweeper, meant for a Scheduler tick every few
+// minutes. For running runs it re-enqueues a step whose lease expired with
+// attempts left (and fails it when none are left), re-enqueues ready steps
+// that were never enqueued (or whose task the queue dropped), and fails runs
+// older than their pipeline's max_run_duration. It also sends owed final
+// notifications and launches pending runs (backfill) within their limit.
+// It is idempotent: task names are deterministic per attempt.
+func (o *Orchestrator) Reconcile(ctx context.Context) (ReconcileReport, error) {
+	rep := ReconcileReport{Reenqueued: []string{}, FailedSteps: []string{}, FailedRuns: []string{}, Notified: []string{}, Launched: []string{}}
+	running, err := o.ledger.ListRuns(ctx, RunFilter{Status: RunRunning, Limit: reconcileMaxRuns})
+	if err != nil {
+		return rep, fmt.Errorf("reconcile: %w", err)
+	}
+	for _, r := range running {
+		rep.RunsChecked++
+		if err := o.reconcileRun(ctx, r.ID, &rep); err != nil {
+			rep.Errors = append(rep.Errors, err.Error())
+		}
+	}
+	now := o.now()
+	for _, status := range []RunStatus{RunSucceeded, RunFailed, RunCancelled} {
+		ended, err := o.ledger.ListRuns(ctx, RunFilter{Status: status, Since: now.Add(-owedLookback), Limit: reconcileMaxRuns})
+		if err != nil {
+			return rep, fmt.Errorf("reconcile: %w", err)
+		}
+		for _, r := range ended {
+			if r.Notify != NotifyPending {
+				continue
+			}
+			full, err := o.ledger.GetRun(ctx, r.ID)
+			if err != nil {
+				rep.Errors = append(rep.Errors, err.Error())
+				continue
+			}
+			steps := full.Steps
+			full.Steps = nil
+			o.sendFinal(ctx, full, steps)
+			rep.Notified = append(rep.Notified, r.ID)
+		}
+	}
+	launched, err := o.launchPending(ctx)
+	rep.Launched = append(rep.Launched, launched...)
+	if err != nil {
+		rep.Errors = append(rep.Errors, err.Error())
+	}
+	return rep, nil
+}
+
+func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *ReconcileReport) error {
+	pipe, _, err := SplitRunID(runID)
+	if err != nil {
+		return err
+	}
+	def := o.catalog.Get(pipe)
+	if def == nil {
+		return nil // a pipeline no longer loaded: leave its runs alone
+	}
+	r, err := o.ledger.GetRun(ctx, runID)
+	if err != nil {
+		return fmt.Errorf("reconcile %s: %w", runID, err)
+	}
+	now := o.now().UTC()
+	if now.Sub(r.CreatedAt) > def.MaxRunDuration {
+		msg := fmt.Sprintf("run exceeded max_run_duration %s (started %s)", def.MaxRunDuration, r.CreatedAt.Format(time.RFC3339))
+		if err := o.finishRunFrom(ctx, r, RunFailed, msg); err != nil {
+			return err
+		}
+		rep.FailedRuns = append(rep.FailedRuns, runID)
+		return nil
+	}
+	byName := map[string]StepRun{}
+	for _, s := range r.Steps {
+		byName[s.Step] = s
+	}
+	for _, sd := range def.Steps {
+		s, ok := byName[sd.Name]
+		if !ok {
+			continue
+		}
+		ready := true
+		for _, a := range sd.After {
+			if byName[a].Status != StepSucceeded {
+				ready = false
+			}
+		}
+		name := runID + "/" + sd.Name
+		switch {
+		case s.Status == StepRunning && !now.Before(s.LeaseUntil):
+			if s.Attempts >= s.MaxAttempts {
+				msg := fmt.Sprintf("attempt %d/%d did not finish (lease expired at %s)", s.Attempts, s.MaxAttempts, s.LeaseUntil.Format(time.RFC3339))
+				if s.Error != "" {
+					msg += "; last error: " + s.Error
+				}
+				if _, err := o.failStep(ctx, s, msg); err != nil {
+					return err
+				}
+				rep.FailedSteps = append(rep.FailedSteps, name)
+				return nil // the run has failed
+			}
+			// A fresh name per attempt: the original task may still be in
+			// the queue's dedup window.
+			if err := o.sweepEnqueue(ctx, def, r, s, fmt.Sprintf("-sweep-a%d", s.Attempts)); err != nil {
+				return err
+			}
+			rep.Reenqueued = append(rep.Reenqueued, name)
+		case s.Status == StepRetrying && now.Sub(s.UpdatedAt) > staleRetry:
+			if err := o.sweepEnqueue(ctx, def, r, s, fmt.Sprintf("-sweep-r%d", s.Attempts)); err != nil {
+				return err
+			}
+			rep.Reenqueued = append(rep.Reenqueued, name)
+		case s.Status == StepPending && ready:
+			// Never enqueued (a crash between a predecessor's success and
+			// its successor's enqueue), or enqueued: the deterministic name
+			// makes this a no-op then.
+			if err := o.enqueue(ctx, def, runID, r.Date, r.Params, sd.Name, s.Generation); err != nil {
+				return err
+			}
+			rep.Reenqueued = append(rep.Reenqueued, name)
+		}
+	}
+	return nil
+}
+
+func (o *Orchestrator) sweepEnqueue(ctx context.Context, def *Definition, r Run, s StepRun, suffix string) error {
+	t := o.task(def, r.ID, r.Date, r.Params, s.Step, s.Generation)
+	t.Name += suffix
+	if err := o.queue.Enqueue(ctx, t); err != nil {
+		return fmt.Errorf("reconcile: enqueue %s of %s: %w", s.Step, r.ID, err)
+	}
+	return nil
+}
