@@ -96,7 +96,7 @@ func Audience(cfg Config, _ []*pipeline.Definition) []Finding {
 	if cfg.Audience != "" && cfg.Audience != cfg.ServiceURL {
 		why := fmt.Sprintf("the service expects audience %q, but Cloud Scheduler's jobs are given the service URL as audience: their tokens are refused with 401 and no run starts", cfg.Audience)
 		if strings.TrimSuffix(cfg.Audience, "/") == strings.TrimSuffix(cfg.ServiceURL, "/") {
-			why = fmt.Sprintf("OIDC_AUDIENCE %q and SERVICE_URL %q differ only by a trailing slash, and audiences are compared exactly: one of Cloud Scheduler or Cloud Tasks gets 401", cfg.Audience, cfg.ServiceURL)
+			why = fmt.Sprintf("OIDC_AUDIENCE %q and SERVICE_URL %q differ only by a trailing slash, and audiences are compared exactly: Cloud Tasks signs with OIDC_AUDIENCE, but Cloud Scheduler's jobs carry the service URL, so every scheduled start gets 401", cfg.Audience, cfg.ServiceURL)
 		}
 		out = append(out, Finding{
 			Severity: SeverityError, Check: "audience",
@@ -318,7 +318,7 @@ func SchedulerRetries(cfg Config, defs []*pipeline.Definition) []Finding {
 
 var (
 	discordHosts = []string{"discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com"}
-	discordPath  = regexp.MustCompile(`^/api(/v[0-9]+)?/webhooks/[0-9]{15,25}/[A-Za-z0-9_-]{20,100}$`)
+	discordPath  = regexp.MustCompile(`^/api(/v[0-9]+)?/webhooks/[0-9]{1,20}/[A-Za-z0-9_.-]{1,200}$`)
 )
 
 // Discord checks the shape of DISCORD_WEBHOOK_URL:
@@ -340,22 +340,30 @@ func Discord(cfg Config, _ []*pipeline.Definition) []Finding {
 		problem = "is not a URL"
 	case u.Scheme != "https":
 		problem = "is not https"
-	case !slices.Contains(discordHosts, u.Host):
-		problem = fmt.Sprintf("has host %q, not discord.com", u.Host)
-	case !discordPath.MatchString(u.Path):
+	case u.User != nil:
+		problem = "carries user info"
+	case !discordPath.MatchString(strings.TrimSuffix(u.Path, "/")):
 		problem = "does not have the path /api/webhooks/{numeric id}/{token}"
 	case u.RawQuery != "" && !onlyThreadID(u.Query()):
 		problem = "has a query other than thread_id"
 	}
-	if problem == "" {
-		return nil
+	if problem != "" {
+		return []Finding{{
+			Severity: SeverityError, Check: "discord",
+			Problem: "DISCORD_WEBHOOK_URL " + problem + " (expected https://discord.com/api/webhooks/{id}/{token})",
+			Why:     "the service refuses to start with a malformed webhook, or every notification fails: nobody hears about failed chains",
+			Fix:     secretFix,
+		}}
 	}
-	return []Finding{{
-		Severity: SeverityError, Check: "discord",
-		Problem: "DISCORD_WEBHOOK_URL " + problem + " (expected https://discord.com/api/webhooks/{id}/{token})",
-		Why:     "every notification fails (logged, never retried): nobody hears about failed chains",
-		Fix:     secretFix,
-	}}
+	if !slices.Contains(discordHosts, u.Host) {
+		return []Finding{{
+			Severity: SeverityWarning, Check: "discord",
+			Problem: fmt.Sprintf("DISCORD_WEBHOOK_URL has host %q, not discord.com", u.Host),
+			Why:     "notifications go to that host as given; fine for a proxy, wrong for a mistyped URL",
+			Fix:     secretFix,
+		}}
+	}
+	return nil
 }
 
 func onlyThreadID(q url.Values) bool {

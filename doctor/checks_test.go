@@ -134,7 +134,7 @@ func TestFindings(t *testing.T) {
 			[]want{{"discord", doctor.SeverityWarning, "DISCORD_WEBHOOK_URL is not set", "gcloud secrets versions add pipeline-prod-discord-webhook"}}},
 		{"discord wrong host", func(c *doctor.Config) {
 			c.DiscordWebhookURL = "https://evil.example.com/api/webhooks/123456789012345678/" + hookTok
-		}, nil, []want{{"discord", doctor.SeverityError, `host "evil.example.com"`, "gcloud secrets versions add"}}},
+		}, nil, []want{{"discord", doctor.SeverityWarning, `host "evil.example.com"`, "gcloud secrets versions add"}}},
 		{"discord channel URL", func(c *doctor.Config) {
 			c.DiscordWebhookURL = "https://discord.com/channels/123456789012345678/123456789012345678"
 		}, nil, []want{{"discord", doctor.SeverityError, "/api/webhooks/{numeric id}/{token}", "gcloud secrets"}}},

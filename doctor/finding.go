@@ -26,9 +26,12 @@ func (s Severity) String() string {
 	return fmt.Sprintf("severity(%d)", int(s))
 }
 
+// MarshalText writes "error" or "warning".
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 // Finding is one problem: what is wrong, why it breaks, and how to fix it.
 type Finding struct {
-	Severity Severity `json:"-"`
+	Severity Severity `json:"severity"`
 	// Check names the check that found it, e.g. "audience".
 	Check string `json:"check"`
 	// Subject is what the finding is about, e.g. "pipeline daily, step extract".
