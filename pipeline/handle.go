@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"runtime/debug"
 	"time"
 
@@ -207,7 +206,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		Attempt: claimed.Attempts, MaxAttempts: claimed.MaxAttempts,
 	}
 	start := time.Now()
-	out, runErr := runBody(ctx, sd, in)
+	out, runErr := o.runBody(ctx, sd, in)
 	elapsed := time.Since(start)
 
 	done := claimed
@@ -261,12 +260,12 @@ func (o *Orchestrator) runStub(p TaskPayload) Run {
 }
 
 // runBody runs a step's body with its timeout, turning a panic into an error.
-func runBody(ctx context.Context, sd *StepDef, in steps.Input) (out json.RawMessage, err error) {
+func (o *Orchestrator) runBody(ctx context.Context, sd *StepDef, in steps.Input) (out json.RawMessage, err error) {
 	ctx, cancel := context.WithTimeout(ctx, sd.Timeout)
 	defer cancel()
 	defer func() {
 		if r := recover(); r != nil {
-			slog.Default().Error("step panicked", "step", sd.Name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			o.log.ErrorContext(ctx, "step panicked", "step", sd.Name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			err = fmt.Errorf("step panicked: %v", r)
 		}
 	}()
