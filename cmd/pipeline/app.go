@@ -42,6 +42,8 @@ type app struct {
 	// token signs calls to the service (local mode with auth on).
 	token    func(ctx context.Context, audience string) (string, error)
 	audience string
+	// operators verifies callers of operator routes (nil: the invokers').
+	operators pipeline.Authenticator
 	// background parts started by start(), stopped by close().
 	runners []func(ctx context.Context) error
 	closers []func() error
@@ -86,7 +88,7 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 		return nil, err
 	}
 	if cfg.Auth == "off" {
-		authn = auth.Off{}
+		authn, a.operators = auth.Off{}, nil
 		log.Warn("AUTHENTICATION IS OFF (PIPELINE_AUTH=off): every caller is accepted. Never run like this outside local development.")
 	}
 	notifiers := pipeline.Notifiers{&notify.Log{Logger: log}}
@@ -97,7 +99,7 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 		return nil, err
 	}
 	a.handler, err = pipeline.NewHandler(pipeline.ServerConfig{
-		Orchestrator: a.orch, Auth: authn, Logger: log,
+		Orchestrator: a.orch, Auth: authn, Operators: a.operators, Logger: log,
 		RequestContext: func(r *http.Request) *http.Request { return r.WithContext(logging.WithTrace(r.Context(), r)) },
 	})
 	if err != nil {

@@ -29,6 +29,7 @@ type Config struct {
 	Audience         string   `name:"audience" env:"OIDC_AUDIENCE" help:"Expected token audience; default SERVICE_URL exactly (gcp)."`
 	Issuer           string   `name:"issuer" env:"OIDC_ISSUER" help:"Token issuer found by OIDC discovery; default Google (gcp)."`
 	AllowedInvokers  []string `name:"allowed-invokers" env:"ALLOWED_INVOKERS" sep:"," help:"Caller emails allowed to call the service (gcp)."`
+	AllowedOperators []string `name:"allowed-operators" env:"ALLOWED_OPERATORS" sep:"," help:"Operator emails allowed to enqueue, resume, cancel, backfill and read stats (gcp)."`
 	FirestoreDB      string   `name:"firestore-database" env:"FIRESTORE_DATABASE" default:"(default)" help:"Firestore database (gcp)."`
 	LedgerCollection string   `name:"ledger-collection" env:"LEDGER_COLLECTION" default:"pipeline_runs" help:"Firestore collection of the run ledger (gcp)."`
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 
 	"github.com/pipelinehq/pipeline/auth"
 	"github.com/pipelinehq/pipeline/ledger/firestoreledger"
@@ -35,6 +37,23 @@ func (a *app) gcpBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue, 
 			return nil, nil, nil, err
 		}
 		authn = v
+		if len(c.AllowedOperators) > 0 {
+			ops, err := v.WithAllowed("ALLOWED_OPERATORS", c.AllowedOperators)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			a.operators = ops
+		} else {
+			a.operators = denyAll{list: "ALLOWED_OPERATORS"}
+		}
 	}
 	return led, q, authn, nil
+}
+
+// denyAll refuses every caller: operator routes fail closed when no operator
+// is configured.
+type denyAll struct{ list string }
+
+func (d denyAll) Authenticate(*http.Request) (pipeline.Caller, error) {
+	return pipeline.Caller{}, fmt.Errorf("%w: %s is empty, so operator routes are closed", pipeline.ErrForbidden, d.list)
 }

@@ -156,6 +156,14 @@ func dialable(addr net.Addr) string {
 // Addr is the gRPC address to dial, host:port (CLOUD_TASKS_EMULATOR_HOST).
 func (e *Emulator) Addr() string { return dialable(e.grpcLis.Addr()) }
 
+// Token mints an ID token from the emulator's issuer, as Google would for a
+// service account: for callers other than Cloud Tasks (a Cloud Scheduler job
+// with an OIDC token, an operator's curl) against a service that trusts
+// OIDC_ISSUER = IssuerURL.
+func (e *Emulator) Token(audience, email string) (string, error) {
+	return e.issuer.token(audience, email, time.Now())
+}
+
 // IssuerURL is the OIDC issuer of the tokens on dispatched tasks (OIDC_ISSUER).
 func (e *Emulator) IssuerURL() string { return e.issuer.url }
 
