@@ -1,0 +1,54 @@
+# The run ledger: a Firestore database per stage, and the composite indexes
+# ListRuns needs on the runs collection (see ledger/firestoreledger).
+
+resource "google_firestore_database" "ledger" {
+  name                    = local.name
+  location_id             = var.firestore_location != "" ? var.firestore_location : var.region
+  type                    = "FIRESTORE_NATIVE"
+  delete_protection_state = var.stage == "prod" ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
+  deletion_policy         = var.stage == "prod" ? "ABANDON" : "DELETE"
+  depends_on              = [google_project_service.apis]
+}
+
+resource "google_firestore_index" "runs_by_pipeline" {
+  database   = google_firestore_database.ledger.name
+  collection = var.ledger_collection
+  fields {
+    field_path = "pipeline"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+}
+
+resource "google_firestore_index" "runs_by_status" {
+  database   = google_firestore_database.ledger.name
+  collection = var.ledger_collection
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+}
+
+resource "google_firestore_index" "runs_by_pipeline_status" {
+  database   = google_firestore_database.ledger.name
+  collection = var.ledger_collection
+  fields {
+    field_path = "pipeline"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "created_at"
+    order      = "DESCENDING"
+  }
+}

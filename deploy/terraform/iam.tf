@@ -1,0 +1,43 @@
+# Who may do what.
+
+# Both invokers may call the service.
+resource "google_cloud_run_v2_service_iam_member" "tasks_invoker" {
+  name     = google_cloud_run_v2_service.pipeline.name
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.tasks.email}"
+}
+
+resource "google_cloud_run_v2_service_iam_member" "scheduler_invoker" {
+  name     = google_cloud_run_v2_service.pipeline.name
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.scheduler.email}"
+}
+
+# The runtime enqueues steps and keeps the ledger in Firestore.
+resource "google_project_iam_member" "runtime_enqueuer" {
+  project = var.project
+  role    = "roles/cloudtasks.enqueuer"
+  member  = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+resource "google_project_iam_member" "runtime_datastore" {
+  project = var.project
+  role    = "roles/datastore.user"
+  member  = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+# The runtime puts the tasks invoker's identity in the tasks' OIDC tokens.
+resource "google_service_account_iam_member" "runtime_acts_as_tasks" {
+  service_account_id = google_service_account.tasks.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+# The runtime reads the Discord webhook.
+resource "google_secret_manager_secret_iam_member" "runtime_discord" {
+  secret_id = google_secret_manager_secret.discord.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.runtime.email}"
+}

@@ -1,0 +1,83 @@
+# Inputs. Every resource is named "pipeline-<stage>" (plus a suffix), so dev
+# and prod can share a project.
+
+variable "project" {
+  description = "Google Cloud project ID."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the Cloud Run service, the Cloud Tasks queue and the Scheduler jobs."
+  type        = string
+  default     = "europe-west1"
+}
+
+variable "stage" {
+  description = "dev or prod: names every resource pipeline-<stage>."
+  type        = string
+  default     = "dev"
+  validation {
+    condition     = contains(["dev", "prod"], var.stage)
+    error_message = "The stage must be dev or prod."
+  }
+}
+
+variable "image" {
+  description = "Container image of the first deploy; later deploys change it with gcloud run deploy (Terraform ignores it)."
+  type        = string
+}
+
+variable "pipeline_dir" {
+  description = "Directory of the pipeline files (*.yaml, one pipeline per file): the Scheduler jobs are generated from them."
+  type        = string
+  default     = "../../pipelines"
+}
+
+variable "firestore_location" {
+  description = "Firestore location (a region or a multi-region such as eur3); default the region."
+  type        = string
+  default     = ""
+}
+
+variable "ledger_collection" {
+  description = "Firestore collection of the run ledger (LEDGER_COLLECTION)."
+  type        = string
+  default     = "pipeline_runs"
+}
+
+variable "request_timeout_seconds" {
+  description = "Cloud Run request timeout; must exceed every step's timeout plus half the lease grace (pipeline doctor checks)."
+  type        = number
+  default     = 1800
+}
+
+variable "queue_max_attempts" {
+  description = "Cloud Tasks max attempts per task; must be above every step's max_attempts (the handler counts attempts)."
+  type        = number
+  default     = 25
+}
+
+variable "scheduler_retries" {
+  description = "Cloud Scheduler retries of a failed start (starts are idempotent)."
+  type        = number
+  default     = 3
+}
+
+variable "reconcile_schedule" {
+  description = "Schedule of the reconcile tick (POST /pipeline/reconcile)."
+  type        = string
+  default     = "*/5 * * * *"
+}
+
+variable "discord_webhook_url" {
+  description = "Discord webhook URL (https://discord.com/api/webhooks/ID/TOKEN), stored in Secret Manager; empty: no Discord."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
+variable "discord_mention" {
+  description = "DISCORD_MENTION: role or user pinged on failures (e.g. role:123)."
+  type        = string
+  default     = ""
+}
