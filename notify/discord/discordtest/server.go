@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/bwmarrin/discordgo"
@@ -52,6 +53,15 @@ type Server struct {
 	hold       chan struct{}
 	held       chan struct{}
 	requests   int
+	hits       []Hit
+}
+
+// Hit is one request as answered: when it arrived and with what status.
+type Hit struct {
+	At     time.Time
+	Status int
+	// RetryAfter is what a 429 asked for.
+	RetryAfter time.Duration
 }
 
 type fault struct {
@@ -173,6 +183,13 @@ func (s *Server) Requests() int {
 	return s.requests
 }
 
+// Hits are every answered request, in order of arrival.
+func (s *Server) Hits() []Hit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.hits)
+}
+
 // Violations are the payload problems seen: a payload Discord would reject,
 // or one that would ping someone it should not.
 func (s *Server) Violations() []string {
@@ -188,6 +205,14 @@ type payload struct {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	at := time.Now()
+	rec := &statusRecorder{ResponseWriter: w}
+	w = rec
+	defer func() {
+		s.mu.Lock()
+		s.hits = append(s.hits, Hit{At: at, Status: rec.status, RetryAfter: rec.retryAfter})
+		s.mu.Unlock()
+	}()
 	s.mu.Lock()
 	s.requests++
 	hold, held := s.hold, s.held
@@ -273,6 +298,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) fail(w http.ResponseWriter, f fault) {
 	if f.status == http.StatusTooManyRequests {
+		if rec, ok := w.(*statusRecorder); ok {
+			rec.retryAfter = time.Duration(f.retryAfter * float64(time.Second))
+		}
 		w.Header().Set("Retry-After", strconv.FormatFloat(f.retryAfter, 'f', -1, 64))
 		w.Header().Set("X-RateLimit-Remaining", "0")
 		w.Header().Set("X-RateLimit-Reset-After", strconv.FormatFloat(f.retryAfter, 'f', -1, 64))
@@ -365,4 +393,24 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status     int
+	retryAfter time.Duration
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
 }
