@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -231,4 +232,70 @@ func TestAPIBadInput(t *testing.T) {
 	if a.bodies["a"].runs.Load() != 0 {
 		t.Fatal("bad input ran a step")
 	}
+}
+
+func TestAPIOperatorRoutesNeedAnOperator(t *testing.T) {
+	h := newHarness(t, chainYAML)
+	iss, _ := auth.NewLocalIssuer("https://issuer.test", "tasks@proj.iam.gserviceaccount.com")
+	opIss, _ := auth.NewLocalIssuer("https://issuer.test", "alice@example.com")
+	keys := multiKeySet{iss, opIss}
+	v, err := auth.NewVerifier(ctx, auth.Config{Audience: "https://svc.test", Issuer: "https://issuer.test",
+		Allowed: []string{"tasks@proj.iam.gserviceaccount.com"}, KeySet: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, err := v.WithAllowed("ALLOWED_OPERATORS", []string{"alice@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler, _ := pipeline.NewHandler(pipeline.ServerConfig{Orchestrator: h.orch, Auth: v, Operators: ops})
+	a := &apiHarness{harness: h, srv: httptest.NewServer(handler)}
+	defer a.srv.Close()
+	invoker, _ := iss.Token(ctx, "https://svc.test")
+	operator, _ := opIss.Token(ctx, "https://svc.test")
+	if code, out := a.do("POST", "/pipeline/start", invoker, []byte(`{"pipeline":"chain","date":"2026-11-23"}`), nil); code != 201 {
+		t.Fatalf("start = %d %v", code, out)
+	}
+	a.drain(50)
+	// The Cloud Tasks identity may not act as an operator...
+	if code, out := a.do("POST", "/pipeline/runs/chain@2026-11-23/steps/b/enqueue", invoker, []byte(`{"force":true}`), nil); code != 403 {
+		t.Fatalf("enqueue by the invoker = %d %v, want 403", code, out)
+	}
+	// ...an operator may; and both may read history.
+	code, out := a.do("POST", "/pipeline/runs/chain@2026-11-23/steps/b/enqueue", operator, []byte(`{"force":true}`), nil)
+	if code != 200 || out["generation"] != float64(2) || out["task_name"] == "" {
+		t.Fatalf("enqueue by an operator = %d %v", code, out)
+	}
+	for _, tok := range []string{invoker, operator} {
+		if code, _ := a.do("GET", "/pipeline/runs/chain@2026-11-23", tok, nil, nil); code != 200 {
+			t.Fatalf("read history = %d", code)
+		}
+	}
+	if code, out := a.do("GET", "/pipeline/stats?since=30d", operator, nil, nil); code != 200 || len(out["pipelines"].([]any)) != 1 {
+		t.Fatalf("stats = %d %v", code, out)
+	}
+	if code, out := a.do("POST", "/pipeline/reconcile", invoker, nil, nil); code != 200 || out["runs_checked"] == nil {
+		t.Fatalf("reconcile = %d %v", code, out)
+	}
+	if code, _ := a.do("POST", "/pipeline/runs/chain@2026-11-23/cancel", operator, []byte(`{"x":1}`), nil); code != 400 {
+		t.Fatalf("cancel with an unknown field = %d, want 400", code)
+	}
+	if code, out := a.do("POST", "/pipeline/backfill", operator, []byte(`{"pipeline":"chain","from":"2026-11-05","to":"2026-11-01"}`), nil); code != 400 {
+		t.Fatalf("bad backfill = %d %v", code, out)
+	}
+}
+
+// multiKeySet verifies with whichever local issuer signed the token.
+type multiKeySet []*auth.LocalIssuer
+
+func (m multiKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
+	var last error
+	for _, l := range m {
+		p, err := l.KeySet().VerifySignature(ctx, jwt)
+		if err == nil {
+			return p, nil
+		}
+		last = err
+	}
+	return nil, last
 }
