@@ -19,7 +19,7 @@ func (l *LocalIssuer) DiscoveryHandler() http.Handler {
 	doc := map[string]any{
 		"issuer":                                l.issuer, // iss must match it exactly
 		"jwks_uri":                              strings.TrimSuffix(l.issuer, "/") + "/jwks",
-		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"id_token_signing_alg_values_supported": []string{"ES256"},
 		"response_types_supported":              []string{"id_token"},
 		"subject_types_supported":               []string{"public"},
 		"claims_supported":                      []string{"iss", "aud", "sub", "email", "email_verified", "iat", "exp"},
