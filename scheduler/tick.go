@@ -1,12 +1,8 @@
 package scheduler
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"time"
 )
 
@@ -34,38 +30,5 @@ func (t *Tick) Run(ctx context.Context) error {
 				t.Logger.Warn("scheduled tick failed", "error", err.Error())
 			}
 		}
-	}
-}
-
-// HTTPPost returns a Fire that POSTs an empty JSON object to baseURL()+path
-// with an OIDC token, as a Cloud Scheduler HTTP job does.
-func HTTPPost(baseURL func() string, path string, token func(ctx context.Context, audience string) (string, error), audience string, client *http.Client) func(ctx context.Context) error {
-	if client == nil {
-		client = &http.Client{Timeout: 5 * time.Minute}
-	}
-	return func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL()+path, bytes.NewReader([]byte("{}")))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-CloudScheduler", "true")
-		if token != nil {
-			tok, err := token(ctx, audience)
-			if err != nil {
-				return fmt.Errorf("scheduler: token: %w", err)
-			}
-			req.Header.Set("Authorization", "Bearer "+tok)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return fmt.Errorf("scheduler: %s: %w", path, err)
-		}
-		defer resp.Body.Close()
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		if resp.StatusCode/100 != 2 {
-			return fmt.Errorf("scheduler: %s: %s: %s", path, resp.Status, bytes.TrimSpace(msg))
-		}
-		return nil
 	}
 }
