@@ -210,7 +210,11 @@ func build(fd fileDef, reg *steps.Registry) (*Definition, []error) {
 			bad("%s: unknown kind %q (known: %s)", where, fs.Kind, strings.Join(reg.Kinds(), ", "))
 		default:
 			body, err := reg.Build(fs.Kind, sd.Settings)
-			if err != nil {
+			if j, ok := err.(interface{ Unwrap() []error }); ok {
+				for _, e := range j.Unwrap() { // every settings problem on its own line
+					bad("%s: %v", where, e)
+				}
+			} else if err != nil {
 				bad("%s: %v", where, err)
 			}
 			sd.Body = body

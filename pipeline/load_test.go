@@ -104,3 +104,23 @@ steps:
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestParsePrefixesEverySettingsProblem(t *testing.T) {
+	_, err := pipeline.Parse("f.yaml", []byte(`
+name: x
+steps:
+  - {name: a, kind: http, http: {url: "nope", method: "FETCH"}}
+`), testRegistry())
+	if err == nil {
+		t.Fatal("no error")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("want one line per problem:\n%s", err)
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, `f.yaml: pipeline "x": step 1 ("a"): `) {
+			t.Errorf("line without its place: %q", l)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 // Package steps holds the Step interface that every step kind implements, the
-// registry that maps a pipeline file's `kind` to a constructor, the built-in
-// kinds (http) and the example steps of the daily chain.
+// registry that maps a pipeline file's `kind` to a constructor and the
+// built-in kinds (http, noop, sleep); the example steps of the daily chain are
+// in steps/example.
 package steps
 
 import (
