@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,7 +59,7 @@ func (e *env) notifier(tweak func(*discord.Config)) *discord.Notifier {
 	cfg := discord.Config{
 		WebhookURL: e.srv.WebhookURL(), Store: e.l, Revision: "pipeline-00042-abc", Project: "acme-prod",
 		MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, EditInterval: time.Millisecond,
-		AttemptTimeout: 2 * time.Second,
+		AttemptTimeout: 2 * time.Second, Logger: slog.New(slog.DiscardHandler),
 	}
 	if tweak != nil {
 		tweak(&cfg)

@@ -54,6 +54,7 @@ type Server struct {
 	held       chan struct{}
 	requests   int
 	hits       []Hit
+	waiting    int
 }
 
 // Hit is one request as answered: when it arrived and with what status.
@@ -132,6 +133,13 @@ func (s *Server) Arrived() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.held
+}
+
+// Waiting counts the requests held right now.
+func (s *Server) Waiting() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.waiting
 }
 
 // Release lets held requests (and later ones) through.
@@ -213,16 +221,31 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.hits = append(s.hits, Hit{At: at, Status: rec.status, RetryAfter: rec.retryAfter})
 		s.mu.Unlock()
 	}()
+	// Read the body first: only then does the server notice a client that
+	// gives up while the request is held.
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"message": err.Error()})
+		return
+	}
 	s.mu.Lock()
 	s.requests++
 	hold, held := s.hold, s.held
 	s.mu.Unlock()
 	if hold != nil {
+		s.mu.Lock()
+		s.waiting++
+		s.mu.Unlock()
 		held <- struct{}{}
 		select {
 		case <-hold:
 		case <-r.Context().Done():
-			return
+		}
+		s.mu.Lock()
+		s.waiting--
+		s.mu.Unlock()
+		if r.Context().Err() != nil {
+			return // the client gave up: Discord never saw it
 		}
 	}
 	s.mu.Lock()
@@ -240,11 +263,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	m := pathRE.FindStringSubmatch(r.URL.Path)
 	if m == nil || m[1] != s.ID || m[2] != s.Token {
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Unknown Webhook", "code": 10015})
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"message": err.Error()})
 		return
 	}
 	var p payload
