@@ -455,9 +455,27 @@ func (o *Orchestrator) sendFinal(ctx context.Context, r Run, stepRuns []StepRun)
 		// sends it again. At least once, never lost.
 		return
 	}
-	r.Notify = NotifyDone
-	r.Steps = nil
-	if _, err := o.ledger.UpdateRun(ctx, r); err != nil && !errors.Is(err, ErrConflict) {
-		o.log.WarnContext(ctx, "could not record notification", "run", r.ID, "error", err.Error())
+	// Notifiers may write the run too (Run.Notes), so a conflict here is
+	// expected: re-read and mark the same ending as notified.
+	for range 5 {
+		r.Notify = NotifyDone
+		r.Steps = nil
+		_, err := o.ledger.UpdateRun(ctx, r)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, ErrConflict) {
+			o.log.WarnContext(ctx, "could not record notification", "run", r.ID, "error", err.Error())
+			return
+		}
+		fresh, gerr := o.ledger.GetRun(ctx, r.ID)
+		if gerr != nil {
+			o.log.WarnContext(ctx, "could not record notification", "run", r.ID, "error", gerr.Error())
+			return
+		}
+		if fresh.Notify != NotifyPending || fresh.Status != r.Status || !fresh.FinishedAt.Equal(r.FinishedAt) {
+			return // already recorded, or the run was re-opened and ended anew
+		}
+		r = fresh
 	}
 }

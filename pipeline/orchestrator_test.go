@@ -544,3 +544,27 @@ func TestBadStepPayloadsChangeNothing(t *testing.T) {
 		t.Fatalf("runs after bad input: %d, %v", len(runs), err)
 	}
 }
+
+// A notifier that records its own state in the run (as Discord does) must
+// not leave the final notification owed.
+func TestFinalNotificationRecordedWhenTheNotifierWritesTheRun(t *testing.T) {
+	var h *harness
+	writer := notifierFunc(func(ctx context.Context, e pipeline.Event) error {
+		if e.Step != nil || !e.Run.Status.Terminal() {
+			return nil
+		}
+		r, err := h.ledger.GetRun(ctx, e.Run.ID)
+		if err != nil {
+			return err
+		}
+		r.Notes, r.Steps = map[string]string{"discord.final": "posted"}, nil
+		_, err = h.ledger.UpdateRun(ctx, r)
+		return err
+	})
+	h = newHarness(t, chainYAML, writer)
+	id := startAndDrain(t, h, "2026-11-23")
+	r := h.run(id)
+	if r.Notify != pipeline.NotifyDone || r.Notes["discord.final"] != "posted" {
+		t.Fatalf("notify %q notes %v", r.Notify, r.Notes)
+	}
+}
