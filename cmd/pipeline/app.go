@@ -15,6 +15,7 @@ import (
 	"github.com/pipelinehq/pipeline/ledger/boltledger"
 	"github.com/pipelinehq/pipeline/logging"
 	"github.com/pipelinehq/pipeline/notify"
+	"github.com/pipelinehq/pipeline/notify/discord"
 	"github.com/pipelinehq/pipeline/pipeline"
 	"github.com/pipelinehq/pipeline/queue/local"
 	"github.com/pipelinehq/pipeline/steps"
@@ -92,6 +93,16 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 		log.Warn("AUTHENTICATION IS OFF (PIPELINE_AUTH=off): every caller is accepted. Never run like this outside local development.")
 	}
 	notifiers := pipeline.Notifiers{&notify.Log{Logger: log}}
+	if cfg.DiscordWebhook != "" {
+		d, err := discord.New(discord.Config{WebhookURL: cfg.DiscordWebhook, Mention: cfg.DiscordMention,
+			Revision: cfg.Revision, Project: cfg.Project, Store: led, Logger: log})
+		if err != nil {
+			a.close()
+			return nil, fmt.Errorf("discord: %w", err)
+		}
+		notifiers = append(notifiers, d)
+		a.runners = append(a.runners, d.Run)
+	}
 	notifiers = append(notifiers, extra...)
 	a.orch, err = pipeline.New(pipeline.Config{Catalog: catalog, Ledger: led, Queue: q, Notifier: notifiers, Logger: log, LeaseGrace: cfg.LeaseGrace})
 	if err != nil {

@@ -30,6 +30,9 @@ type Config struct {
 	Issuer           string   `name:"issuer" env:"OIDC_ISSUER" help:"Token issuer found by OIDC discovery; default Google (gcp)."`
 	AllowedInvokers  []string `name:"allowed-invokers" env:"ALLOWED_INVOKERS" sep:"," help:"Caller emails allowed to call the service (gcp)."`
 	AllowedOperators []string `name:"allowed-operators" env:"ALLOWED_OPERATORS" sep:"," help:"Operator emails allowed to enqueue, resume, cancel, backfill and read stats (gcp)."`
+	DiscordWebhook   string   `name:"discord-webhook-url" env:"DISCORD_WEBHOOK_URL" help:"Discord webhook the run messages go to, used as given (host included); without it notifications go to the log."`
+	DiscordMention   string   `name:"discord-mention" env:"DISCORD_MENTION" help:"Role (or user:ID) pinged on failures only."`
+	Revision         string   `name:"revision" env:"K_REVISION" help:"Service revision shown in the Discord footer (Cloud Run sets K_REVISION)."`
 	FirestoreDB      string   `name:"firestore-database" env:"FIRESTORE_DATABASE" default:"(default)" help:"Firestore database (gcp)."`
 	LedgerCollection string   `name:"ledger-collection" env:"LEDGER_COLLECTION" default:"pipeline_runs" help:"Firestore collection of the run ledger (gcp)."`
 }

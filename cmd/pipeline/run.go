@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pipelinehq/pipeline/notify"
+	"github.com/pipelinehq/pipeline/notify/discord"
 	"github.com/pipelinehq/pipeline/pipeline"
 )
 
@@ -84,6 +85,9 @@ func (r *runCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 		return err
 	}
 	printSummary(env.stdout, final)
+	if cfg.DiscordWebhook == "" {
+		fmt.Fprintf(env.stdout, "\nDiscord (preview; set DISCORD_WEBHOOK_URL to post it):\n%s\n", discord.Preview(discord.Render(final, cfg.Revision)))
+	}
 	if logPath != "" {
 		fmt.Fprintf(env.stdout, "logs: %s\n", logPath)
 	}
