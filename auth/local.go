@@ -3,9 +3,9 @@ package auth
 import (
 	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"sync"
