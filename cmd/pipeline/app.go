@@ -49,6 +49,9 @@ type app struct {
 	runners []func(ctx context.Context) error
 	closers []func() error
 	setBase func(string)
+	// queuePending counts the local queue's waiting and in-flight tasks
+	// (local backend; nil otherwise).
+	queuePending func() int
 }
 
 // newLogger builds the Cloud Logging JSON logger.
@@ -153,6 +156,7 @@ func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue
 		return nil, nil, nil, err
 	}
 	a.setBase = q.SetBaseURL
+	a.queuePending = q.Pending
 	a.runners = append(a.runners, q.Run)
 	return led, q, authn, nil
 }

@@ -18,6 +18,16 @@ type cli struct {
 	Doctor        doctorCmd        `cmd:"" help:"Check the deployment's configuration (audience, invokers, deadlines, time zones, Discord) and print a fix for each problem; exit 1 on errors."`
 	Schedules     schedulesCmd     `cmd:"" help:"Print each scheduled pipeline's Cloud Scheduler job: name, schedule, time zone, attempt deadline (TSV, or --json)."`
 	TasksEmulator tasksEmulatorCmd `cmd:"" name:"tasks-emulator" help:"Run a Cloud Tasks v2 emulator (gRPC) that dispatches over HTTP with OIDC tokens, for the gcp backend on one machine."`
+
+	// Operator tools: local store by default, PIPELINE_BACKEND=gcp, or --url.
+	Enqueue  enqueueCmd  `cmd:"" help:"Enqueue one step of a run ad hoc (--date D or --run RUN); it obeys the gate and chains on unless --only; --force runs it again in a new generation."`
+	Status   statusCmd   `cmd:"" help:"Print a run and its steps: status, attempts, generation, duration, error or output."`
+	Runs     runsCmd     `cmd:"" help:"List runs, newest first (--pipeline, --since 7d, --status)."`
+	Watch    watchCmd    `cmd:"" help:"Show a run's progress until it ends; exit 1 if it failed."`
+	Resume   resumeCmd   `cmd:"" help:"Re-enqueue a run from its failed step(s), keeping what succeeded."`
+	Cancel   cancelCmd   `cmd:"" help:"Cancel a run: no further step starts."`
+	Backfill backfillCmd `cmd:"" help:"Create one run per date from --from to --to, at most --max-parallel at once; repeating it creates nothing new."`
+	Stats    statsCmd    `cmd:"" help:"Per pipeline and step: runs, success rate, average and p95 duration (--since 7d)."`
 }
 
 // realMain parses args and runs the chosen command.
