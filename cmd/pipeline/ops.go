@@ -183,11 +183,14 @@ func (t *opsTarget) openDirect(ctx context.Context, cfg *Config, env *appEnv, ex
 	d.stop = func() {
 		stop()
 		// http.Server.Shutdown waits 5 s for a connection that never
-		// carried a request (a client's spare dial): close those.
+		// carried a request (a client's spare dial): once it has closed
+		// the listener (after the queue stopped), close those.
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			ln.closeUnused()
+			if ln.closed.Load() {
+				ln.closeUnused()
+			}
 			select {
 			case <-served:
 				return
@@ -333,8 +336,9 @@ func (f *inflight) waitIdle(ctx context.Context) {
 // carried a request can be closed at shutdown.
 type trackingListener struct {
 	net.Listener
-	mu    sync.Mutex
-	conns map[*trackedConn]struct{}
+	closed atomic.Bool
+	mu     sync.Mutex
+	conns  map[*trackedConn]struct{}
 }
 
 type trackedConn struct {
@@ -353,6 +357,11 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	l.conns[tc] = struct{}{}
 	l.mu.Unlock()
 	return tc, nil
+}
+
+func (l *trackingListener) Close() error {
+	l.closed.Store(true)
+	return l.Listener.Close()
 }
 
 func (l *trackingListener) closeUnused() {
