@@ -127,6 +127,31 @@ func (o *Orchestrator) runFor(ctx context.Context, req EnqueueRequest) (*Definit
 	if req.Date == "" && req.Key == "" {
 		return nil, Run{}, false, fmt.Errorf("%w: a run (run_id) or a date is required", ErrInvalid)
 	}
+	// Refuse before creating anything: a run created for a request that is
+	// then refused would be left running with nothing enqueued.
+	def, err := o.pipelineFor(req.Pipeline)
+	if err != nil {
+		return nil, Run{}, false, err
+	}
+	sd := def.Step(req.Step)
+	if sd == nil {
+		return nil, Run{}, false, fmt.Errorf("%w: pipeline %q has no step %q (steps: %v)", ErrNotFound, def.Name, req.Step, def.StepNames())
+	}
+	if !req.Force && len(sd.After) > 0 {
+		date, err := runDate(StartRequest{Date: req.Date}, def.Location, o.now())
+		if err != nil {
+			return nil, Run{}, false, err
+		}
+		key := req.Key
+		if key == "" {
+			key = date
+		}
+		if _, err := o.ledger.GetRun(ctx, RunID(def.Name, key)); errors.Is(err, ErrNotFound) {
+			return nil, Run{}, false, fmt.Errorf("%w: run %s does not exist, so %s waits for %v; enqueue a root step (%v) or use --force", ErrNotReady, RunID(def.Name, key), req.Step, sd.After, def.Roots())
+		} else if err != nil {
+			return nil, Run{}, false, fmt.Errorf("enqueue %s: %w", req.Step, err)
+		}
+	}
 	def, r, created, err := o.create(ctx, StartRequest{Pipeline: req.Pipeline, Date: req.Date, Key: req.Key, Params: req.Params, Trigger: "adhoc"}, RunRunning)
 	return def, r, created, err
 }

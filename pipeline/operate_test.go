@@ -70,8 +70,11 @@ func TestEnqueueOnlyDoesNotChain(t *testing.T) {
 func TestEnqueueObeysTheGateAndCreatesAdHocRuns(t *testing.T) {
 	h := newHarness(t, chainYAML)
 	_, err := h.orch.Enqueue(ctx, pipeline.EnqueueRequest{Pipeline: "chain", Date: "2026-11-20", Step: "c"})
-	if !errors.Is(err, pipeline.ErrNotReady) || !strings.Contains(err.Error(), "b (pending)") {
+	if !errors.Is(err, pipeline.ErrNotReady) || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("enqueue c before b: %v", err)
+	}
+	if _, err := h.ledger.GetRun(ctx, "chain@2026-11-20"); !errors.Is(err, pipeline.ErrNotFound) {
+		t.Fatalf("a refused enqueue created the run: %v", err)
 	}
 	res, err := h.orch.Enqueue(ctx, pipeline.EnqueueRequest{Pipeline: "chain", Date: "2026-11-20", Step: "a"})
 	if err != nil || res.RunID != "chain@2026-11-20" || res.Generation != 1 {

@@ -182,9 +182,13 @@ func TestOpsEnqueueOnlyAndTheGate(t *testing.T) {
 
 	// The gate: load waits for fetch.
 	_, _, err := e.run("enqueue", "load", "--date", "2026-04-02")
-	wantExit(t, err, 1, "waits for", "fetch (pending)")
+	wantExit(t, err, 1, "waits for", "does not exist")
 	if srv.count("/load") != 0 {
 		t.Fatal("a gated step ran")
+	}
+	// Refused, it created nothing.
+	if _, _, err := e.run("status", "chain@2026-04-02"); err == nil {
+		t.Fatal("a refused enqueue created the run")
 	}
 
 	// --only runs fetch and stops there; the command returns once nothing
