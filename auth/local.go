@@ -6,8 +6,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -44,9 +50,76 @@ type localToken struct {
 	exp time.Time
 }
 
-// NewLocalIssuer makes a fresh RSA-2048 key for an issuer URL (https, or http
+// NewLocalIssuer makes a fresh P-256 key for an issuer URL (https, or http
 // on a loopback host) and the caller email its tokens carry.
 func NewLocalIssuer(issuer, email string) (*LocalIssuer, error) {
+	return newLocalIssuer(issuer, email, nil)
+}
+
+// OpenLocalIssuer is NewLocalIssuer with its key kept in a file (created with
+// mode 0600 when missing), so that other processes on the machine that can
+// read the file (the operator commands) can mint tokens a local service
+// accepts.
+func OpenLocalIssuer(path, issuer, email string) (*LocalIssuer, error) {
+	key, err := readKey(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+			return nil, fmt.Errorf("auth: local issuer: generate key: %w", err)
+		}
+		if err = writeKey(path, key); err != nil {
+			return nil, err
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return newLocalIssuer(issuer, email, key)
+}
+
+// LoadLocalIssuer is OpenLocalIssuer for a key file that must exist.
+func LoadLocalIssuer(path, issuer, email string) (*LocalIssuer, error) {
+	key, err := readKey(path)
+	if err != nil {
+		return nil, err
+	}
+	return newLocalIssuer(issuer, email, key)
+}
+
+func readKey(path string) (*ecdsa.PrivateKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("auth: local issuer key: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("auth: local issuer key %s: not PEM", path)
+	}
+	key, err := x509.ParseECPrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("auth: local issuer key %s: %w", path, err)
+	}
+	return key, nil
+}
+
+func writeKey(path string, key *ecdsa.PrivateKey) error {
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("auth: local issuer key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("auth: local issuer key: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		return fmt.Errorf("auth: local issuer key: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("auth: local issuer key: %w", err)
+	}
+	return nil
+}
+
+func newLocalIssuer(issuer, email string, key *ecdsa.PrivateKey) (*LocalIssuer, error) {
 	if err := checkIssuerURL(issuer); err != nil {
 		return nil, fmt.Errorf("auth: local issuer: %w", err)
 	}
@@ -56,11 +129,13 @@ func NewLocalIssuer(issuer, email string) (*LocalIssuer, error) {
 	if err := checkEmails([]string{email}); err != nil {
 		return nil, fmt.Errorf("auth: local issuer: %w", err)
 	}
-	// P-256: generating it takes microseconds, an RSA key tens of
-	// milliseconds of every local start-up.
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("auth: local issuer: generate key: %w", err)
+	if key == nil {
+		// P-256: generating it takes microseconds, an RSA key tens of
+		// milliseconds of every local start-up.
+		var err error
+		if key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+			return nil, fmt.Errorf("auth: local issuer: generate key: %w", err)
+		}
 	}
 	jwk := jose.JSONWebKey{Key: &key.PublicKey}
 	thumb, err := jwk.Thumbprint(crypto.SHA256)

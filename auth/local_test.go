@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -137,5 +138,44 @@ func TestNewLocalIssuerInput(t *testing.T) {
 		if _, err := auth.NewLocalIssuer(tc.issuer, tc.email); err == nil || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("NewLocalIssuer(%q, %q) = %v, want an error saying %q", tc.issuer, tc.email, err, tc.msg)
 		}
+	}
+}
+
+func TestOpenLocalIssuerKeepsItsKeyInAFile(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/keys/local-issuer.pem"
+	if _, err := auth.LoadLocalIssuer(path, "http://127.0.0.1:8080", localEmail); err == nil {
+		t.Fatal("LoadLocalIssuer of a missing file succeeded")
+	}
+	service, err := auth.OpenLocalIssuer(path, "http://127.0.0.1:8080", localEmail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v, want mode 0600", st, err)
+	}
+	// Another process (an operator command) loads the same key and mints a
+	// token that the service's verifier accepts.
+	cli, err := auth.LoadLocalIssuer(path, "http://127.0.0.1:8080", localEmail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(ctx, auth.Config{Audience: "aud", Issuer: "http://127.0.0.1:8080", Allowed: []string{localEmail}, KeySet: service.KeySet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := cli.Token(ctx, "aud")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	if _, err := v.Authenticate(r); err != nil {
+		t.Fatalf("token from the loaded key refused: %v", err)
+	}
+	again, err := auth.OpenLocalIssuer(path, "http://127.0.0.1:8080", localEmail)
+	if err != nil || again.JWKS().Keys[0].KeyID != service.JWKS().Keys[0].KeyID {
+		t.Fatalf("reopened issuer has another key: %v", err)
 	}
 }

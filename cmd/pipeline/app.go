@@ -23,13 +23,18 @@ import (
 )
 
 // Local-mode identities: the in-process queue and cron sign their calls with a
-// key that lives only in this process, and the service verifies them with the
-// same verifier code that checks Google's tokens in production.
+// key kept in the data directory (readable by its owner only), and the
+// service verifies them with the same verifier code that checks Google's
+// tokens in production.
 const (
 	localIssuer   = "https://pipeline.local"
 	localAudience = "pipeline-local"
 	localCaller   = "local-invoker@pipeline.local"
 )
+
+// localKeyPath is where the local issuer keeps its key (mode 0600), so that
+// operator commands on the same machine can call a local `serve` with auth on.
+func localKeyPath(cfg *Config) string { return filepath.Join(cfg.Data, "local-issuer.pem") }
 
 // app is the assembled service: orchestrator, HTTP handler and the background
 // parts of the chosen backend.
@@ -139,7 +144,7 @@ func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue
 	qcfg := local.Config{QueueName: "local", Logger: a.log, Commit: led.Committer().Batch}
 	var authn pipeline.Authenticator
 	if a.cfg.Auth == "on" {
-		iss, err := auth.NewLocalIssuer(localIssuer, localCaller)
+		iss, err := auth.OpenLocalIssuer(localKeyPath(a.cfg), localIssuer, localCaller)
 		if err != nil {
 			return nil, nil, nil, err
 		}

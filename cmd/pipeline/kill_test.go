@@ -213,3 +213,29 @@ steps:
 		t.Fatalf("two's attempts = %d, want 2", run.Steps[1].Attempts)
 	}
 }
+
+// Operator commands reach a local `pipeline serve` with auth on: they sign
+// with the key the service keeps in its data directory.
+func TestOperatorCommandsReachALocalServiceWithAuthOn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	port := freePort(t)
+	startServe(t, []string{"PIPELINE_FILE=" + repoPipelines, "PIPELINE_DATA=" + data}, port)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	out, stderr, err := runArgs(t, "enqueue", "extract", "--date", "2026-05-01", "--pipeline", "daily", "--url", base, "--data", data, "--file", repoPipelines, "--wait")
+	if err != nil {
+		t.Fatalf("enqueue over --url: %v\n%s\n%s", err, out, stderr)
+	}
+	out, _, err = runArgs(t, "status", "daily@2026-05-01", "--url", base, "--data", data, "--file", repoPipelines)
+	if err != nil || !strings.Contains(out, "extract") {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	// Without the service's key (another data directory) the call is refused.
+	_, _, err = runArgs(t, "status", "daily@2026-05-01", "--url", base, "--data", filepath.Join(dir, "other"), "--file", repoPipelines)
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("without the key: %v, want a 401", err)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/oauth2"
 	"google.golang.org/api/idtoken"
 
+	"github.com/pipelinehq/pipeline/auth"
 	"github.com/pipelinehq/pipeline/logging"
 	"github.com/pipelinehq/pipeline/notify"
 	"github.com/pipelinehq/pipeline/pipeline"
@@ -103,6 +104,17 @@ func (t *opsTarget) openURL(ctx context.Context, cfg *Config) (opsBackend, error
 		if mint == nil {
 			mint = func(ctx context.Context, aud string) (oauth2.TokenSource, error) {
 				return idtoken.NewTokenSource(ctx, aud)
+			}
+		}
+		if isLoopback(u.Hostname()) && cfg.Backend == "local" && t.tokens == nil {
+			// A local `pipeline serve` on this machine: sign with its key
+			// from the data directory, as its own queue does.
+			if iss, lerr := auth.LoadLocalIssuer(localKeyPath(cfg), localIssuer, localCaller); lerr == nil {
+				tok, terr := iss.Token(ctx, localAudience)
+				if terr == nil {
+					ts = oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok})
+					break
+				}
 			}
 		}
 		ts, err = mint(ctx, audience)
