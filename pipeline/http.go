@@ -317,6 +317,9 @@ func ParseSince(v string, now time.Time) (time.Time, error) {
 type enqueueBody struct {
 	Only  bool `json:"only,omitempty"`
 	Force bool `json:"force,omitempty"`
+	// Params are used when the enqueue creates the run (PIPELINE@DATE of a
+	// run that does not exist yet).
+	Params map[string]string `json:"params,omitempty"`
 }
 
 func (s *server) enqueue(c *echo.Context) error {
@@ -329,7 +332,7 @@ func (s *server) enqueue(c *echo.Context) error {
 		// PIPELINE@DATE of a run that may not exist yet: create it ad hoc.
 		if _, err := time.Parse(time.DateOnly, key); err == nil {
 			if _, err := s.o.ledger.GetRun(c.Request().Context(), req.RunID); errors.Is(err, ErrNotFound) {
-				req = EnqueueRequest{Pipeline: pipe, Date: key, Step: req.Step, Only: b.Only, Force: b.Force}
+				req = EnqueueRequest{Pipeline: pipe, Date: key, Step: req.Step, Only: b.Only, Force: b.Force, Params: b.Params}
 			}
 		}
 	}

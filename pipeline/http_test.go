@@ -274,6 +274,14 @@ func TestAPIOperatorRoutesNeedAnOperator(t *testing.T) {
 	if code, out := a.do("GET", "/pipeline/stats?since=30d", operator, nil, nil); code != 200 || len(out["pipelines"].([]any)) != 1 {
 		t.Fatalf("stats = %d %v", code, out)
 	}
+	// Enqueueing a root of a run that does not exist creates it, with params.
+	code, out = a.do("POST", "/pipeline/runs/chain@2026-12-01/steps/a/enqueue", operator, []byte(`{"params":{"region":"eu"}}`), nil)
+	if code != 200 || out["run_created"] != true {
+		t.Fatalf("ad hoc enqueue = %d %v", code, out)
+	}
+	if r := a.run("chain@2026-12-01"); r.Params["region"] != "eu" || r.Trigger != "adhoc" {
+		t.Fatalf("ad hoc run = %+v", r)
+	}
 	if code, out := a.do("POST", "/pipeline/reconcile", invoker, nil, nil); code != 200 || out["runs_checked"] == nil {
 		t.Fatalf("reconcile = %d %v", code, out)
 	}

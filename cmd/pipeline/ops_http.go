@@ -129,15 +129,12 @@ func (h *httpOps) do(ctx context.Context, method, path string, query url.Values,
 func runPath(runID string) string { return "/pipeline/runs/" + url.PathEscape(runID) }
 
 func (h *httpOps) Enqueue(ctx context.Context, req pipeline.EnqueueRequest) (pipeline.EnqueueResult, error) {
-	if len(req.Params) > 0 {
-		return pipeline.EnqueueResult{}, fmt.Errorf("%w: --param is not sent with --url (the enqueue route takes none); start the run with its parameters first", pipeline.ErrInvalid)
-	}
 	runID := req.RunID
 	if runID == "" {
 		// PIPELINE@DATE: the route creates the run if it does not exist.
 		runID = pipeline.RunID(req.Pipeline, req.Date)
 	}
-	body := map[string]bool{"only": req.Only, "force": req.Force}
+	body := map[string]any{"only": req.Only, "force": req.Force, "params": req.Params}
 	var out pipeline.EnqueueResult
 	err := h.do(ctx, http.MethodPost, runPath(runID)+"/steps/"+url.PathEscape(req.Step)+"/enqueue", nil, body, &out)
 	return out, err
