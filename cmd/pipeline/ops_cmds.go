@@ -210,20 +210,30 @@ type statusCmd struct {
 }
 
 func (c *statusCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
-	if err := checkRunID(c.RunID); err != nil {
+	return c.onRun(ctx, cfg, env, c.RunID, opsBackend.GetRun, "")
+}
+
+// onRun opens the backend, applies op to one run and prints the run it
+// returns (JSON with --json), under header when there is one.
+func (t *opsTarget) onRun(ctx context.Context, cfg *Config, env *appEnv, runID string,
+	op func(opsBackend, context.Context, string) (pipeline.Run, error), header string) error {
+	if err := checkRunID(runID); err != nil {
 		return fail(err)
 	}
-	b, err := c.open(ctx, cfg, env, false)
+	b, err := t.open(ctx, cfg, env, false)
 	if err != nil {
 		return fail(err)
 	}
 	defer b.Close()
-	r, err := b.GetRun(ctx, c.RunID)
+	r, err := op(b, ctx, runID)
 	if err != nil {
 		return fail(err)
 	}
-	if c.JSON {
+	if t.JSON {
 		return writeJSON(env.stdout, r)
+	}
+	if header != "" {
+		fmt.Fprintf(env.stdout, header+"\n\n", r.ID)
 	}
 	printRun(env.stdout, r)
 	return nil
@@ -359,24 +369,7 @@ type cancelCmd struct {
 }
 
 func (c *cancelCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
-	if err := checkRunID(c.RunID); err != nil {
-		return fail(err)
-	}
-	b, err := c.open(ctx, cfg, env, false)
-	if err != nil {
-		return fail(err)
-	}
-	defer b.Close()
-	r, err := b.Cancel(ctx, c.RunID)
-	if err != nil {
-		return fail(err)
-	}
-	if c.JSON {
-		return writeJSON(env.stdout, r)
-	}
-	fmt.Fprintf(env.stdout, "cancelled %s: no further step starts (a step running now finishes)\n\n", r.ID)
-	printRun(env.stdout, r)
-	return nil
+	return c.onRun(ctx, cfg, env, c.RunID, opsBackend.Cancel, "cancelled %s: no further step starts (a step running now finishes)")
 }
 
 // backfillCmd creates one run per date and runs at most N at once.
