@@ -255,11 +255,12 @@ func (o *Orchestrator) Cancel(ctx context.Context, runID string) (Run, error) {
 				break
 			}
 			s.Status, s.UpdatedAt, s.LeaseUntil = StepCancelled, o.now().UTC(), time.Time{}
-			if _, err := o.ledger.UpdateStep(ctx, s); err == nil || !errors.Is(err, ErrConflict) {
-				if err != nil {
-					return r, fmt.Errorf("cancel %s: %w", runID, err)
-				}
+			_, err := o.ledger.UpdateStep(ctx, s)
+			if err == nil {
 				break
+			}
+			if !errors.Is(err, ErrConflict) {
+				return r, fmt.Errorf("cancel %s: %w", runID, err)
 			}
 			got, err := o.ledger.GetSteps(ctx, runID, s.Step)
 			if err != nil {
