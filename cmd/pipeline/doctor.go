@@ -20,17 +20,21 @@ type doctorCmd struct {
 	QueueMaxAttempts int           `name:"queue-max-attempts" env:"QUEUE_MAX_ATTEMPTS" default:"0" help:"The Cloud Tasks queue's max attempts, if known (0 unknown, -1 unlimited)."`
 	SchedulerRetries int           `name:"scheduler-retries" env:"SCHEDULER_RETRIES" default:"-1" help:"The Scheduler jobs' retry count, if known (-1 unknown)."`
 	DiscordURL       string        `name:"discord-url" env:"DISCORD_WEBHOOK_URL" help:"Discord webhook URL to check (DISCORD_WEBHOOK_URL)."`
+	Offline          bool          `name:"offline" help:"Skip the online checks (the live queue, Scheduler jobs and the service's IAM policy); they run when Google credentials are found."`
+	OnlineTimeout    time.Duration `name:"online-timeout" default:"10s" help:"Bound on each call of the online checks (and the credentials lookup)."`
 	JSON             bool          `name:"json" help:"Print the findings as JSON."`
 	Strict           bool          `name:"strict" help:"Fail on warnings too."`
 }
 
 // doctorReport is the --json output.
 type doctorReport struct {
-	OK        bool             `json:"ok"`
-	Errors    int              `json:"errors"`
-	Warnings  int              `json:"warnings"`
-	Pipelines []string         `json:"pipelines"`
-	Findings  []doctor.Finding `json:"findings"`
+	OK        bool     `json:"ok"`
+	Errors    int      `json:"errors"`
+	Warnings  int      `json:"warnings"`
+	Pipelines []string `json:"pipelines"`
+	// Online says what the online checks looked at, or why they were skipped.
+	Online   string           `json:"online"`
+	Findings []doctor.Finding `json:"findings"`
 }
 
 func (d *doctorCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
@@ -45,11 +49,12 @@ func (d *doctorCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 		return exitCode{code: 1}
 	}
 	dc := d.config(cfg)
-	findings := doctor.Run(dc, catalog.All())
+	online, note := doctor.CheckOnline(ctx, dc, catalog.All(), doctor.OnlineOptions{Offline: d.Offline, Timeout: d.OnlineTimeout})
+	findings := doctor.Merge(doctor.Run(dc, catalog.All()), online)
 	nerr, nwarn := doctor.Count(findings)
 	failed := nerr > 0 || (d.Strict && nwarn > 0)
 	if d.JSON {
-		rep := doctorReport{OK: !failed, Errors: nerr, Warnings: nwarn, Findings: findings}
+		rep := doctorReport{OK: !failed, Errors: nerr, Warnings: nwarn, Online: note, Findings: findings}
 		for _, p := range catalog.All() {
 			rep.Pipelines = append(rep.Pipelines, p.Name)
 		}
@@ -69,6 +74,7 @@ func (d *doctorCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 		for _, p := range catalog.All() {
 			names = append(names, p.Name)
 		}
+		fmt.Fprintln(env.stdout, note)
 		fmt.Fprintf(env.stdout, "%d error(s), %d warning(s); backend %s, pipelines %s\n", nerr, nwarn, cfg.Backend, strings.Join(names, ", "))
 	}
 	if failed {
