@@ -37,6 +37,7 @@ type Cloud interface {
 // Online runs the checks against the live resources: the Cloud Tasks queue,
 // each Scheduler job, and the Cloud Run service's IAM policy.
 type Online struct {
+	// Cloud answers the calls; it must be set.
 	Cloud Cloud
 	// Timeout bounds each call; zero means DefaultOnlineTimeout.
 	Timeout time.Duration
