@@ -3,8 +3,10 @@
 // longer than Cloud Tasks' dispatch deadline or Cloud Run's request timeout,
 // callers missing from the allowlist, a malformed Discord webhook, and more.
 //
-// The checks are pure functions over a Config and the loaded pipelines; each
-// Finding says what is wrong, why it breaks, and the gcloud command that
-// fixes it. Only findings of SeverityError make `pipeline doctor` fail;
+// The offline checks are pure functions over a Config and the loaded
+// pipelines; the online ones (Online, CheckOnline) read the live queue,
+// Scheduler jobs and the service's IAM policy through the Cloud client
+// libraries when credentials are present. Each Finding says what is wrong,
+// why it breaks, and the gcloud command that fixes it. Only findings of SeverityError make `pipeline doctor` fail;
 // warnings are printed and do not change the exit code (unless --strict).
 package doctor

@@ -15,7 +15,7 @@ type cli struct {
 	Serve         serveCmd         `cmd:"" help:"Run the HTTP service (what Cloud Run runs); in local mode also the queue and the cron."`
 	Run           runCmd           `cmd:"" help:"Run a pipeline once on the embedded backends, printing each step, and exit 0 on success, 1 on failure."`
 	Validate      validateCmd      `cmd:"" help:"Check pipeline files and list every problem at once."`
-	Doctor        doctorCmd        `cmd:"" help:"Check the deployment's configuration (audience, invokers, deadlines, time zones, Discord) and print a fix for each problem; exit 1 on errors."`
+	Doctor        doctorCmd        `cmd:"" help:"Check the deployment's configuration (audience, invokers, deadlines, time zones, Discord) and, with credentials, the live queue, Scheduler jobs and invoker IAM; print a fix for each problem; exit 1 on errors."`
 	Schedules     schedulesCmd     `cmd:"" help:"Print each scheduled pipeline's Cloud Scheduler job: name, schedule, time zone, attempt deadline (TSV, or --json)."`
 	TasksEmulator tasksEmulatorCmd `cmd:"" name:"tasks-emulator" help:"Run a Cloud Tasks v2 emulator (gRPC) that dispatches over HTTP with OIDC tokens, for the gcp backend on one machine."`
 

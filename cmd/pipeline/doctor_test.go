@@ -16,7 +16,7 @@ func gcpArgs(extra ...string) []string {
 		"--file", repoPipelines, "--backend", "gcp", "--project", "acme",
 		"--service-url", "https://pipeline-prod-abc123-ew.a.run.app", "--tasks-location", "europe-west1",
 		"--tasks-service-account", tasks, "--allowed-invokers", tasks + "," + sched,
-		"doctor", "--service", "pipeline-prod", "--scheduler-service-account", sched,
+		"doctor", "--offline", "--service", "pipeline-prod", "--scheduler-service-account", sched,
 		"--cloud-run-timeout", "1800s", "--queue-max-attempts", "25", "--scheduler-retries", "3",
 		"--discord-url", "https://discord.com/api/webhooks/123456789012345678/tok_en-123",
 	}, extra...)
