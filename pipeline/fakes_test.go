@@ -182,9 +182,11 @@ func newHarness(t *testing.T, yamlText string, extra ...pipeline.Notifier) *harn
 	return h
 }
 
+// clock ticks a millisecond per reading, as a real one would between calls.
 func (h *harness) clock() time.Time {
 	h.nowMu.Lock()
 	defer h.nowMu.Unlock()
+	h.now = h.now.Add(time.Millisecond)
 	return h.now
 }
 

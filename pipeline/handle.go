@@ -112,7 +112,15 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 			return res, err
 		}
 		return res, nil
-	case StepFailed, StepCancelled, StepSkipped:
+	case StepFailed:
+		// The retry of a delivery that failed the step but could not fail
+		// the run (a crash, a ledger error): finish the run now. Idempotent.
+		res.Outcome = OutcomeNotRunnable
+		if err := o.finishRun(ctx, p.RunID, RunFailed, fmt.Sprintf("step %s failed: %s", cur.Step, cur.Error)); err != nil {
+			return res, err
+		}
+		return res, nil
+	case StepCancelled, StepSkipped:
 		res.Outcome = OutcomeNotRunnable
 		return res, nil
 	case StepRunning:
@@ -122,9 +130,10 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		log.WarnContext(ctx, "lease expired; taking over", "attempt", cur.Attempts, "lease_until", cur.LeaseUntil)
 	}
 
-	if cur.Attempts > 0 {
-		// A retry or a take-over: the run may have been cancelled meanwhile
-		// (Cancel cannot stop an attempt in flight). Rare, so worth a read.
+	if cur.Attempts > 0 || cur.Generation > 1 {
+		// A retry, a take-over or an operator's re-run: the run may have been
+		// cancelled meanwhile (Cancel cannot stop an attempt in flight, nor a
+		// re-run cascade). Rare, so worth a read.
 		r, err := o.ledger.GetRun(ctx, p.RunID)
 		if err != nil {
 			return res, fmt.Errorf("step %s of %s: %w", p.Step, p.RunID, err)
@@ -352,8 +361,10 @@ func (o *Orchestrator) advance(ctx context.Context, def *Definition, p TaskPaylo
 				continue // the last predecessor to succeed enqueues it
 			}
 			gen = got[0].Generation
-			if got[0].Status == StepSucceeded && s.Generation > 1 {
-				// An operator re-ran this step: its successors run again too.
+			if got[0].Status == StepSucceeded && s.Generation > 1 && got[0].FinishedAt.Before(s.FinishedAt) {
+				// An operator re-ran this step: its successors, which ran on
+				// its older output, run again too. (A duplicate delivery of
+				// this step finds them newer than its success: no cascade.)
 				gen, err = o.bumpGeneration(ctx, got[0])
 				if err != nil {
 					return err
@@ -407,7 +418,7 @@ func (o *Orchestrator) finishRunFrom(ctx context.Context, r Run, status RunStatu
 	for range 5 {
 		steps := r.Steps
 		if r.Status.Terminal() {
-			if r.Notify == NotifyPending {
+			if o.owed(r) {
 				o.sendFinal(ctx, r, steps) // a crash after the commit left it owed
 			}
 			return nil
@@ -435,6 +446,16 @@ func (o *Orchestrator) finishRunFrom(ctx context.Context, r Run, status RunStatu
 		}
 	}
 	return fmt.Errorf("finish %s: %w: run record keeps changing", r.ID, ErrConflict)
+}
+
+// owedGrace is how long the instance that ended a run has to send its final
+// notification before others (duplicates, the sweeper) send it instead.
+const owedGrace = 30 * time.Second
+
+// owed reports whether r's final notification is owed and no longer being
+// sent by the instance that ended the run.
+func (o *Orchestrator) owed(r Run) bool {
+	return r.Notify == NotifyPending && o.now().Sub(r.FinishedAt) > owedGrace
 }
 
 // sendFinal hands the final notification to the notifier and, once every

@@ -78,22 +78,12 @@ func (o *Orchestrator) Enqueue(ctx context.Context, req EnqueueRequest) (Enqueue
 	}
 	gen := cur.Generation
 	if req.Force || cur.Status != StepPending || cur.Attempts > 0 {
-		next := cur
-		next.Generation++
-		next.Status, next.Attempts, next.Error, next.Output = StepPending, 0, "", nil
-		next.Forced = req.Force
-		next.StartedAt, next.FinishedAt, next.LeaseUntil = time.Time{}, time.Time{}, time.Time{}
-		next.UpdatedAt = now
-		stored, err := o.ledger.UpdateStep(ctx, next)
-		if errors.Is(err, ErrConflict) {
-			return EnqueueResult{}, fmt.Errorf("%w: %s of %s changed meanwhile; try again", ErrConflict, req.Step, r.ID)
-		}
-		if err != nil {
+		if err := o.renew(ctx, cur, req.Force); err != nil {
 			return EnqueueResult{}, fmt.Errorf("enqueue %s of %s: %w", req.Step, r.ID, err)
 		}
-		gen = stored.Generation
+		gen = cur.Generation + 1
 	}
-	if err := o.reopen(ctx, r); err != nil {
+	if err := o.reopen(ctx, r, req.Only); err != nil {
 		return EnqueueResult{}, err
 	}
 	t := o.task(def, r.ID, r.Date, r.Params, req.Step, gen)
@@ -104,6 +94,25 @@ func (o *Orchestrator) Enqueue(ctx context.Context, req EnqueueRequest) (Enqueue
 	o.log.InfoContext(ctx, "step enqueued by an operator", "run", r.ID, "step", req.Step, "generation", gen, "force", req.Force, "only", req.Only)
 	return EnqueueResult{RunID: r.ID, Step: req.Step, Generation: gen, TaskName: t.Name, Created: created}, nil
 }
+
+// renew puts a step back to pending in a new generation (a new task name).
+func (o *Orchestrator) renew(ctx context.Context, cur StepRun, forced bool) error {
+	next := cur
+	next.Generation++
+	next.Status, next.Attempts, next.Error, next.Output = StepPending, 0, "", nil
+	next.Forced = forced
+	next.StartedAt, next.FinishedAt, next.LeaseUntil = time.Time{}, time.Time{}, time.Time{}
+	next.UpdatedAt = o.now().UTC()
+	_, err := o.ledger.UpdateStep(ctx, next)
+	if errors.Is(err, ErrConflict) {
+		return fmt.Errorf("%w: %s changed meanwhile; try again", ErrConflict, cur.Step)
+	}
+	return err
+}
+
+// noteOnly marks a run whose last operator action was an --only enqueue: the
+// sweeper then leaves its other ready steps alone.
+const noteOnly = "operator.only"
 
 // runFor finds (or, given a pipeline and date, creates without launching) the
 // run an operator request names.
@@ -156,14 +165,27 @@ func (o *Orchestrator) runFor(ctx context.Context, req EnqueueRequest) (*Definit
 	return def, r, created, err
 }
 
-// reopen marks an ended run as running again (an operator re-ran part of it).
-func (o *Orchestrator) reopen(ctx context.Context, r Run) error {
+// reopen marks an ended run as running again (an operator re-ran part of it),
+// and records whether that was an --only enqueue.
+func (o *Orchestrator) reopen(ctx context.Context, r Run, only bool) error {
 	for range 5 {
-		if r.Status == RunRunning {
+		if r.Status == RunRunning && (r.Notes[noteOnly] != "") == only {
 			return nil
 		}
-		r.Status, r.Error, r.FinishedAt, r.Notify = RunRunning, "", time.Time{}, NotifyNone
+		notes := map[string]string{}
+		for k, v := range r.Notes {
+			notes[k] = v
+		}
+		delete(notes, noteOnly)
+		if only {
+			notes[noteOnly] = "1"
+		}
+		r.Notes = notes
 		r.UpdatedAt = o.now().UTC()
+		if r.Status != RunRunning {
+			r.Status, r.Error, r.FinishedAt, r.Notify = RunRunning, "", time.Time{}, NotifyNone
+			r.StartedAt = r.UpdatedAt
+		}
 		r.Steps = nil
 		_, err := o.ledger.UpdateRun(ctx, r)
 		if err == nil {
@@ -217,7 +239,14 @@ func (o *Orchestrator) Resume(ctx context.Context, runID string) (ResumeResult, 
 			}
 		}
 		if !ready {
-			continue // enqueued by its predecessors when they succeed
+			// Enqueued by its predecessors when they succeed; a step a
+			// cancel marked must be pending again for that.
+			if s.Status == StepCancelled || s.Status == StepSkipped {
+				if err := o.renew(ctx, s, false); err != nil {
+					return res, fmt.Errorf("resume %s: %w", runID, err)
+				}
+			}
+			continue
 		}
 		e, err := o.Enqueue(ctx, EnqueueRequest{RunID: runID, Step: sd.Name})
 		if err != nil {

@@ -350,6 +350,7 @@ func TestReconcileSendsOwedNotificationsAndLostSuccessors(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := h.events.count(pipeline.EventRunSucceeded)
+	h.advance(time.Minute)
 	rep, err = h.orch.Reconcile(ctx)
 	if err != nil || len(rep.Notified) != 1 || h.events.count(pipeline.EventRunSucceeded) != before+1 {
 		t.Fatalf("owed notification: %+v, %v", rep, err)

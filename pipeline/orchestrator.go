@@ -179,6 +179,7 @@ func (o *Orchestrator) launch(ctx context.Context, def *Definition, r Run) (Run,
 	for range 5 {
 		r.Status = RunRunning
 		r.UpdatedAt = o.now().UTC()
+		r.StartedAt = r.UpdatedAt
 		updated, err := o.ledger.UpdateRun(ctx, r)
 		if err == nil {
 			o.notify(ctx, Event{Kind: EventRunStarted, Run: updated})

@@ -444,7 +444,9 @@ func TestNotificationsFollowCommitsAndNeverFailSteps(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.drain(20)
-	// Duplicate deliveries of the last step after the run ended.
+	// Duplicate deliveries of the last step after the run ended, once the
+	// instance that ended it has had its time to notify.
+	h.advance(time.Minute)
 	last := pipeline.TaskPayload{RunID: "chain@2026-11-23", Step: "c", Generation: 1, Date: "2026-11-23"}
 	for range 3 {
 		if _, err := h.orch.HandleStep(ctx, last, pipeline.Delivery{}); err != nil {
@@ -483,6 +485,16 @@ func TestOwedFinalNotificationIsSentByALaterDelivery(t *testing.T) {
 	}
 	before := h.events.count(pipeline.EventRunSucceeded)
 	last := pipeline.TaskPayload{RunID: r.ID, Step: "c", Generation: 1, Date: "2026-11-23"}
+	// While the instance that ended the run may still be sending, others
+	// leave it alone...
+	if _, err := h.orch.HandleStep(ctx, last, pipeline.Delivery{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.events.count(pipeline.EventRunSucceeded); got != before {
+		t.Fatalf("sent while the ending instance may still be sending (%d)", got-before)
+	}
+	// ...then a later delivery sends it.
+	h.advance(time.Minute)
 	if _, err := h.orch.HandleStep(ctx, last, pipeline.Delivery{}); err != nil {
 		t.Fatal(err)
 	}

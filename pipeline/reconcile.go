@@ -54,7 +54,7 @@ func (o *Orchestrator) Reconcile(ctx context.Context) (ReconcileReport, error) {
 			return rep, fmt.Errorf("reconcile: %w", err)
 		}
 		for _, r := range ended {
-			if r.Notify != NotifyPending {
+			if !o.owed(r) {
 				continue
 			}
 			full, err := o.ledger.GetRun(ctx, r.ID)
@@ -90,8 +90,12 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 		return fmt.Errorf("reconcile %s: %w", runID, err)
 	}
 	now := o.now().UTC()
-	if now.Sub(r.CreatedAt) > def.MaxRunDuration {
-		msg := fmt.Sprintf("run exceeded max_run_duration %s (started %s)", def.MaxRunDuration, r.CreatedAt.Format(time.RFC3339))
+	started := r.StartedAt
+	if started.IsZero() {
+		started = r.CreatedAt
+	}
+	if now.Sub(started) > def.MaxRunDuration {
+		msg := fmt.Sprintf("run exceeded max_run_duration %s (started %s)", def.MaxRunDuration, started.Format(time.RFC3339))
 		if err := o.finishRunFrom(ctx, r, RunFailed, msg); err != nil {
 			return err
 		}
@@ -115,6 +119,14 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 		}
 		name := runID + "/" + sd.Name
 		switch {
+		case s.Status == StepFailed:
+			// Its delivery failed the step but not the run (a crash or a
+			// ledger error in between): finish the run, and notify.
+			if err := o.finishRunFrom(ctx, r, RunFailed, fmt.Sprintf("step %s failed: %s", s.Step, s.Error)); err != nil {
+				return err
+			}
+			rep.FailedRuns = append(rep.FailedRuns, runID)
+			return nil
 		case s.Status == StepRunning && !now.Before(s.LeaseUntil):
 			if s.Attempts >= s.MaxAttempts {
 				msg := fmt.Sprintf("attempt %d/%d did not finish (lease expired at %s)", s.Attempts, s.MaxAttempts, s.LeaseUntil.Format(time.RFC3339))
@@ -138,12 +150,18 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 				return err
 			}
 			rep.Reenqueued = append(rep.Reenqueued, name)
-		case s.Status == StepPending && ready:
+		case s.Status == StepPending && ready && r.Notes[noteOnly] == "":
 			// Never enqueued (a crash between a predecessor's success and
 			// its successor's enqueue), or enqueued: the deterministic name
-			// makes this a no-op then.
-			if err := o.enqueue(ctx, def, runID, r.Date, r.Params, sd.Name, s.Generation); err != nil {
-				return err
+			// makes this a no-op then. A step left pending for long may have
+			// had its task dropped by the queue, whose name stays taken for
+			// a day: then a fresh name per sweep period.
+			t := o.task(def, runID, r.Date, r.Params, sd.Name, s.Generation)
+			if now.Sub(s.UpdatedAt) > staleRetry {
+				t.Name += fmt.Sprintf("-sweep-p%d", now.Unix()/int64(staleRetry.Seconds()))
+			}
+			if err := o.queue.Enqueue(ctx, t); err != nil {
+				return fmt.Errorf("reconcile: enqueue %s of %s: %w", sd.Name, runID, err)
 			}
 			rep.Reenqueued = append(rep.Reenqueued, name)
 		}

@@ -71,9 +71,12 @@ type Run struct {
 	Status   RunStatus         `json:"status"`
 	Error    string            `json:"error,omitempty"`
 	// Trigger says who started the run: "scheduler", "cli", "api", "cron".
-	Trigger    string      `json:"trigger,omitempty"`
-	CreatedAt  time.Time   `json:"created_at"`
-	UpdatedAt  time.Time   `json:"updated_at"`
+	Trigger   string    `json:"trigger,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// StartedAt is when the run last started (launched, or reopened by an
+	// operator): max_run_duration counts from it.
+	StartedAt  time.Time   `json:"started_at,omitzero"`
 	FinishedAt time.Time   `json:"finished_at,omitzero"`
 	Notify     NotifyState `json:"-"`
 	// Notes is state owned by notifiers (e.g. the Discord message that shows

@@ -22,6 +22,7 @@ type runRecord struct {
 	Trigger    string            `json:"trigger,omitempty"`
 	CreatedAt  time.Time         `json:"created_at"`
 	UpdatedAt  time.Time         `json:"updated_at,omitzero"`
+	StartedAt  time.Time         `json:"started_at,omitzero"`
 	FinishedAt time.Time         `json:"finished_at,omitzero"`
 	Notify     string            `json:"notify,omitempty"`
 	Notes      map[string]string `json:"notes,omitempty"`
@@ -39,6 +40,7 @@ func newRunRecord(r pipeline.Run, steps []string) runRecord {
 		Trigger:    r.Trigger,
 		CreatedAt:  r.CreatedAt,
 		UpdatedAt:  r.UpdatedAt,
+		StartedAt:  r.StartedAt,
 		FinishedAt: r.FinishedAt,
 		Notify:     string(r.Notify),
 		Notes:      r.Notes,
@@ -58,6 +60,7 @@ func (rec runRecord) run(id string, version int64) pipeline.Run {
 		Trigger:    rec.Trigger,
 		CreatedAt:  rec.CreatedAt,
 		UpdatedAt:  rec.UpdatedAt,
+		StartedAt:  rec.StartedAt,
 		FinishedAt: rec.FinishedAt,
 		Notify:     pipeline.NotifyState(rec.Notify),
 		Notes:      rec.Notes,

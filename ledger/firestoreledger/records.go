@@ -49,6 +49,7 @@ type runDoc struct {
 	Trigger    string            `firestore:"trigger"`
 	CreatedAt  time.Time         `firestore:"created_at"` // never null: ListRuns orders on it
 	UpdatedAt  *time.Time        `firestore:"updated_at"`
+	StartedAt  *time.Time        `firestore:"started_at"`
 	FinishedAt *time.Time        `firestore:"finished_at"`
 	Notify     string            `firestore:"notify"`
 	Notes      map[string]string `firestore:"notes"`
@@ -85,6 +86,7 @@ func toRunDoc(r pipeline.Run) runDoc {
 		Trigger:    r.Trigger,
 		CreatedAt:  r.CreatedAt.Truncate(time.Microsecond).UTC(),
 		UpdatedAt:  ts(r.UpdatedAt),
+		StartedAt:  ts(r.StartedAt),
 		FinishedAt: ts(r.FinishedAt),
 		Notify:     string(r.Notify),
 		Notes:      r.Notes,
@@ -102,6 +104,7 @@ func runUpdates(r pipeline.Run) []firestore.Update {
 		{Path: fError, Value: d.Error},
 		{Path: fTrigger, Value: d.Trigger},
 		{Path: fUpdatedAt, Value: d.UpdatedAt},
+		{Path: fStartedAt, Value: d.StartedAt},
 		{Path: fFinishedAt, Value: d.FinishedAt},
 		{Path: fNotify, Value: d.Notify},
 		{Path: fNotes, Value: d.Notes},
@@ -158,6 +161,7 @@ func (d runDoc) run(version int64) pipeline.Run {
 		Trigger:    d.Trigger,
 		CreatedAt:  d.CreatedAt.UTC(),
 		UpdatedAt:  unts(d.UpdatedAt),
+		StartedAt:  unts(d.StartedAt),
 		FinishedAt: unts(d.FinishedAt),
 		Notify:     pipeline.NotifyState(d.Notify),
 		Notes:      d.Notes,

@@ -67,6 +67,7 @@ func runDiff(got, want pipeline.Run) []string {
 	str("Trigger", got.Trigger, want.Trigger)
 	tm("CreatedAt", got.CreatedAt, want.CreatedAt)
 	tm("UpdatedAt", got.UpdatedAt, want.UpdatedAt)
+	tm("StartedAt", got.StartedAt, want.StartedAt)
 	tm("FinishedAt", got.FinishedAt, want.FinishedAt)
 	str("Notify", string(got.Notify), string(want.Notify))
 	if !maps.Equal(got.Notes, want.Notes) {

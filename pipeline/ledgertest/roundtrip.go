@@ -17,6 +17,7 @@ func fullRun(p string) pipeline.Run {
 	r.Error = "step load: boom"
 	r.Trigger = "scheduler"
 	r.UpdatedAt = at(3 * time.Minute)
+	r.StartedAt = at(2 * time.Minute)
 	r.FinishedAt = at(4 * time.Minute)
 	r.Notify = pipeline.NotifyPending
 	r.Notes = map[string]string{"discord.message": "1234567890", "other": "x"}
@@ -58,6 +59,7 @@ func (s suite) testRoundTrip(t *testing.T) {
 		r2.Error = "another"
 		r2.Trigger = "api"
 		r2.UpdatedAt = at(time.Hour)
+		r2.StartedAt = at(30 * time.Minute)
 		r2.FinishedAt = at(time.Hour + time.Microsecond)
 		r2.Notify = pipeline.NotifyDone
 		r2.Notes = map[string]string{"discord.message": "1234567890", "discord.final": "sent"}
