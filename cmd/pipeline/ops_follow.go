@@ -59,6 +59,14 @@ func follow(ctx context.Context, b opsBackend, spec followSpec, p *progress) ([]
 		}
 		p.show(runs)
 		if (all && !b.Busy()) || b.Idle() {
+			// The runs were read before the work settled (a delivery may
+			// have ended in between): read them once more for the answer.
+			for i, id := range spec.runs {
+				if r, err := b.GetRun(ctx, id); err == nil {
+					runs[i] = r
+				}
+			}
+			p.show(runs)
 			p.finish()
 			return runs, nil
 		}
