@@ -148,7 +148,10 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		}
 	}
 
-	forced := p.Force || cur.Forced
+	// Only the ledger can force a step past its gate (an operator's
+	// Enqueue records it): a task claiming force is not enough, so a
+	// verified invoker cannot skip the gate by crafting one.
+	forced := cur.Forced
 	if !forced {
 		for _, pr := range preds {
 			if pr.Status == StepSucceeded {
@@ -182,7 +185,6 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	claim := cur
 	claim.Status = StepRunning
 	claim.Attempts++
-	claim.Forced = forced
 	claim.StartedAt = now
 	claim.FinishedAt = time.Time{}
 	claim.LeaseUntil = now.Add(sd.Timeout + o.leaseGrace)

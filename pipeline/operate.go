@@ -83,7 +83,11 @@ func (o *Orchestrator) Enqueue(ctx context.Context, req EnqueueRequest) (Enqueue
 		}
 		gen = cur.Generation + 1
 	}
-	if err := o.reopen(ctx, r, req.Only); err != nil {
+	fresh, err := o.ledger.GetRun(ctx, r.ID)
+	if err != nil {
+		return EnqueueResult{}, fmt.Errorf("enqueue %s of %s: %w", req.Step, r.ID, err)
+	}
+	if err := o.reopen(ctx, fresh, req.Only); err != nil {
 		return EnqueueResult{}, err
 	}
 	t := o.task(def, r.ID, r.Date, r.Params, req.Step, gen)

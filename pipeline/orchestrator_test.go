@@ -121,7 +121,17 @@ func TestStepWaitsForPredecessors(t *testing.T) {
 	if after := h.run(p.RunID); stepOf(after, "b").Version != stepOf(before, "b").Version {
 		t.Fatal("a refused delivery changed the ledger")
 	}
+	// A task that only claims force does not pass the gate...
 	p.Force = true
+	if _, err := h.orch.HandleStep(ctx, p, pipeline.Delivery{}); !errors.Is(err, pipeline.ErrNotReady) || h.bodies["b"].runs.Load() != 0 {
+		t.Fatalf("a crafted force task: %v", err)
+	}
+	// ...an operator's forced enqueue (recorded in the ledger) does.
+	e, err := h.orch.Enqueue(ctx, pipeline.EnqueueRequest{RunID: p.RunID, Step: "b", Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Generation = e.Generation
 	res, err := h.orch.HandleStep(ctx, p, pipeline.Delivery{})
 	if err != nil || res.Outcome != pipeline.OutcomeSucceeded || h.bodies["b"].runs.Load() != 1 {
 		t.Fatalf("forced b = %+v, %v", res, err)

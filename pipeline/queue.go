@@ -35,7 +35,8 @@ type TaskPayload struct {
 	// transition needs no read of the run record.
 	Date   string            `json:"date"`
 	Params map[string]string `json:"params,omitempty"`
-	// Force runs the step even if its predecessors have not succeeded.
+	// Force says an operator forced this generation; informational: the
+	// handler trusts only the step record's Forced.
 	Force bool `json:"force,omitempty"`
 	// Only runs the step without chaining on to its successors.
 	Only bool `json:"only,omitempty"`
