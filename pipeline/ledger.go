@@ -43,6 +43,9 @@ type RunFilter struct {
 	Status   RunStatus
 	// Since keeps runs created at or after it.
 	Since time.Time
+	// Before keeps runs created strictly before it: the next page of a
+	// newest-first listing starts before the last run of the previous one.
+	Before time.Time
 	// Limit caps the number of runs returned; 0 means 100.
 	Limit int
 }

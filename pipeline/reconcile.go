@@ -10,6 +10,9 @@ import (
 // (every few minutes) continues.
 const (
 	reconcileMaxRuns = 50
+	// reconcileMaxPages bounds the pages of reconcileMaxRuns runs one call
+	// reads, newest first, so that old stuck runs are reached too.
+	reconcileMaxPages = 10
 	// staleRetry is how long a step may sit in "retrying" before the sweeper
 	// assumes its task is gone (e.g. the queue gave up) and enqueues it again.
 	staleRetry = 15 * time.Minute
@@ -37,26 +40,27 @@ type ReconcileReport struct {
 // It is idempotent: task names are deterministic per attempt.
 func (o *Orchestrator) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	rep := ReconcileReport{Reenqueued: []string{}, FailedSteps: []string{}, FailedRuns: []string{}, Notified: []string{}, Launched: []string{}}
-	running, err := o.ledger.ListRuns(ctx, RunFilter{Status: RunRunning, Limit: reconcileMaxRuns})
-	if err != nil {
-		return rep, fmt.Errorf("reconcile: %w", err)
-	}
-	for _, r := range running {
+	err := o.pages(ctx, RunFilter{Status: RunRunning}, func(r Run) {
 		rep.RunsChecked++
 		if err := o.reconcileRun(ctx, r.ID, &rep); err != nil {
 			rep.Errors = append(rep.Errors, err.Error())
 		}
+	})
+	if err != nil {
+		return rep, err
 	}
 	now := o.now()
 	for _, status := range []RunStatus{RunSucceeded, RunFailed, RunCancelled} {
-		ended, err := o.ledger.ListRuns(ctx, RunFilter{Status: status, Since: now.Add(-owedLookback), Limit: reconcileMaxRuns})
-		if err != nil {
-			return rep, fmt.Errorf("reconcile: %w", err)
-		}
-		for _, r := range ended {
-			if !o.owed(r) {
-				continue
+		var owed []Run
+		err := o.pages(ctx, RunFilter{Status: status, Since: now.Add(-owedLookback)}, func(r Run) {
+			if o.owed(r) {
+				owed = append(owed, r)
 			}
+		})
+		if err != nil {
+			return rep, err
+		}
+		for _, r := range owed {
 			full, err := o.ledger.GetRun(ctx, r.ID)
 			if err != nil {
 				rep.Errors = append(rep.Errors, err.Error())
@@ -74,6 +78,26 @@ func (o *Orchestrator) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		rep.Errors = append(rep.Errors, err.Error())
 	}
 	return rep, nil
+}
+
+// pages calls fn for the runs matching f, newest first, reading at most
+// reconcileMaxPages pages of reconcileMaxRuns.
+func (o *Orchestrator) pages(ctx context.Context, f RunFilter, fn func(Run)) error {
+	f.Limit = reconcileMaxRuns
+	for range reconcileMaxPages {
+		runs, err := o.ledger.ListRuns(ctx, f)
+		if err != nil {
+			return fmt.Errorf("reconcile: %w", err)
+		}
+		for _, r := range runs {
+			fn(r)
+		}
+		if len(runs) < reconcileMaxRuns {
+			return nil
+		}
+		f.Before = runs[len(runs)-1].CreatedAt
+	}
+	return nil
 }
 
 func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *ReconcileReport) error {

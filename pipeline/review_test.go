@@ -175,3 +175,34 @@ func TestCancelDuringAReRunCascadeStopsIt(t *testing.T) {
 		t.Fatalf("run = %s", r.Status)
 	}
 }
+
+// The sweeper pages through running runs: an old stuck run behind more than
+// a page of newer ones is still reached.
+func TestReconcileReachesOldRunsBehindAFullPage(t *testing.T) {
+	h := newHarness(t, chainYAML)
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 60 {
+		if _, err := h.orch.Start(ctx, pipeline.StartRequest{Pipeline: "chain", Date: base.AddDate(0, 0, i).Format(time.DateOnly)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.queue.take()
+	oldest := "chain@2026-01-01"
+	got, _ := h.ledger.GetSteps(ctx, oldest, "a")
+	a := got[0]
+	a.Status, a.Attempts, a.LeaseUntil = pipeline.StepRunning, 1, h.clock().Add(-time.Second)
+	if _, err := h.ledger.UpdateStep(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := h.orch.Reconcile(ctx)
+	if err != nil || rep.RunsChecked != 60 {
+		t.Fatalf("reconcile checked %d runs (%v), want 60", rep.RunsChecked, err)
+	}
+	found := false
+	for _, name := range rep.Reenqueued {
+		found = found || name == oldest+"/a"
+	}
+	if !found {
+		t.Fatalf("the oldest run's expired lease was not swept: %v", rep.Reenqueued)
+	}
+}

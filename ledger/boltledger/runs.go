@@ -204,9 +204,12 @@ func (l *Ledger) ListRuns(ctx context.Context, f pipeline.RunFilter) ([]pipeline
 	if f.Pipeline != "" {
 		index, prefix = byPipelineBkt, pipelinePrefix(f.Pipeline)
 	}
-	var since []byte
+	var since, before []byte
 	if !f.Since.IsZero() {
 		since = appendTimeKey(nil, f.Since)
+	}
+	if !f.Before.IsZero() {
+		before = appendTimeKey(nil, f.Before)
 	}
 	var out []pipeline.Run
 	err := l.db.View(func(tx *bbolt.Tx) error {
@@ -219,6 +222,9 @@ func (l *Ledger) ListRuns(ctx context.Context, f pipeline.RunFilter) ([]pipeline
 			}
 			if since != nil && bytes.Compare(rest[:timeKeyLen], since) < 0 {
 				break
+			}
+			if before != nil && bytes.Compare(rest[:timeKeyLen], before) >= 0 {
+				continue // newer than the page asked for
 			}
 			runID := string(rest[timeKeyLen:])
 			v := runs.Get(rest[timeKeyLen:])

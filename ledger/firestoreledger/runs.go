@@ -137,6 +137,9 @@ func (l *Ledger) ListRuns(ctx context.Context, f pipeline.RunFilter) ([]pipeline
 	if !f.Since.IsZero() {
 		q = q.Where(fCreatedAt, ">=", f.Since)
 	}
+	if !f.Before.IsZero() {
+		q = q.Where(fCreatedAt, "<", f.Before)
+	}
 	snaps, err := q.OrderBy(fCreatedAt, firestore.Desc).Limit(limit).Documents(ctx).GetAll()
 	if err != nil {
 		return nil, wrap(err, "list runs")

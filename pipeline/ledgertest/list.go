@@ -15,7 +15,8 @@ import (
 func matches(r pipeline.Run, f pipeline.RunFilter) bool {
 	return (f.Pipeline == "" || r.Pipeline == f.Pipeline) &&
 		(f.Status == "" || r.Status == f.Status) &&
-		(f.Since.IsZero() || !r.CreatedAt.Before(f.Since))
+		(f.Since.IsZero() || !r.CreatedAt.Before(f.Since)) &&
+		(f.Before.IsZero() || r.CreatedAt.Before(f.Before))
 }
 
 // expected is what ListRuns(f) must return out of runs: the matching ones,
@@ -93,6 +94,9 @@ func (s suite) testListRuns(t *testing.T) {
 			{Since: base, Status: pipeline.RunRunning},
 			{Since: base.Add(tick), Limit: 3},
 			{Since: base.Add(tick + time.Microsecond)},
+			{Pipeline: pA, Before: base.Add(2 * tick)}, // exclusive boundary
+			{Since: base, Before: base.Add(3 * tick), Limit: 2},
+			{Pipeline: pB, Status: pipeline.RunFailed, Before: base.Add(3 * tick)},
 		} {
 			checkList(t, l, runs, f)
 		}
