@@ -417,37 +417,33 @@ func (o *Orchestrator) finishRun(ctx context.Context, runID string, status RunSt
 }
 
 func (o *Orchestrator) finishRunFrom(ctx context.Context, r Run, status RunStatus, msg string) error {
-	for range 5 {
-		steps := r.Steps
-		if r.Status.Terminal() {
-			if o.owed(r) {
-				o.sendFinal(ctx, r, steps) // a crash after the commit left it owed
-			}
-			return nil
+	stored, wrote, err := o.updateRun(ctx, r, func(x *Run) bool {
+		if x.Status.Terminal() {
+			return false
 		}
 		now := o.now().UTC()
-		r.Status, r.Error, r.FinishedAt, r.UpdatedAt, r.Notify = status, msg, now, now, NotifyPending
-		r.Steps = nil
-		stored, err := o.ledger.UpdateRun(ctx, r)
-		if err == nil {
-			o.log.InfoContext(ctx, "run finished", "run", r.ID, "status", string(status), "error", msg)
-			o.sendFinal(ctx, stored, steps)
-			if stored.Trigger == "backfill" {
-				// A slot is free: start the backfill's next date.
-				if _, err := o.launchPending(ctx); err != nil {
-					o.log.WarnContext(ctx, "could not launch the next backfill run", "error", err.Error())
-				}
-			}
-			return nil
-		}
-		if !errors.Is(err, ErrConflict) {
-			return fmt.Errorf("finish %s: %w", r.ID, err)
-		}
-		if r, err = o.ledger.GetRun(ctx, r.ID); err != nil {
-			return fmt.Errorf("finish %s: %w", r.ID, err)
-		}
+		x.Status, x.Error, x.FinishedAt, x.UpdatedAt, x.Notify = status, msg, now, now, NotifyPending
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("finish %s: %w", r.ID, err)
 	}
-	return fmt.Errorf("finish %s: %w: run record keeps changing", r.ID, ErrConflict)
+	steps := stored.Steps
+	stored.Steps = nil
+	switch {
+	case wrote:
+		o.log.InfoContext(ctx, "run finished", "run", r.ID, "status", string(status), "error", msg)
+		o.sendFinal(ctx, stored, steps)
+		if stored.Trigger == "backfill" {
+			// A slot is free: start the backfill's next date.
+			if _, err := o.launchPending(ctx); err != nil {
+				o.log.WarnContext(ctx, "could not launch the next backfill run", "error", err.Error())
+			}
+		}
+	case o.owed(stored):
+		o.sendFinal(ctx, stored, steps) // a crash after the commit left it owed
+	}
+	return nil
 }
 
 // owedGrace is how long the instance that ended a run has to send its final
@@ -480,25 +476,15 @@ func (o *Orchestrator) sendFinal(ctx context.Context, r Run, stepRuns []StepRun)
 	}
 	// Notifiers may write the run too (Run.Notes), so a conflict here is
 	// expected: re-read and mark the same ending as notified.
-	for range 5 {
-		r.Notify = NotifyDone
-		r.Steps = nil
-		_, err := o.ledger.UpdateRun(ctx, r)
-		if err == nil {
-			return
+	status, finished := r.Status, r.FinishedAt
+	_, _, err := o.updateRun(ctx, r, func(x *Run) bool {
+		if x.Notify != NotifyPending || x.Status != status || !x.FinishedAt.Equal(finished) {
+			return false // already recorded, or the run was re-opened and ended anew
 		}
-		if !errors.Is(err, ErrConflict) {
-			o.log.WarnContext(ctx, "could not record notification", "run", r.ID, "error", err.Error())
-			return
-		}
-		fresh, gerr := o.ledger.GetRun(ctx, r.ID)
-		if gerr != nil {
-			o.log.WarnContext(ctx, "could not record notification", "run", r.ID, "error", gerr.Error())
-			return
-		}
-		if fresh.Notify != NotifyPending || fresh.Status != r.Status || !fresh.FinishedAt.Equal(r.FinishedAt) {
-			return // already recorded, or the run was re-opened and ended anew
-		}
-		r = fresh
+		x.Notify = NotifyDone
+		return true
+	})
+	if err != nil {
+		o.log.WarnContext(ctx, "could not record notification", "run", r.ID, "error", err.Error())
 	}
 }

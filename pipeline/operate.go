@@ -172,37 +172,30 @@ func (o *Orchestrator) runFor(ctx context.Context, req EnqueueRequest) (*Definit
 // reopen marks an ended run as running again (an operator re-ran part of it),
 // and records whether that was an --only enqueue.
 func (o *Orchestrator) reopen(ctx context.Context, r Run, only bool) error {
-	for range 5 {
-		if r.Status == RunRunning && (r.Notes[noteOnly] != "") == only {
-			return nil
+	_, _, err := o.updateRun(ctx, r, func(x *Run) bool {
+		if x.Status == RunRunning && (x.Notes[noteOnly] != "") == only {
+			return false
 		}
 		notes := map[string]string{}
-		for k, v := range r.Notes {
+		for k, v := range x.Notes {
 			notes[k] = v
 		}
 		delete(notes, noteOnly)
 		if only {
 			notes[noteOnly] = "1"
 		}
-		r.Notes = notes
-		r.UpdatedAt = o.now().UTC()
-		if r.Status != RunRunning {
-			r.Status, r.Error, r.FinishedAt, r.Notify = RunRunning, "", time.Time{}, NotifyNone
-			r.StartedAt = r.UpdatedAt
+		x.Notes = notes
+		x.UpdatedAt = o.now().UTC()
+		if x.Status != RunRunning {
+			x.Status, x.Error, x.FinishedAt, x.Notify = RunRunning, "", time.Time{}, NotifyNone
+			x.StartedAt = x.UpdatedAt
 		}
-		r.Steps = nil
-		_, err := o.ledger.UpdateRun(ctx, r)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, ErrConflict) {
-			return fmt.Errorf("reopen %s: %w", r.ID, err)
-		}
-		if r, err = o.ledger.GetRun(ctx, r.ID); err != nil {
-			return fmt.Errorf("reopen %s: %w", r.ID, err)
-		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("reopen %s: %w", r.ID, err)
 	}
-	return fmt.Errorf("reopen %s: %w: run record keeps changing", r.ID, ErrConflict)
+	return nil
 }
 
 // ResumeResult lists the steps a resume enqueued.

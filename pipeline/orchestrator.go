@@ -176,29 +176,48 @@ func (o *Orchestrator) launch(ctx context.Context, def *Definition, r Run) (Run,
 			return r, err
 		}
 	}
+	stored, wrote, err := o.updateRun(ctx, r, func(x *Run) bool {
+		if x.Status != RunPending {
+			return false // a concurrent start launched it
+		}
+		x.Status, x.UpdatedAt = RunRunning, o.now().UTC()
+		x.StartedAt = x.UpdatedAt
+		return true
+	})
+	if err != nil {
+		return r, fmt.Errorf("launch %s: %w", r.ID, err)
+	}
+	stored.Steps = nil
+	if wrote {
+		o.notify(ctx, Event{Kind: EventRunStarted, Run: stored})
+	}
+	return stored, nil
+}
+
+// updateRun writes change(r) by compare-and-swap, re-reading the run and
+// applying change again on a conflict. change returns false when there is
+// nothing (more) to write; wrote says whether a write happened. The run
+// returned is the one written or last read, with the steps of the last read.
+func (o *Orchestrator) updateRun(ctx context.Context, r Run, change func(*Run) bool) (Run, bool, error) {
 	for range 5 {
-		r.Status = RunRunning
-		r.UpdatedAt = o.now().UTC()
-		r.StartedAt = r.UpdatedAt
-		updated, err := o.ledger.UpdateRun(ctx, r)
+		if !change(&r) {
+			return r, false, nil
+		}
+		steps := r.Steps
+		r.Steps = nil
+		stored, err := o.ledger.UpdateRun(ctx, r)
 		if err == nil {
-			o.notify(ctx, Event{Kind: EventRunStarted, Run: updated})
-			return updated, nil
+			stored.Steps = steps
+			return stored, true, nil
 		}
 		if !errors.Is(err, ErrConflict) {
-			return r, fmt.Errorf("launch %s: %w", r.ID, err)
+			return r, false, err
 		}
-		fresh, gerr := o.ledger.GetRun(ctx, r.ID)
-		if gerr != nil {
-			return r, fmt.Errorf("launch %s: %w", r.ID, gerr)
+		if r, err = o.ledger.GetRun(ctx, r.ID); err != nil {
+			return r, false, err
 		}
-		fresh.Steps = nil
-		if fresh.Status != RunPending {
-			return fresh, nil // a concurrent start launched it
-		}
-		r = fresh
 	}
-	return r, fmt.Errorf("launch %s: %w: run record keeps changing", r.ID, ErrConflict)
+	return r, false, fmt.Errorf("%w: run record %s keeps changing", ErrConflict, r.ID)
 }
 
 func (o *Orchestrator) pipelineFor(name string) (*Definition, error) {
