@@ -24,9 +24,15 @@ func (l *LocalIssuer) DiscoveryHandler() http.Handler {
 		"subject_types_supported":               []string{"public"},
 		"claims_supported":                      []string{"iss", "aud", "sub", "email", "email_verified", "iat", "exp"},
 	}
-	// Marshalling strings and an RSA public key cannot fail.
+	// Marshalling strings and a P-256 public key cannot fail.
 	discovery, _ := json.Marshal(doc)
 	jwks, _ := json.Marshal(l.JWKS())
+	return ServeDiscovery(discoveryPath, discovery, jwksPath, jwks)
+}
+
+// ServeDiscovery serves a discovery document and a JWKS, already encoded,
+// at their paths (GET and HEAD only): the HTTP side of an OIDC issuer.
+func ServeDiscovery(discoveryPath string, discovery []byte, jwksPath string, jwks []byte) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body []byte
 		switch r.URL.Path {

@@ -13,6 +13,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/pipelinehq/pipeline/auth"
 )
 
 // Token lifetime and reuse: a token is minted per audience and email and
@@ -29,6 +31,7 @@ type issuer struct {
 	url    string
 	jwks   []byte
 	disco  []byte
+	http   http.Handler // discovery and JWKS
 	signer jose.Signer
 
 	mu    sync.Mutex
@@ -84,29 +87,13 @@ func newIssuer(url string, key *rsa.PrivateKey) (*issuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("emulator: issuer: signer: %w", err)
 	}
-	return &issuer{url: url, jwks: jwks, disco: disco, signer: signer, cache: map[tokenKey]token{}}, nil
+	return &issuer{url: url, jwks: jwks, disco: disco, signer: signer, cache: map[tokenKey]token{},
+		http: auth.ServeDiscovery("/.well-known/openid-configuration", disco, "/jwks", jwks)}, nil
 }
 
 // ServeHTTP serves /.well-known/openid-configuration and /jwks.
 func (i *issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var body []byte
-	switch r.URL.Path {
-	case "/.well-known/openid-configuration":
-		body = i.disco
-	case "/jwks":
-		body = i.jwks
-	default:
-		http.NotFound(w, r)
-		return
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	_, _ = w.Write(body)
+	i.http.ServeHTTP(w, r)
 }
 
 // token returns an ID token for email with audience aud, valid for at least
