@@ -124,6 +124,19 @@ func (g *gcpStack) waitRun(id string) map[string]any {
 	return nil
 }
 
+// waitQueueIdle waits (generously: the machine may be loaded) until the
+// Cloud Tasks emulator holds no task and has no attempt in flight, and
+// returns its counters then.
+func (g *gcpStack) waitQueueIdle() emulator.Stats {
+	g.t.Helper()
+	ctx, cancel := context.WithTimeout(g.t.Context(), 60*time.Second)
+	defer cancel()
+	if err := g.emu.WaitIdle(ctx); err != nil {
+		g.t.Fatalf("Cloud Tasks emulator did not settle: %v (stats %+v)", err, g.emu.Stats())
+	}
+	return g.emu.Stats()
+}
+
 // PIPELINE_BACKEND=gcp runs the full daily chain against the Firestore
 // emulator and a Cloud Tasks v2 gRPC endpoint dispatching with OIDC tokens.
 func TestGCPBackendRunsTheDailyChain(t *testing.T) {
@@ -152,7 +165,10 @@ func TestGCPBackendRunsTheDailyChain(t *testing.T) {
 	if _, err := os.Stat(report); err != nil {
 		t.Fatalf("report not written: %v", err)
 	}
-	st := g.emu.Stats()
+	// The run reads succeeded as soon as the last step commits, while that
+	// delivery's answer may still be on its way back to the emulator: wait
+	// until the emulator has settled every task before reading its counters.
+	st := g.waitQueueIdle()
 	if st.Created != 3 || st.Succeeded != 3 {
 		t.Fatalf("emulator stats %+v: want 3 tasks created and succeeded", st)
 	}
@@ -174,7 +190,7 @@ func TestGCPDuplicateDeliveryHitsAlreadyExists(t *testing.T) {
 		t.Fatalf("start = %d", code)
 	}
 	g.waitRun("daily@2026-11-20")
-	before := g.emu.Stats()
+	before := g.waitQueueIdle()
 	body := map[string]any{"run_id": "daily@2026-11-20", "step": "extract", "generation": 1, "date": "2026-11-20"}
 	code, out := g.call("POST", "/pipeline/steps/extract", tasksSA, body, nil)
 	if code != 200 || out["outcome"] != "already_succeeded" {
