@@ -1,6 +1,6 @@
 package main
 
-// Benchmarks that print the local-mode performance figures of DESIGN.md
+// Benchmarks that print the local-mode performance figures of docs/design.md
 // ("Performance targets"). They run the real stack: orchestrator, Echo HTTP
 // handler, local queue delivering over loopback HTTP, bbolt ledger with
 // fsync, auth on with the local issuer, as `pipeline serve` wires it. They
