@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"bytes"
@@ -56,7 +56,7 @@ func startGCPStack(t *testing.T, files ...string) *gcpStack {
 		Project: "demo-pipeline", ServiceURL: base, TasksLocation: "local", TasksQueue: "pipeline",
 		TasksAccount: tasksSA, TasksEmulator: emu.Addr(), Issuer: emu.IssuerURL(),
 		AllowedInvokers: []string{tasksSA, schedulerSA}, AllowedOperators: []string{operatorSA},
-		FirestoreDB: "(default)", LedgerCollection: fsemu.Collection(t),
+		FirestoreDB: "(default)", LedgerCollection: fsemu.Collection(t), stepSets: exampleSteps(),
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	if testing.Verbose() {

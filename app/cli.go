@@ -1,9 +1,8 @@
-package main
+package app
 
 import (
 	"context"
 	"io"
-	"os"
 
 	"github.com/alecthomas/kong"
 )
@@ -30,12 +29,9 @@ type cli struct {
 	Stats    statsCmd    `cmd:"" help:"Per pipeline and step: runs, success rate, average and p95 duration (--since 7d)."`
 }
 
-// realMain parses args and runs the chosen command.
-func realMain(ctx context.Context, args []string) error {
-	return runCLI(ctx, args, os.Stdout, os.Stderr)
-}
-
-func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// runCLI parses args and runs the chosen command.
+func runCLI(ctx context.Context, args []string, o *options) error {
+	stdout, stderr := o.stdout, o.stderr
 	var c cli
 	exit := -1
 	parser, err := kong.New(&c,
@@ -57,6 +53,7 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		parser.Errorf("%s", err)
 		return exitCode{code: 2}
 	}
+	c.Config.stepSets = o.steps
 	env := &appEnv{stdout: stdout, stderr: stderr}
 	return kctx.Run(&c.Config, env)
 }

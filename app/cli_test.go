@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"bytes"
@@ -8,17 +8,25 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pipelinehq/pipeline/steps"
 )
 
 func runArgs(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := runCLI(context.Background(), args, &out, &errOut)
+	err := runCLI(context.Background(), args, newOptions([]Option{WithExampleSteps(), WithOutput(&out, &errOut)}))
 	return out.String(), errOut.String(), err
 }
 
+// exampleSteps is what WithExampleSteps registers, for tests that build a
+// Config by hand.
+func exampleSteps() []func(*steps.Registry, *Config) {
+	return []func(*steps.Registry, *Config){registerExampleSteps}
+}
+
 // repoPipelines is the example pipeline directory the README's command runs.
-const repoPipelines = "../../pipelines"
+const repoPipelines = "../pipelines"
 
 func TestRunTheExampleDailyChain(t *testing.T) {
 	data := t.TempDir()

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -26,7 +26,7 @@ import (
 // linear step transition (goal: at most 2 + 2 + 1) and per run of a chain of
 // ten no-op steps, on the Firestore emulator and the Cloud Tasks emulator.
 //
-//	go test -run '^$' -bench GCPTransitionCost ./cmd/pipeline
+//	go test -run '^$' -bench GCPTransitionCost ./app
 func BenchmarkGCPTransitionCost(b *testing.B) {
 	b.Setenv("FIRESTORE_EMULATOR_HOST", fsemu.Host(b))
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/pipelinehq/pipeline/steps"
 )
 
 // Config is the service configuration: environment variables (Cloud Run
@@ -35,6 +37,9 @@ type Config struct {
 	Revision         string   `name:"revision" env:"K_REVISION" help:"Service revision shown in the Discord footer (Cloud Run sets K_REVISION)."`
 	FirestoreDB      string   `name:"firestore-database" env:"FIRESTORE_DATABASE" default:"(default)" help:"Firestore database (gcp)."`
 	LedgerCollection string   `name:"ledger-collection" env:"LEDGER_COLLECTION" default:"pipeline_runs" help:"Firestore collection of the run ledger (gcp)."`
+
+	// stepSets register the step kinds beyond the built-in ones (Option WithSteps).
+	stepSets []func(*steps.Registry, *Config) `kong:"-"`
 }
 
 // Validate lists every problem with the configuration at once.

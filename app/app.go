@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -19,7 +19,6 @@ import (
 	"github.com/pipelinehq/pipeline/pipeline"
 	"github.com/pipelinehq/pipeline/queue/local"
 	"github.com/pipelinehq/pipeline/steps"
-	"github.com/pipelinehq/pipeline/steps/example"
 )
 
 // Local-mode identities: the in-process queue and cron sign their calls with a
@@ -68,7 +67,9 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 // loadCatalog builds the step registry and loads the pipeline files.
 func loadCatalog(cfg *Config) (*pipeline.Catalog, error) {
 	reg := steps.NewRegistry()
-	example.Register(reg, filepath.Join(cfg.Data, "files"))
+	for _, register := range cfg.stepSets {
+		register(reg, cfg)
+	}
 	return pipeline.LoadFiles(cfg.File, reg)
 }
 

@@ -1,4 +1,4 @@
-package main
+package app
 
 // Benchmarks that print the local-mode performance figures of docs/design.md
 // ("Performance targets"). They run the real stack: orchestrator, Echo HTTP
@@ -143,7 +143,7 @@ func startLocalStack(b *testing.B) *localStack {
 	if err := os.WriteFile(file, []byte(benchPipelineYAML()), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	cfg := &Config{File: []string{file}, Backend: "local", Data: filepath.Join(dir, "data"), Auth: "on", LogLevel: "info", LeaseGrace: 30 * time.Second}
+	cfg := &Config{File: []string{file}, Backend: "local", Data: filepath.Join(dir, "data"), Auth: "on", LogLevel: "info", LeaseGrace: 30 * time.Second, stepSets: exampleSteps()}
 	// The real JSON logger at the default level; only the write is discarded.
 	log := newLogger(cfg, io.Discard)
 	s := &localStack{clock: newClock()}
@@ -320,10 +320,10 @@ func BenchmarkColdStart(b *testing.B) {
 		b.Skip("builds and runs the binary")
 	}
 	bin := filepath.Join(b.TempDir(), "pipeline")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/pipeline").CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
-	pipelines, err := filepath.Abs(filepath.Join("..", "..", "pipelines"))
+	pipelines, err := filepath.Abs(filepath.Join("..", "pipelines"))
 	if err != nil {
 		b.Fatal(err)
 	}
