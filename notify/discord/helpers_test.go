@@ -194,7 +194,7 @@ func (e *env) liveShows(want string) {
 // performance assertion (the bound is generous).
 func eventually(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		err := cond()
 		if err == nil {
