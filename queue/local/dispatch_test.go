@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
@@ -34,12 +35,25 @@ func TestConcurrencyLimit(t *testing.T) {
 	const limit, tasks = 3, 40
 	var mu sync.Mutex
 	inflight, peak := 0, 0
+	// The first deliveries hold their slots until `limit` are in flight at
+	// once (a barrier, not a sleep): the limit is then shown reached, and any
+	// delivery beyond it would arrive while they are held.
+	full := make(chan struct{})
+	var fullOnce sync.Once
+	hold, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
 	srv := newServer(t, func(w http.ResponseWriter, _ *http.Request, _ delivery) {
 		mu.Lock()
 		inflight++
 		peak = max(peak, inflight)
+		if inflight >= limit {
+			fullOnce.Do(func() { close(full) })
+		}
 		mu.Unlock()
-		time.Sleep(2 * time.Millisecond) // hold the slot so that deliveries overlap
+		select {
+		case <-full:
+		case <-hold.Done():
+		}
 		mu.Lock()
 		inflight--
 		mu.Unlock()
@@ -59,10 +73,9 @@ func TestConcurrencyLimit(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if peak > limit {
-		t.Errorf("%d deliveries in flight at once, limit %d", peak, limit)
+	if peak != limit {
+		t.Errorf("at most %d deliveries in flight at once, want exactly the limit %d", peak, limit)
 	}
-	t.Logf("peak in flight: %d of %d", peak, limit)
 }
 
 func TestShutdownLeavesInterruptedTaskPending(t *testing.T) {
