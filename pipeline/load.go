@@ -29,7 +29,10 @@ var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month 
 func ParseSchedule(s string) (cron.Schedule, error) { return cronParser.Parse(s) }
 
 // LoadFiles reads pipeline files (a path may be a directory of *.yaml/*.yml)
-// and returns the catalog, or an error listing every problem found.
+// and returns the catalog, or an error listing every problem found (each a
+// *Problem where it has a place in a file). With the error comes a catalog of
+// the pipelines that did load, or nil when none did: a service must not start
+// with it, but a diagnosis (the doctor) can go on with it.
 func LoadFiles(paths []string, reg *steps.Registry) (*Catalog, error) {
 	var defs []*Definition
 	var problems []error
@@ -62,7 +65,10 @@ func LoadFiles(paths []string, reg *steps.Registry) (*Catalog, error) {
 		}
 	}
 	if len(problems) > 0 {
-		return nil, errors.Join(problems...)
+		if len(defs) == 0 {
+			return nil, errors.Join(problems...)
+		}
+		return NewCatalog(defs...), errors.Join(problems...)
 	}
 	if len(defs) == 0 {
 		return nil, fmt.Errorf("no pipelines found in %s", strings.Join(paths, ", "))
