@@ -259,8 +259,8 @@ func build(s *sink, fd fileDef, reg *steps.Registry) *Definition {
 			v := fs.Rest[k]
 			if k != fs.Kind {
 				known := append([]string{}, stepKeys...)
-				if fs.Kind != "" {
-					known = append(known, fs.Kind)
+				if reg.Known(fs.Kind) {
+					known = append(known, fs.Kind) // the kind's settings
 				}
 				hint := didYouMean(k, known)
 				if hint == "" && fs.Kind != "" && reg.Known(k) {

@@ -34,7 +34,7 @@ func TestParseProblemsAtTheirPlace(t *testing.T) {
 		{"typos.yaml", []string{
 			`typos.yaml:3:1: pipeline "daily": unknown key "schedul" (did you mean "schedule"?) (known: name, time_zone, schedule, max_run_duration, params, steps)`,
 			`typos.yaml:6:11: pipeline "daily": step 1 ("extract"): unknown kind "example.extrakt" (did you mean "example.extract"?) ` + known,
-			`typos.yaml:7:5: pipeline "daily": step 1 ("extract"): unknown key "timout" (did you mean "timeout"?) (known: name, kind, after, timeout, max_attempts, params, example.extrakt)`,
+			`typos.yaml:7:5: pipeline "daily": step 1 ("extract"): unknown key "timout" (did you mean "timeout"?) (known: name, kind, after, timeout, max_attempts, params)`,
 			`typos.yaml:9:11: pipeline "daily": step 2 ("transform"): unknown kind "extrakt" (did you mean "example.extract"?) ` + known,
 			`typos.yaml:10:13: pipeline "daily": step 2 ("transform"): after names unknown step "extrakt" (did you mean "extract"?)`,
 			`typos.yaml:13:5: pipeline "daily": step 3 ("report"): unknown key "retries" (known: name, kind, after, timeout, max_attempts, params, example.report)`,
