@@ -17,8 +17,8 @@ func (v *validateCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 		var problems []string
 		collect(err, &problems)
 		fmt.Fprintf(env.stderr, "%d problem(s) in %s:\n", len(problems), strings.Join(cfg.File, ", "))
-		for _, p := range problems {
-			fmt.Fprintf(env.stderr, "  - %s\n", p)
+		for _, p := range problems { // file:line:column first, as editors and terminals link it
+			fmt.Fprintln(env.stderr, p)
 		}
 		return exitCode{code: 1}
 	}

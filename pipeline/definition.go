@@ -28,6 +28,7 @@ type Definition struct {
 	Steps          []*StepDef
 	byName         map[string]*StepDef
 	successors     map[string][]string
+	line, column   int // where the name is written in its file
 }
 
 // StepDef is one step of a Definition.

@@ -111,6 +111,34 @@ type StepRun struct {
 	Version int64 `json:"-"`
 }
 
+// Duration is how long the run's latest execution took: from StartedAt (its
+// launch, or the operator's re-run that reopened it) to FinishedAt. Zero
+// while the run is not finished. A re-run weeks later therefore reports the
+// re-run's own time, not the weeks between. Records without StartedAt (a run
+// cancelled before it launched) count from CreatedAt.
+func (r Run) Duration() time.Duration {
+	start := r.StartedAt
+	if start.IsZero() {
+		start = r.CreatedAt
+	}
+	if r.FinishedAt.IsZero() || start.IsZero() || r.FinishedAt.Before(start) {
+		return 0
+	}
+	return r.FinishedAt.Sub(start)
+}
+
+// WorkDuration is the sum of the durations of its steps' last attempts: the
+// time the run's steps took, whatever the calendar time between them (queue
+// waits, or an operator's re-run of one step weeks later, which replaces only
+// that step's figure). Stats use it.
+func (r Run) WorkDuration() time.Duration {
+	var sum time.Duration
+	for _, s := range r.Steps {
+		sum += s.Duration()
+	}
+	return sum
+}
+
 // Duration is how long the step's last attempt ran, or zero.
 func (s StepRun) Duration() time.Duration {
 	if s.StartedAt.IsZero() || s.FinishedAt.IsZero() {
