@@ -15,6 +15,9 @@ var (
 	stepsBucket   = []byte("ledger.steps")
 	byTimeBucket  = []byte("ledger.runs.time")
 	byPipelineBkt = []byte("ledger.runs.pipe")
+	// notifyBucket indexes the runs whose final notification is owed by
+	// finish time (key: finish time, run ID).
+	notifyBucket  = []byte("ledger.runs.notify")
 	ledgerBuckets = [][]byte{runsBucket, stepsBucket, byTimeBucket, byPipelineBkt}
 )
 
@@ -37,12 +40,34 @@ func New(db *bbolt.DB) (*Ledger, error) {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
 		}
+		if tx.Bucket(notifyBucket) == nil {
+			return buildNotifyIndex(tx)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("boltledger: init %s: %w", db.Path(), err)
 	}
 	return &Ledger{db: db, commit: NewCommitter(db)}, nil
+}
+
+// buildNotifyIndex creates the index of owed notifications from the runs (a
+// file written before the index existed).
+func buildNotifyIndex(tx *bbolt.Tx) error {
+	idx, err := tx.CreateBucket(notifyBucket)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", notifyBucket, err)
+	}
+	return tx.Bucket(runsBucket).ForEach(func(k, v []byte) error {
+		var rec runRecord
+		if _, err := decode(v, &rec); err != nil {
+			return fmt.Errorf("run %s: %w", k, err)
+		}
+		if rec.Notify != string(pipeline.NotifyPending) {
+			return nil
+		}
+		return idx.Put(timeIndexKey(rec.FinishedAt, string(k)), nil)
+	})
 }
 
 // Open opens (or creates) the file at path with OpenDB and returns a ledger
