@@ -37,6 +37,15 @@ type Ledger interface {
 	Close() error
 }
 
+// Namespacer is implemented by a ledger that knows where its records live (a
+// Firestore project, database and collection; a bbolt file's id). Task names
+// include the namespace, so that ledgers sharing one queue never collide: a
+// name taken by another ledger's task would be "already exists" to this one,
+// and its run would never advance. Config.Namespace overrides it.
+type Namespacer interface {
+	Namespace() string
+}
+
 // RunFilter selects runs for ListRuns. Zero fields match everything.
 //
 // A listing is ordered by creation time, newest first (OldestFirst reverses

@@ -27,6 +27,8 @@ type Ledger struct {
 	commit *Committer
 	// owned says Close closes db (Open opened it).
 	owned bool
+	// id is the file's id (see Namespace).
+	id string
 }
 
 var _ pipeline.Ledger = (*Ledger)(nil)
@@ -34,6 +36,7 @@ var _ pipeline.Ledger = (*Ledger)(nil)
 // New returns a ledger in db, creating its buckets. Close does not close db,
 // which may be shared (see OpenDB).
 func New(db *bbolt.DB) (*Ledger, error) {
+	var id string
 	err := db.Update(func(tx *bbolt.Tx) error {
 		for _, name := range ledgerBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -41,14 +44,18 @@ func New(db *bbolt.DB) (*Ledger, error) {
 			}
 		}
 		if tx.Bucket(notifyBucket) == nil {
-			return buildNotifyIndex(tx)
+			if err := buildNotifyIndex(tx); err != nil {
+				return err
+			}
 		}
-		return nil
+		var err error
+		id, err = loadID(tx)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("boltledger: init %s: %w", db.Path(), err)
 	}
-	return &Ledger{db: db, commit: NewCommitter(db)}, nil
+	return &Ledger{db: db, commit: NewCommitter(db), id: id}, nil
 }
 
 // buildNotifyIndex creates the index of owed notifications from the runs (a

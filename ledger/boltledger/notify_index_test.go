@@ -61,3 +61,22 @@ func TestNotifyIndexBuiltForOldFile(t *testing.T) {
 	}
 	_ = db.Close()
 }
+
+// The namespace is an id stored in the file: the same after reopening, and
+// different for another file.
+func TestNamespaceIsStoredInTheFile(t *testing.T) {
+	dir := t.TempDir()
+	open := func(name string) string {
+		t.Helper()
+		l, err := boltledger.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Namespace()
+	}
+	a, again, b := open("a.db"), open("a.db"), open("b.db")
+	if a == "" || a != again || a == b {
+		t.Fatalf("namespaces: a %q, a reopened %q, b %q", a, again, b)
+	}
+}
