@@ -103,6 +103,11 @@ func (n *Notifier) Notify(ctx context.Context, e pipeline.Event) error {
 // final announces the end of a run: the live message shows its final state
 // and the failure or completion embed is posted once per finish.
 func (n *Notifier) final(ctx context.Context, runID string) error {
+	if err := n.client.outage.allowed(runID); err != nil {
+		// Discord is down and this run had its call: still owed, and no
+		// ledger reads or claims for a call that would not go.
+		return fmt.Errorf("discord: final notification of %s: %w", runID, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.FinalBudget)
 	defer cancel()
 	r, err := n.cfg.Store.GetRun(ctx, runID)

@@ -37,11 +37,26 @@ func (o *outage) allow(run string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	now := o.now()
-	if t, ok := o.next[run]; ok && now.Before(t) {
-		return fmt.Errorf("%w: run %s's next call is due in %s", errBackingOff, run, t.Sub(now).Round(time.Second))
+	if err := o.blocked(run, now); err != nil {
+		return err
 	}
 	if o.down {
 		o.next[run] = now.Add(o.every)
+	}
+	return nil
+}
+
+// allowed is allow without taking the call: whether one could go now.
+func (o *outage) allowed(run string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.blocked(run, o.now())
+}
+
+// blocked is errBackingOff while run's next call is not due. o.mu is held.
+func (o *outage) blocked(run string, now time.Time) error {
+	if t, ok := o.next[run]; ok && now.Before(t) {
+		return fmt.Errorf("%w: run %s's next call is due in %s", errBackingOff, run, t.Sub(now).Round(time.Second))
 	}
 	return nil
 }
