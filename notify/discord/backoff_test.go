@@ -54,7 +54,7 @@ func (e *env) endedRun(key string) pipeline.Event {
 func TestOutageIsPacedPerRunAndDeliveredOnceAfter(t *testing.T) {
 	clk := &fakeClock{now: time.Date(2026, 3, 5, 6, 0, 0, 0, time.UTC)}
 	const maxRetries = 3
-	e := newEnv(t, []string{"a"}, func(c *discord.Config) { c.Now, c.MaxRetries = clk.Now, maxRetries})
+	e := newEnv(t, []string{"a"}, func(c *discord.Config) { c.Now, c.MaxRetries = clk.Now, maxRetries })
 	var events []pipeline.Event
 	for i := range 10 {
 		events = append(events, e.endedRun(fmt.Sprintf("2026-02-%02d", i+1)))
