@@ -103,3 +103,31 @@ func (g gapAware) matches(w time.Time) bool {
 	}
 	return dom || dow
 }
+
+// GapTicks returns the instants from..to at which spec, read in loc, has a
+// tick whose wall time a daylight-saving change skips: the local cron fires
+// those at the end of the gap (the instant returned). An "@every" schedule
+// has none.
+func GapTicks(spec string, loc *time.Location, from, to time.Time) ([]time.Time, error) {
+	s, err := pipeline.ParseSchedule(spec)
+	if err != nil {
+		return nil, err
+	}
+	cs, ok := s.(*cron.SpecSchedule)
+	if !ok {
+		return nil, nil
+	}
+	g := gapAware{cs}
+	var out []time.Time
+	at := from.In(loc)
+	for {
+		_, end := at.ZoneBounds()
+		if end.IsZero() || end.After(to) {
+			return out, nil
+		}
+		if end.After(from) && g.gapMatches(end.Add(-time.Nanosecond), end) {
+			out = append(out, end)
+		}
+		at = end
+	}
+}
