@@ -436,7 +436,7 @@ func (o *Orchestrator) finishRunFrom(ctx context.Context, r Run, status RunStatu
 		o.sendFinal(ctx, stored, steps)
 		if stored.Trigger == "backfill" {
 			// A slot is free: start the backfill's next date.
-			if _, err := o.launchPending(ctx); err != nil {
+			if _, err := o.launchPendingOf(ctx, stored.Pipeline); err != nil {
 				o.log.WarnContext(ctx, "could not launch the next backfill run", "error", err.Error())
 			}
 		}

@@ -21,6 +21,8 @@ type Orchestrator struct {
 	now      func() time.Time
 	// leaseGrace is added to a step's timeout to form its lease.
 	leaseGrace time.Duration
+	// namespace is the ledger's namespace, part of every task name.
+	namespace string
 }
 
 // Config wires an Orchestrator.
@@ -33,6 +35,9 @@ type Config struct {
 	Now      func() time.Time // optional
 	// LeaseGrace is added to the step timeout to form the lease (default 30s).
 	LeaseGrace time.Duration
+	// Namespace goes into every task name (see TaskNameIn); default the
+	// ledger's own (Namespacer), if it has one.
+	Namespace string
 }
 
 // New returns an Orchestrator.
@@ -65,6 +70,10 @@ func New(cfg Config) (*Orchestrator, error) {
 	}
 	if o.leaseGrace == 0 {
 		o.leaseGrace = 30 * time.Second
+	}
+	o.namespace = cfg.Namespace
+	if ns, ok := cfg.Ledger.(Namespacer); ok && o.namespace == "" {
+		o.namespace = ns.Namespace()
 	}
 	return o, nil
 }
@@ -274,7 +283,7 @@ func validParams(p map[string]string) error {
 // task is the queue task of one step of a run in a generation.
 func (o *Orchestrator) task(def *Definition, runID, date string, params map[string]string, step string, gen int) Task {
 	return Task{
-		Name:     TaskName(runID, step, gen),
+		Name:     o.TaskName(runID, step, gen),
 		Payload:  TaskPayload{RunID: runID, Step: step, Generation: gen, Date: date, Params: params},
 		Deadline: def.Step(step).Timeout + o.leaseGrace/2,
 	}

@@ -165,10 +165,22 @@ func SplitRunID(id string) (pipeline, key string, err error) {
 }
 
 // TaskName is the deterministic queue task name of a step of a run in a
-// generation. It starts with a hash so that names do not share prefixes (Cloud
-// Tasks hot-spots on sequential prefixes), and it fits [A-Za-z0-9_-]{1,500}.
+// generation, in no ledger namespace: TaskNameIn("", ...).
 func TaskName(runID, step string, generation int) string {
-	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%d", runID, step, generation)))
+	return TaskNameIn("", runID, step, generation)
+}
+
+// TaskNameIn is the deterministic queue task name of a step of a run in a
+// generation, for the ledger namespace ns (see Namespacer): two ledgers that
+// share a queue (staging and prod collections, two databases) never share a
+// name. It starts with a hash so that names do not share prefixes (Cloud
+// Tasks hot-spots on sequential prefixes), and it fits [A-Za-z0-9_-]{1,500}.
+func TaskNameIn(ns, runID, step string, generation int) string {
+	key := fmt.Sprintf("%s\x00%s\x00%d", runID, step, generation)
+	if ns != "" {
+		key = ns + "\x00" + key
+	}
+	sum := sha256.Sum256([]byte(key))
 	return fmt.Sprintf("%s-%s-g%d", hex.EncodeToString(sum[:8]), sanitizeName(step), generation)
 }
 

@@ -44,7 +44,7 @@ func (l *Local) Run(ctx context.Context) error {
 		if def.Schedule == "" {
 			continue
 		}
-		sched, err := pipeline.ParseSchedule(def.Schedule)
+		sched, err := Parse(def.Schedule)
 		if err != nil {
 			return fmt.Errorf("scheduler: %s: %w", def.Name, err)
 		}
@@ -58,7 +58,7 @@ func (l *Local) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (l *Local) loop(ctx context.Context, def *pipeline.Definition, sched interface{ Next(time.Time) time.Time }) {
+func (l *Local) loop(ctx context.Context, def *pipeline.Definition, sched Schedule) {
 	next := sched.Next(l.Now().In(def.Location))
 	l.Logger.Info("local scheduler armed", "pipeline", def.Name, "schedule", def.Schedule, "time_zone", def.TimeZone, "next", next.Format(time.RFC3339))
 	for {

@@ -3,6 +3,7 @@ package firestoreledger
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"cloud.google.com/go/firestore"
 	"golang.org/x/sync/errgroup"
@@ -121,8 +122,14 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 	return storedRun(r, version(res.UpdateTime)), nil
 }
 
-// ListRuns queries runs newest first, bounded by f.Limit (100 if unset).
+// ListRuns queries runs in f's order, bounded by f.Limit (100 if unset). It
+// orders on the time field and then the document ID (the run ID), so that a
+// cursor continues a listing exactly. NotifyPending queries notify ==
+// "pending" ordered by finish time (composite index notify, finished_at).
 func (l *Ledger) ListRuns(ctx context.Context, f pipeline.RunFilter) ([]pipeline.Run, error) {
+	if f.NotifyPending && (f.Pipeline != "" || f.Status != "") {
+		return nil, fmt.Errorf("firestoreledger: list runs: %w: NotifyPending cannot be combined with a pipeline or status", pipeline.ErrInvalid)
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
@@ -134,13 +141,29 @@ func (l *Ledger) ListRuns(ctx context.Context, f pipeline.RunFilter) ([]pipeline
 	if f.Status != "" {
 		q = q.Where(fStatus, "==", string(f.Status))
 	}
+	field := fCreatedAt
+	if f.NotifyPending {
+		q = q.Where(fNotify, "==", string(pipeline.NotifyPending))
+		field = fFinishedAt
+	}
 	if !f.Since.IsZero() {
-		q = q.Where(fCreatedAt, ">=", f.Since)
+		q = q.Where(field, ">=", f.Since)
 	}
 	if !f.Before.IsZero() {
-		q = q.Where(fCreatedAt, "<", f.Before)
+		q = q.Where(field, "<", f.Before)
 	}
-	snaps, err := q.OrderBy(fCreatedAt, firestore.Desc).Limit(limit).Documents(ctx).GetAll()
+	dir := firestore.Desc
+	if f.OldestFirst {
+		dir = firestore.Asc
+	}
+	q = q.OrderBy(field, dir).OrderBy(firestore.DocumentID, dir)
+	if f.Cursor != nil {
+		if err := checkID("run id", f.Cursor.RunID); err != nil {
+			return nil, wrap(err, "list runs: cursor")
+		}
+		q = q.StartAfter(f.Cursor.At.Truncate(time.Microsecond).UTC(), l.runs.Doc(f.Cursor.RunID))
+	}
+	snaps, err := q.Limit(limit).Documents(ctx).GetAll()
 	if err != nil {
 		return nil, wrap(err, "list runs")
 	}

@@ -18,7 +18,11 @@ import (
 // orchestrator), and when Discord is back the live message catches up and the
 // re-sent final event posts exactly once.
 func TestOutageThenRecovery(t *testing.T) {
-	e := newEnv(t, []string{"a", "b"}, func(c *discord.Config) { c.FinalBudget = 300 * time.Millisecond })
+	// Calls per run are paced during the outage (OutageInterval): short
+	// here, so that the catch-up after it is quick.
+	e := newEnv(t, []string{"a", "b"}, func(c *discord.Config) {
+		c.FinalBudget, c.OutageInterval = 300*time.Millisecond, 100*time.Millisecond
+	})
 	e.work(e.n)
 	e.srv.Down(http.StatusServiceUnavailable)
 	e.started()
