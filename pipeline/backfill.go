@@ -154,7 +154,7 @@ func (o *Orchestrator) launchPending(ctx context.Context) ([]string, error) {
 			}
 			capacity[r.Pipeline] = left - 1
 		}
-		if _, err := o.launch(ctx, def, r); err != nil {
+		if _, err := o.launch(ctx, r); err != nil {
 			return launched, err
 		}
 		launched = append(launched, r.ID)

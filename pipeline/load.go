@@ -240,6 +240,9 @@ func build(fd fileDef, reg *steps.Registry) (*Definition, []error) {
 		if cyc := findCycle(d); cyc != nil {
 			bad("steps form a cycle: %s", strings.Join(cyc, " -> "))
 		}
+		if d.graphErr != nil {
+			bad("%v", d.graphErr)
+		}
 	}
 	return d, errs
 }

@@ -101,17 +101,13 @@ func (o *Orchestrator) pages(ctx context.Context, f RunFilter, fn func(Run)) err
 }
 
 func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *ReconcileReport) error {
-	pipe, _, err := SplitRunID(runID)
-	if err != nil {
-		return err
-	}
-	def := o.catalog.Get(pipe)
-	if def == nil {
-		return nil // a pipeline no longer loaded: leave its runs alone
-	}
 	r, err := o.ledger.GetRun(ctx, runID)
 	if err != nil {
 		return fmt.Errorf("reconcile %s: %w", runID, err)
+	}
+	def, err := o.graphForRun(r) // the run's own graph, not the loaded one
+	if err != nil {
+		return nil // an old run of a pipeline no longer loaded: leave it alone
 	}
 	now := o.now().UTC()
 	started := r.StartedAt
@@ -120,7 +116,7 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 	}
 	if now.Sub(started) > def.MaxRunDuration {
 		msg := fmt.Sprintf("run exceeded max_run_duration %s (started %s)", def.MaxRunDuration, started.Format(time.RFC3339))
-		if err := o.finishRunFrom(ctx, r, RunFailed, msg); err != nil {
+		if err := o.failOverdue(ctx, r, msg); err != nil {
 			return err
 		}
 		rep.FailedRuns = append(rep.FailedRuns, runID)
@@ -193,8 +189,9 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 	return nil
 }
 
-func (o *Orchestrator) sweepEnqueue(ctx context.Context, def *Definition, r Run, s StepRun, suffix string) error {
+func (o *Orchestrator) sweepEnqueue(ctx context.Context, def *runGraph, r Run, s StepRun, suffix string) error {
 	t := o.task(def, r.ID, r.Date, r.Params, s.Step, s.Generation)
+	t.Payload.Force, t.Payload.Only = s.Forced, s.Only
 	t.Name += suffix
 	if err := o.queue.Enqueue(ctx, t); err != nil {
 		return fmt.Errorf("reconcile: enqueue %s of %s: %w", s.Step, r.ID, err)
