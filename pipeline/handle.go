@@ -296,7 +296,8 @@ func (o *Orchestrator) runStub(p TaskPayload) Run {
 
 // runBody runs a step's body with its timeout, turning a panic into an error.
 func (o *Orchestrator) runBody(ctx context.Context, name string, timeout time.Duration, body steps.Step, in steps.Input) (out json.RawMessage, err error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	errTimeout := fmt.Errorf("step exceeded its timeout of %s: %w", timeout, context.DeadlineExceeded)
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errTimeout)
 	defer cancel()
 	defer func() {
 		if r := recover(); r != nil {
@@ -305,8 +306,10 @@ func (o *Orchestrator) runBody(ctx context.Context, name string, timeout time.Du
 		}
 	}()
 	out, err = body.Run(ctx, in)
-	if err == nil && ctx.Err() != nil {
-		err = fmt.Errorf("step exceeded its timeout of %s: %w", timeout, ctx.Err())
+	if err == nil && context.Cause(ctx) == errTimeout {
+		// It returned after its timeout (ignoring its context): a timeout.
+		// A success as the request ends (a dropped connection) is a success.
+		err = errTimeout
 	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && !steps.IsPermanent(err) {
