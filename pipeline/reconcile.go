@@ -139,14 +139,6 @@ func settled(steps []StepRun) (status RunStatus, msg string, ok bool) {
 }
 
 func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *ReconcileReport) error {
-	pipe, _, err := SplitRunID(runID)
-	if err != nil {
-		return err
-	}
-	def := o.catalog.Get(pipe)
-	if def == nil {
-		return nil // a pipeline no longer loaded: leave its runs alone
-	}
 	r, err := o.ledger.GetRun(ctx, runID)
 	if err != nil {
 		return fmt.Errorf("reconcile %s: %w", runID, err)
@@ -164,6 +156,10 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 		}
 		return nil
 	}
+	def, err := o.graphForRun(r) // the run's own graph, not the loaded one
+	if err != nil {
+		return nil // an old run of a pipeline no longer loaded: leave it alone
+	}
 	now := o.now().UTC()
 	started := r.StartedAt
 	if started.IsZero() {
@@ -171,7 +167,7 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 	}
 	if now.Sub(started) > def.MaxRunDuration {
 		msg := fmt.Sprintf("run exceeded max_run_duration %s (started %s)", def.MaxRunDuration, started.Format(time.RFC3339))
-		if err := o.finishRunFrom(ctx, r, RunFailed, msg); err != nil {
+		if err := o.failOverdue(ctx, r, msg); err != nil {
 			return err
 		}
 		rep.FailedRuns = append(rep.FailedRuns, runID)
@@ -236,8 +232,9 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 	return nil
 }
 
-func (o *Orchestrator) sweepEnqueue(ctx context.Context, def *Definition, r Run, s StepRun, suffix string) error {
+func (o *Orchestrator) sweepEnqueue(ctx context.Context, def *runGraph, r Run, s StepRun, suffix string) error {
 	t := o.task(def, r.ID, r.Date, r.Params, s.Step, s.Generation)
+	t.Payload.Force, t.Payload.Only = s.Forced, s.Only
 	t.Name += suffix
 	if err := o.queue.Enqueue(ctx, t); err != nil {
 		return fmt.Errorf("reconcile: enqueue %s of %s: %w", s.Step, r.ID, err)
