@@ -15,7 +15,8 @@ var (
 	stepsBucket   = []byte("ledger.steps")
 	byTimeBucket  = []byte("ledger.runs.time")
 	byPipelineBkt = []byte("ledger.runs.pipe")
-	ledgerBuckets = [][]byte{runsBucket, stepsBucket, byTimeBucket, byPipelineBkt}
+	marksBucket   = []byte("ledger.marks")
+	ledgerBuckets = [][]byte{runsBucket, stepsBucket, byTimeBucket, byPipelineBkt, marksBucket}
 )
 
 // Ledger is a pipeline.Ledger in a bbolt file.

@@ -31,6 +31,7 @@ func Run(t *testing.T, newLedger func(t *testing.T) pipeline.Ledger) {
 	t.Run("UpdateRun", s.testUpdateRun)
 	t.Run("Concurrency", s.testConcurrency)
 	t.Run("ListRuns", s.testListRuns)
+	t.Run("Marks", s.testMarks)
 }
 
 type suite struct {
