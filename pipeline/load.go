@@ -33,6 +33,8 @@ type fileDef struct {
 	TimeZone       string            `yaml:"time_zone"`
 	Schedule       string            `yaml:"schedule"`
 	MaxRunDuration string            `yaml:"max_run_duration"`
+	Deadline       string            `yaml:"deadline"`
+	StartWithin    string            `yaml:"start_within"`
 	Params         map[string]string `yaml:"params"`
 	Steps          []fileStep        `yaml:"steps"`
 }
@@ -158,6 +160,7 @@ func build(fd fileDef, reg *steps.Registry) (*Definition, []error) {
 		}
 		d.MaxRunDuration = v
 	}
+	errs = append(errs, d.checkTiming(fd.Deadline, fd.StartWithin)...)
 	if len(fd.Steps) == 0 {
 		bad("no steps")
 	}
