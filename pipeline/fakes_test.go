@@ -95,6 +95,9 @@ type harness struct {
 	events *eventLog
 	now    time.Time
 	nowMu  sync.Mutex
+	// catalog and notifiers are kept to restart the orchestrator.
+	catalog   *pipeline.Catalog
+	notifiers pipeline.Notifiers
 }
 
 type eventLog struct {

@@ -28,6 +28,8 @@ type ReconcileReport struct {
 	FailedRuns  []string `json:"failed_runs"`
 	Notified    []string `json:"notified"`
 	Launched    []string `json:"launched"`
+	// Alerts lists the schedule alerts sent (missed starts, late runs).
+	Alerts []string `json:"alerts"`
 	Errors      []string `json:"errors,omitempty"`
 }
 
@@ -77,6 +79,9 @@ func (o *Orchestrator) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	if err != nil {
 		rep.Errors = append(rep.Errors, err.Error())
 	}
+	sched := o.checkSchedules(ctx, now)
+	rep.Alerts = sched.Alerts
+	rep.Errors = append(rep.Errors, sched.Errors...)
 	return rep, nil
 }
 
