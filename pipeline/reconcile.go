@@ -30,7 +30,7 @@ type ReconcileReport struct {
 	Launched    []string `json:"launched"`
 	// Alerts lists the schedule alerts sent (missed starts, late runs).
 	Alerts []string `json:"alerts"`
-	Errors      []string `json:"errors,omitempty"`
+	Errors []string `json:"errors,omitempty"`
 }
 
 // Reconcile is the stuck-run sweeper, meant for a Scheduler tick every few
