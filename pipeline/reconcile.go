@@ -28,9 +28,9 @@ type ReconcileReport struct {
 	FailedRuns  []string `json:"failed_runs"`
 	Notified    []string `json:"notified"`
 	Launched    []string `json:"launched"`
+	Errors      []string `json:"errors,omitempty"`
 	// Alerts lists the schedule alerts sent (missed starts, late runs).
 	Alerts []string `json:"alerts"`
-	Errors []string `json:"errors,omitempty"`
 }
 
 // Reconcile is the stuck-run sweeper, meant for a Scheduler tick every few
