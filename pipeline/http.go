@@ -78,6 +78,7 @@ func NewHandler(cfg ServerConfig) (http.Handler, error) {
 	g.POST("/runs/:run/cancel", s.cancel, operators)
 	g.POST("/backfill", s.backfill, operators)
 	g.GET("/stats", s.stats, operators)
+	s.scheduleRoutes(g, operators, either)
 	return e, nil
 }
 
@@ -208,6 +209,9 @@ func (s *server) start(c *echo.Context) error {
 	}
 	if v := h.Get("X-Pipeline-Trigger"); v != "" && len(v) <= 32 {
 		req.Trigger = v
+	}
+	if skip, err := s.skipPaused(c, req); skip || err != nil {
+		return err
 	}
 	res, err := s.o.Start(c.Request().Context(), req)
 	if err != nil {

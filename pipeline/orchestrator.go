@@ -21,6 +21,7 @@ type Orchestrator struct {
 	now      func() time.Time
 	// leaseGrace is added to a step's timeout to form its lease.
 	leaseGrace time.Duration
+	jobs       JobControl
 }
 
 // Config wires an Orchestrator.
@@ -33,6 +34,9 @@ type Config struct {
 	Now      func() time.Time // optional
 	// LeaseGrace is added to the step timeout to form the lease (default 30s).
 	LeaseGrace time.Duration
+	// Jobs pauses and resumes the pipelines' Cloud Scheduler jobs (gcp);
+	// optional.
+	Jobs JobControl
 }
 
 // New returns an Orchestrator.
@@ -53,6 +57,7 @@ func New(cfg Config) (*Orchestrator, error) {
 	o := &Orchestrator{
 		catalog: cfg.Catalog, ledger: cfg.Ledger, queue: cfg.Queue,
 		notifier: cfg.Notifier, log: cfg.Logger, now: cfg.Now, leaseGrace: cfg.LeaseGrace,
+		jobs: cfg.Jobs,
 	}
 	if o.notifier == nil {
 		o.notifier = Notifiers(nil)

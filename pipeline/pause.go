@@ -18,6 +18,13 @@ const (
 	pauseResumedAt = "resumed_at"
 )
 
+// JobControl pauses and resumes the Scheduler job that starts a pipeline (on
+// GCP, its Cloud Scheduler job). Both are idempotent.
+type JobControl interface {
+	PauseJob(ctx context.Context, pipeline string) error
+	ResumeJob(ctx context.Context, pipeline string) error
+}
+
 // maxPauseReason bounds the reason of a pause.
 const maxPauseReason = 500
 
@@ -75,13 +82,39 @@ func (o *Orchestrator) Pause(ctx context.Context, req PauseRequest) (PauseState,
 	if len(req.Reason) > maxPauseReason {
 		return PauseState{}, fmt.Errorf("%w: reason is %d bytes, at most %d", ErrInvalid, len(req.Reason), maxPauseReason)
 	}
-	return o.setPause(ctx, req, true)
+	st, err := o.setPause(ctx, req, true)
+	if err != nil {
+		return st, err
+	}
+	return st, o.controlJob(ctx, st, true)
 }
 
 // Unpause records that the pipeline runs on its schedule again. Unpausing a
 // pipeline that is not paused changes nothing.
 func (o *Orchestrator) Unpause(ctx context.Context, req PauseRequest) (PauseState, error) {
-	return o.setPause(ctx, req, false)
+	st, err := o.setPause(ctx, req, false)
+	if err != nil {
+		return st, err
+	}
+	return st, o.controlJob(ctx, st, false)
+}
+
+// controlJob pauses or resumes the pipeline's Scheduler job after the ledger
+// recorded the pause (the ledger decides: a start the job still sends is
+// skipped). Repeating the command repeats the call, so a failure is healed by
+// running it again.
+func (o *Orchestrator) controlJob(ctx context.Context, st PauseState, pause bool) error {
+	if o.jobs == nil || o.catalog.Get(st.Pipeline).Schedule == "" {
+		return nil
+	}
+	call, verb := o.jobs.ResumeJob, "resuming"
+	if pause {
+		call, verb = o.jobs.PauseJob, "pausing"
+	}
+	if err := call(ctx, st.Pipeline); err != nil {
+		return fmt.Errorf("%s is recorded as paused=%v in the ledger (scheduled starts follow it), but %s its Cloud Scheduler job failed: %w; run the command again", st.Pipeline, st.Paused, verb, err)
+	}
+	return nil
 }
 
 func (o *Orchestrator) setPause(ctx context.Context, req PauseRequest, paused bool) (PauseState, error) {
