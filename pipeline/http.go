@@ -275,6 +275,9 @@ func (s *server) listRuns(c *echo.Context) error {
 	if runs == nil {
 		runs = []Run{}
 	}
+	for i := range runs {
+		runs[i].Marks = RunMarks(runs[i])
+	}
 	return c.JSON(http.StatusOK, map[string]any{"runs": runs})
 }
 
@@ -287,6 +290,7 @@ func (s *server) getRun(c *echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("run %s: %w", id, err)
 	}
+	r.Marks = RunMarks(r)
 	return c.JSON(http.StatusOK, r)
 }
 

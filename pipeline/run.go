@@ -86,6 +86,9 @@ type Run struct {
 	// Version is the ledger's concurrency token: UpdateRun succeeds only when it
 	// matches the stored one. Opaque to the domain.
 	Version int64 `json:"-"`
+	// Marks are the run's schedule marks (RunMarks), filled for readers of the
+	// API; the ledger does not store them.
+	Marks []string `json:"marks,omitempty"`
 	// Steps is filled by Ledger.GetRun, in definition order where known.
 	Steps []StepRun `json:"steps,omitempty"`
 }
