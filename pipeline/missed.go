@@ -15,6 +15,10 @@ type ScheduleReport struct {
 	Errors []string `json:"errors,omitempty"`
 }
 
+// SweeperTickMessage is the log line of every sweeper pass: the deployment's
+// log-based metric counts it and alerts when it stops (deploy/terraform).
+const SweeperTickMessage = "sweeper tick"
+
 // checkSchedules is the sweeper's watch on schedules: for every scheduled
 // pipeline it reports a missed start (and its follow-up once the run
 // appears), and for every pipeline with a deadline it reports runs not
@@ -33,7 +37,7 @@ func (o *Orchestrator) checkSchedules(ctx context.Context, now time.Time) Schedu
 	}
 	// The sweeper's heartbeat: deploy/terraform counts this line and alerts
 	// when it stops.
-	o.log.InfoContext(ctx, "sweeper tick", "pipelines", len(o.catalog.All()), "alerts", len(rep.Alerts), "errors", len(rep.Errors))
+	o.log.InfoContext(ctx, SweeperTickMessage, "pipelines", len(o.catalog.All()), "alerts", len(rep.Alerts), "errors", len(rep.Errors))
 	return rep
 }
 
