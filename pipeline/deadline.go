@@ -91,14 +91,18 @@ func (d *Definition) ScheduledOn(date string) time.Time {
 }
 
 // CronSchedule is the parsed schedule, or nil when the pipeline is not
-// scheduled (or its schedule does not parse: Load refuses those).
+// scheduled (or its schedule does not parse: Load refuses those). Load keeps
+// it parsed; a Definition built by hand has it parsed on each call (never
+// cached: definitions are read concurrently).
 func (d *Definition) CronSchedule() cron.Schedule {
-	if d.cron == nil && d.Schedule != "" {
-		if s, err := ParseSchedule(d.Schedule); err == nil {
-			d.cron = s
-		}
+	if d.cron != nil || d.Schedule == "" {
+		return d.cron
 	}
-	return d.cron
+	s, err := ParseSchedule(d.Schedule)
+	if err != nil {
+		return nil
+	}
+	return s
 }
 
 // checkTiming validates deadline and start_within against the schedule and
@@ -106,6 +110,7 @@ func (d *Definition) CronSchedule() cron.Schedule {
 func (d *Definition) checkTiming(deadline, startWithin string) []error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	d.cron = d.CronSchedule() // parsed once, before the definition is shared
 	if startWithin != "" {
 		v, err := time.ParseDuration(startWithin)
 		switch {

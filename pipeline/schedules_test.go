@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -333,6 +334,56 @@ func TestMissedStartOnDSTDays(t *testing.T) {
 			}
 			if a := missed[0].Schedule; a.Date != c.date || !a.Expected.Equal(c.fire) {
 				t.Errorf("alert for %s at %s; want %s at %s", a.Date, a.Expected.UTC(), c.date, c.fire)
+			}
+		})
+	}
+}
+
+// Concurrent sweeper ticks on several instances (Cloud Scheduler's
+// at-least-once delivery, two Cloud Run instances) send each alert once.
+func TestConcurrentTicksNeverDoubleAnAlert(t *testing.T) {
+	for _, lk := range ledgerKinds {
+		t.Run(lk.name, func(t *testing.T) {
+			const twoPipes = missedYAML + "---\n" + `
+name: late
+time_zone: America/Sao_Paulo
+schedule: "0 3 * * *"
+deadline: 30m
+steps:
+  - {name: a, kind: a}
+  - {name: b, kind: b}
+`
+			fire := time.Date(2026, 12, 1, 5, 0, 0, 0, time.UTC) // 06:00 Paris
+			h := newSchedHarness(t, twoPipes, lk.open(t), fire.Add(-time.Minute))
+			// late: 03:00 in Sao Paulo is 06:00 UTC; started on time, stuck.
+			h.set(time.Date(2026, 12, 1, 6, 0, 1, 0, time.UTC))
+			if _, err := h.orch.Start(context.Background(), pipeline.StartRequest{Pipeline: "late", Date: "2026-12-01", Trigger: "scheduler"}); err != nil {
+				t.Fatal(err)
+			}
+			h.set(time.Date(2026, 12, 1, 6, 45, 0, 0, time.UTC))
+			orchs := []*pipeline.Orchestrator{h.orch}
+			for range 3 {
+				h.restart()
+				orchs = append(orchs, h.orch)
+			}
+			var wg sync.WaitGroup
+			for _, o := range orchs {
+				for range 2 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if _, err := o.Reconcile(context.Background()); err != nil {
+							t.Errorf("reconcile: %v", err)
+						}
+					}()
+				}
+			}
+			wg.Wait()
+			if n := len(h.eventsOf(pipeline.EventStartMissed)); n != 1 {
+				t.Errorf("%d missed-start alerts from 8 concurrent ticks; want 1", n)
+			}
+			if n := len(h.eventsOf(pipeline.EventRunLate)); n != 1 {
+				t.Errorf("%d late alerts from 8 concurrent ticks; want 1", n)
 			}
 		})
 	}

@@ -2,12 +2,15 @@ package discord_test
 
 import (
 	"context"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/pipelinehq/pipeline/notify/discord"
 	"github.com/pipelinehq/pipeline/pipeline"
+	"github.com/pipelinehq/pipeline/steps"
 )
 
 // The three schedule alerts reach the stand-in (which enforces Discord's
@@ -122,6 +125,78 @@ func TestCompletionSaysHowLate(t *testing.T) {
 	done := posts[len(posts)-1].Message.Embeds[0]
 	if !strings.Contains(done.Description, "Finished 42 min after its deadline") {
 		t.Errorf("completion says %q; want how late it finished", done.Description)
+	}
+	e.noViolations()
+}
+
+type nopQueue struct{}
+
+func (nopQueue) Enqueue(context.Context, pipeline.Task) error { return nil }
+
+// End to end: the sweeper's missed-start alert and its follow-up reach the
+// stand-in once each across duplicate ticks, a restarted orchestrator and a
+// failed post that is sent again after the claim's grace.
+func TestSweeperAlertsThroughDiscord(t *testing.T) {
+	e := newEnv(t, []string{"extract"}, nil)
+	ctx := context.Background()
+	reg := steps.NewRegistry()
+	reg.Register("go", func(map[string]any) (steps.Step, error) { return steps.StepFunc(nil), nil })
+	defs, err := pipeline.Parse("p.yaml", []byte("name: daily\ntime_zone: Europe/Paris\nschedule: \"0 6 * * *\"\nsteps:\n  - {name: extract, kind: go}\n"), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	now := time.Date(2026, 3, 6, 5, 31, 0, 0, time.UTC) // 06:31 in Paris
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	set := func(t time.Time) { mu.Lock(); defer mu.Unlock(); now = t }
+	newOrch := func() *pipeline.Orchestrator {
+		o, err := pipeline.New(pipeline.Config{Catalog: pipeline.NewCatalog(defs...), Ledger: e.l, Queue: nopQueue{}, Notifier: e.n,
+			Now: clock, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	o := newOrch()
+	tick := func() {
+		t.Helper()
+		if _, err := o.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.srv.Down(503)
+	tick() // the post fails: the alert stays owed
+	e.srv.Up()
+	tick() // within the grace: not sent again yet
+	if n := len(e.srv.Posts()); n != 0 {
+		t.Fatalf("%d posts while the first sender's claim stands", n)
+	}
+	set(now.Add(3 * time.Minute))
+	tick()
+	o = newOrch() // a restart
+	tick()
+	tick()
+	posts := e.srv.Posts()
+	if len(posts) != 1 || !strings.Contains(posts[0].Message.Embeds[0].Title, "daily · 2026-03-06 did not start") {
+		t.Fatalf("posts after the missed start: %+v", posts)
+	}
+	set(time.Date(2026, 3, 6, 5, 42, 0, 0, time.UTC))
+	if _, err := o.Start(ctx, pipeline.StartRequest{Pipeline: "daily", Date: "2026-03-06", Trigger: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	tick()
+	tick()
+	posts = e.srv.Posts()
+	var follow []string
+	for _, p := range posts {
+		for _, em := range p.Message.Embeds {
+			if strings.Contains(em.Title, "started") {
+				follow = append(follow, em.Title)
+			}
+		}
+	}
+	if len(follow) != 1 || !strings.Contains(follow[0], "started 42 min late") {
+		t.Errorf("follow-ups: %q; want one saying started 42 min late", follow)
 	}
 	e.noViolations()
 }
