@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/pipelinehq/pipeline/steps"
 )
 
@@ -24,13 +26,19 @@ type Definition struct {
 	Location       *time.Location
 	Schedule       string // cron, five fields; empty means not scheduled
 	MaxRunDuration time.Duration
-	Params         map[string]string
-	Steps          []*StepDef
-	byName         map[string]*StepDef
-	successors     map[string][]string
-	line, column   int // where the name is written in its file
-	graph          *Graph
-	graphErr       error
+	// Deadline is when a run must be finished (nil: no deadline).
+	Deadline *Deadline
+	// StartWithin is how long after a scheduled fire time its run must exist
+	// (DefaultStartWithin for scheduled pipelines; zero when not scheduled).
+	StartWithin  time.Duration
+	Params       map[string]string
+	Steps        []*StepDef
+	byName       map[string]*StepDef
+	successors   map[string][]string
+	cron         cron.Schedule // the parsed Schedule, or nil
+	line, column int           // where the name is written in its file
+	graph        *Graph
+	graphErr     error
 }
 
 // StepDef is one step of a Definition.

@@ -106,7 +106,9 @@ type harness struct {
 	now    time.Time
 	nowMu  sync.Mutex
 	// reg and notifiers are kept for deploy.
-	reg       *steps.Registry
+	reg *steps.Registry
+	// catalog and notifiers are kept to restart the orchestrator.
+	catalog *pipeline.Catalog
 	notifiers pipeline.Notifiers
 }
 

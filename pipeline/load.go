@@ -204,6 +204,13 @@ func build(s *sink, fd fileDef, reg *steps.Registry) *Definition {
 		}
 		d.MaxRunDuration = v
 	}
+	for _, err := range d.checkTiming(fd.Deadline, fd.StartWithin) {
+		at := fd.at["deadline"]
+		if strings.HasPrefix(err.Error(), "start_within") {
+			at = fd.at["start_within"]
+		}
+		bad(at, "%v", err)
+	}
 	if len(fd.Steps) == 0 {
 		bad(fd.at["steps"], "no steps")
 	}

@@ -27,6 +27,7 @@ type Orchestrator struct {
 	leaseGrace time.Duration
 	// namespace is the ledger's namespace, part of every task name.
 	namespace string
+	jobs      JobControl
 }
 
 // Config wires an Orchestrator.
@@ -47,6 +48,9 @@ type Config struct {
 	// keeps its definition across deploys. Optional: without it such steps
 	// fail, naming their kind.
 	Registry *steps.Registry
+	// Jobs pauses and resumes the pipelines' Cloud Scheduler jobs (gcp);
+	// optional.
+	Jobs JobControl
 }
 
 // New returns an Orchestrator.
@@ -68,6 +72,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		catalog: cfg.Catalog, ledger: cfg.Ledger, queue: cfg.Queue,
 		notifier: cfg.Notifier, log: cfg.Logger, now: cfg.Now, leaseGrace: cfg.LeaseGrace,
 		registry: cfg.Registry,
+		jobs:     cfg.Jobs,
 	}
 	if o.notifier == nil {
 		o.notifier = Notifiers(nil)

@@ -32,6 +32,8 @@ type ReconcileReport struct {
 	Notified    []string `json:"notified"`
 	Launched    []string `json:"launched"`
 	Errors      []string `json:"errors,omitempty"`
+	// Alerts lists the schedule alerts sent (missed starts, late runs).
+	Alerts []string `json:"alerts"`
 }
 
 // Reconcile is the stuck-run sweeper, meant for a Scheduler tick every few
@@ -88,6 +90,9 @@ func (o *Orchestrator) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	if err != nil {
 		rep.Errors = append(rep.Errors, err.Error())
 	}
+	sched := o.checkSchedules(ctx, o.now())
+	rep.Alerts = sched.Alerts
+	rep.Errors = append(rep.Errors, sched.Errors...)
 	return rep, nil
 }
 

@@ -98,6 +98,9 @@ type Run struct {
 	// (set by the ledger on every write), so that a writer whose reply was
 	// lost can recognise the stored record as its own write.
 	WriteID string `json:"-"`
+	// Marks are the run's schedule marks (RunMarks), filled for readers of the
+	// API; the ledger does not store them.
+	Marks []string `json:"marks,omitempty"`
 	// Steps is filled by Ledger.GetRun, in definition order where known.
 	Steps []StepRun `json:"steps,omitempty"`
 }
