@@ -108,7 +108,7 @@ type harness struct {
 	// reg and notifiers are kept for deploy.
 	reg *steps.Registry
 	// catalog and notifiers are kept to restart the orchestrator.
-	catalog *pipeline.Catalog
+	catalog   *pipeline.Catalog
 	notifiers pipeline.Notifiers
 }
 
