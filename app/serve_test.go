@@ -73,9 +73,9 @@ func TestListenHost(t *testing.T) {
 		authOff bool
 		want    string
 	}{
-		{"", false, ""},                // auth on: all interfaces (Cloud Run)
-		{"", true, "127.0.0.1"},        // auth off: loopback unless told otherwise
-		{"0.0.0.0", true, "0.0.0.0"},   // told otherwise, explicitly
+		{"", false, ""},                 // auth on: all interfaces (Cloud Run)
+		{"", true, "127.0.0.1"},         // auth off: loopback unless told otherwise
+		{"0.0.0.0", true, "0.0.0.0"},    // told otherwise, explicitly
 		{"10.1.2.3", false, "10.1.2.3"}, // given
 		{"::1", true, "::1"},
 	} {
