@@ -16,6 +16,7 @@ type cli struct {
 	Validate      validateCmd      `cmd:"" help:"Check pipeline files and list every problem at once."`
 	Doctor        doctorCmd        `cmd:"" help:"Check the deployment's configuration (audience, invokers, deadlines, time zones, Discord) and, with credentials, the live queue, Scheduler jobs and invoker IAM; print a fix for each problem; exit 1 on errors."`
 	Schedules     schedulesCmd     `cmd:"" help:"Print each scheduled pipeline's Cloud Scheduler job: name, schedule, time zone, attempt deadline (TSV, or --json)."`
+	Token         tokenCmd         `cmd:"" help:"Print an ID token from the local issuer (the key in the data directory), to call a local serve with auth on: curl -H \"Authorization: Bearer $(pipeline token)\" ..."`
 	TasksEmulator tasksEmulatorCmd `cmd:"" name:"tasks-emulator" help:"Run a Cloud Tasks v2 emulator (gRPC) that dispatches over HTTP with OIDC tokens, for the gcp backend on one machine."`
 
 	// Operator tools: local store by default, PIPELINE_BACKEND=gcp, or --url.

@@ -15,6 +15,7 @@ import (
 // served is a `pipeline serve` running in-process.
 type served struct {
 	addr string // the bound address, from the start-up log line
+	data string // its data directory
 	out  *syncBuffer
 	done chan struct{} // closed when serve has returned, with err set
 	err  error
@@ -26,8 +27,8 @@ type served struct {
 func serveInProcess(t *testing.T, args ...string) *served {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &served{out: &syncBuffer{}, done: make(chan struct{})}
-	all := append([]string{"serve", "--port", "0", "--no-cron", "--file", repoPipelines, "--data", filepath.Join(t.TempDir(), "data")}, args...)
+	s := &served{out: &syncBuffer{}, done: make(chan struct{}), data: filepath.Join(t.TempDir(), "data")}
+	all := append([]string{"serve", "--port", "0", "--no-cron", "--file", repoPipelines, "--data", s.data}, args...)
 	go func() {
 		defer close(s.done)
 		s.err = runCLI(ctx, all, newOptions([]Option{WithExampleSteps(), WithOutput(s.out, s.out)}))
