@@ -99,7 +99,12 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 	}
 	if cfg.Auth == "off" {
 		authn, a.operators = auth.Off{}, nil
-		log.Warn("AUTHENTICATION IS OFF (PIPELINE_AUTH=off): every caller is accepted. Never run like this outside local development.")
+		if cfg.Backend == "gcp" {
+			log.Warn("AUTHENTICATION IS OFF (PIPELINE_AUTH=off) on the gcp backend, allowed because both emulators are set: every caller is accepted and no delivery's token is checked. Never run like this against real Cloud Tasks or Firestore.",
+				"cloud_tasks_emulator_host", cfg.TasksEmulator, "firestore_emulator_host", cfg.firestoreEmulator)
+		} else {
+			log.Warn("AUTHENTICATION IS OFF (PIPELINE_AUTH=off): every caller is accepted. Never run like this outside local development.")
+		}
 	}
 	notifiers := pipeline.Notifiers{&notify.Log{Logger: log}}
 	if cfg.DiscordWebhook != "" {

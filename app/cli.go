@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"io"
+	"os"
 
 	"github.com/alecthomas/kong"
 )
@@ -55,6 +56,7 @@ func runCLI(ctx context.Context, args []string, o *options) error {
 		return exitCode{code: 2}
 	}
 	c.Config.stepSets = o.steps
+	c.Config.firestoreEmulator = os.Getenv("FIRESTORE_EMULATOR_HOST")
 	env := &appEnv{stdout: stdout, stderr: stderr}
 	return kctx.Run(&c.Config, env)
 }

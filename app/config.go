@@ -38,6 +38,10 @@ type Config struct {
 	FirestoreDB      string   `name:"firestore-database" env:"FIRESTORE_DATABASE" default:"(default)" help:"Firestore database (gcp)."`
 	LedgerCollection string   `name:"ledger-collection" env:"LEDGER_COLLECTION" default:"pipeline_runs" help:"Firestore collection of the run ledger (gcp)."`
 
+	// firestoreEmulator is FIRESTORE_EMULATOR_HOST, which the Firestore
+	// client reads from the environment itself.
+	firestoreEmulator string `kong:"-"`
+
 	// stepSets register the step kinds beyond the built-in ones (Option WithSteps).
 	stepSets []func(*steps.Registry, *Config) `kong:"-"`
 }
@@ -81,8 +85,8 @@ func (c *Config) Validate() error {
 	switch c.Auth {
 	case "on":
 	case "off":
-		if c.Backend == "gcp" {
-			bad("PIPELINE_AUTH: off is only allowed with PIPELINE_BACKEND=local")
+		if c.Backend == "gcp" && !c.emulated() {
+			bad("PIPELINE_AUTH: off is only allowed with PIPELINE_BACKEND=local, or on the gcp backend against emulators (both CLOUD_TASKS_EMULATOR_HOST and FIRESTORE_EMULATOR_HOST set)")
 		}
 	default:
 		bad("PIPELINE_AUTH: %q is not on or off", c.Auth)
@@ -101,6 +105,10 @@ func (c *Config) level() (slog.Level, error) {
 	err := l.UnmarshalText([]byte(strings.ToUpper(c.LogLevel)))
 	return l, err
 }
+
+// emulated reports whether the gcp backend talks to emulators only (both
+// CLOUD_TASKS_EMULATOR_HOST and FIRESTORE_EMULATOR_HOST set).
+func (c *Config) emulated() bool { return c.TasksEmulator != "" && c.firestoreEmulator != "" }
 
 // audience is the expected OIDC audience: OIDC_AUDIENCE, else SERVICE_URL exactly.
 func (c *Config) audience() string {

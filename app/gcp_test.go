@@ -38,6 +38,12 @@ type gcpStack struct {
 
 func startGCPStack(t *testing.T, files ...string) *gcpStack {
 	t.Helper()
+	return startGCPStackWith(t, nil, files...)
+}
+
+// startGCPStackWith is startGCPStack with the configuration changed by edit.
+func startGCPStackWith(t *testing.T, edit func(*Config), files ...string) *gcpStack {
+	t.Helper()
 	t.Setenv("FIRESTORE_EMULATOR_HOST", fsemu.Host(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -57,6 +63,10 @@ func startGCPStack(t *testing.T, files ...string) *gcpStack {
 		TasksAccount: tasksSA, TasksEmulator: emu.Addr(), Issuer: emu.IssuerURL(),
 		AllowedInvokers: []string{tasksSA, schedulerSA}, AllowedOperators: []string{operatorSA},
 		FirestoreDB: "(default)", LedgerCollection: fsemu.Collection(t), stepSets: exampleSteps(),
+		firestoreEmulator: fsemu.Host(t),
+	}
+	if edit != nil {
+		edit(cfg)
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	if testing.Verbose() {
