@@ -37,8 +37,8 @@ func checkRunID(id string) error {
 }
 
 func checkDate(flag, v string) error {
-	if _, err := time.Parse(time.DateOnly, v); err != nil {
-		return fmt.Errorf("%s %q is not a date YYYY-MM-DD", flag, v)
+	if _, err := pipeline.ParseDate(v, time.UTC); err != nil {
+		return fmt.Errorf("%s %v", flag, err)
 	}
 	return nil
 }

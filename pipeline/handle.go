@@ -80,9 +80,9 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	if err := validParams(p.Params); err != nil {
 		return StepResult{}, err
 	}
-	date, err := time.ParseInLocation(time.DateOnly, p.Date, def.Location)
+	date, err := ParseDate(p.Date, def.Location)
 	if err != nil {
-		return StepResult{}, fmt.Errorf("%w: date %q is not YYYY-MM-DD", ErrInvalid, p.Date)
+		return StepResult{}, fmt.Errorf("%w: date %v", ErrInvalid, err)
 	}
 	log := o.log.With("run", p.RunID, "step", p.Step, "generation", p.Generation)
 

@@ -244,9 +244,9 @@ func (o *Orchestrator) names() []string {
 
 func runDate(req StartRequest, loc *time.Location, now time.Time) (string, error) {
 	if req.Date != "" {
-		t, err := time.ParseInLocation(time.DateOnly, req.Date, loc)
+		t, err := ParseDate(req.Date, loc)
 		if err != nil {
-			return "", fmt.Errorf("%w: date %q is not YYYY-MM-DD", ErrInvalid, req.Date)
+			return "", fmt.Errorf("%w: date %v", ErrInvalid, err)
 		}
 		return t.Format(time.DateOnly), nil
 	}
