@@ -272,7 +272,7 @@ func (d *directOps) GetRun(ctx context.Context, runID string) (pipeline.Run, err
 	}
 	r, err := d.a.orch.Ledger().GetRun(ctx, runID)
 	if err != nil {
-		return pipeline.Run{}, fmt.Errorf("run %s: %w", runID, err)
+		return pipeline.Run{}, d.a.orch.Catalog().ExplainMissingRun(runID, fmt.Errorf("run %s: %w", runID, err))
 	}
 	return r, nil
 }

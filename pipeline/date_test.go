@@ -31,3 +31,12 @@ func TestParseDate(t *testing.T) {
 		}
 	}
 }
+
+func TestClosest(t *testing.T) {
+	names := []string{"daily", "weekly", "fanout"}
+	for in, want := range map[string]string{"daly": "daily", "Daily": "daily", "weakly": "weekly", "fanot": "fanout", "x": "", "monthly-report": ""} {
+		if got := closest(in, names); got != want {
+			t.Errorf("closest(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

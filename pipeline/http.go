@@ -281,7 +281,7 @@ func (s *server) getRun(c *echo.Context) error {
 	}
 	r, err := s.o.ledger.GetRun(c.Request().Context(), id)
 	if err != nil {
-		return fmt.Errorf("run %s: %w", id, err)
+		return s.o.catalog.ExplainMissingRun(id, fmt.Errorf("run %s: %w", id, err))
 	}
 	return c.JSON(http.StatusOK, r)
 }

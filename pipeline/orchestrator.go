@@ -227,11 +227,7 @@ func (o *Orchestrator) pipelineFor(name string) (*Definition, error) {
 		}
 		return nil, fmt.Errorf("%w: pipeline is required (loaded: %v)", ErrInvalid, o.names())
 	}
-	def := o.catalog.Get(name)
-	if def == nil {
-		return nil, fmt.Errorf("%w: pipeline %q (loaded: %v)", ErrNotFound, name, o.names())
-	}
-	return def, nil
+	return o.catalog.Lookup(name)
 }
 
 func (o *Orchestrator) names() []string {
