@@ -1,6 +1,7 @@
 package app
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,5 +19,26 @@ func TestStatusOfAnUnknownPipeline(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
+	}
+}
+
+// `run` on a date whose run failed says so and suggests `pipeline resume RUN`.
+func TestRunOfAFailedRunSuggestsResume(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(file, []byte("name: broken\nsteps:\n  - {name: fetch, kind: http, max_attempts: 1, http: {url: \"http://127.0.0.1:1/nothing\"}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"run", "--file", file, "--data", filepath.Join(dir, "data"), "--date", "2026-01-02"}
+	_, _, err := runArgs(t, args...)
+	if ExitCode(err) != ExitFailed || !strings.Contains(err.Error(), "pipeline resume broken@2026-01-02") {
+		t.Fatalf("first run: exit %d, %v; want 1 suggesting resume", ExitCode(err), err)
+	}
+	out, _, err := runArgs(t, args...)
+	if ExitCode(err) != ExitFailed {
+		t.Fatalf("second run: exit %d, want 1", ExitCode(err))
+	}
+	if !strings.Contains(out, "run broken@2026-01-02 exists and failed; `pipeline resume broken@2026-01-02`") {
+		t.Fatalf("second run output:\n%s", out)
 	}
 }
