@@ -76,8 +76,8 @@ func loadCatalog(cfg *Config) (*pipeline.Catalog, error) {
 // buildApp assembles the service for cfg.Backend. extra notifiers get every
 // event after the log notifier.
 func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipeline.Notifier) (*app, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("configuration:\n%w", err)
+	if err := preflight(cfg); err != nil {
+		return nil, err
 	}
 	catalog, err := loadCatalog(cfg)
 	if err != nil {

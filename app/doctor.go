@@ -38,6 +38,9 @@ type doctorReport struct {
 }
 
 func (d *doctorCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
+	if err := checkPipelineFiles(cfg); err != nil {
+		return err
+	}
 	catalog, err := loadCatalog(cfg)
 	if err != nil {
 		var problems []string

@@ -42,3 +42,28 @@ func TestRunOfAFailedRunSuggestsResume(t *testing.T) {
 		t.Fatalf("second run output:\n%s", out)
 	}
 }
+
+// A missing pipeline file is one line naming the path and the way out, exit
+// 2, and nothing is created (no data directory, no logs).
+func TestMissingPipelineFile(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	missing := filepath.Join(dir, "pipelines")
+	for _, args := range [][]string{
+		{"run"}, {"serve", "--port", "0"}, {"status", "daily@2026-01-02"}, {"validate"}, {"schedules"},
+	} {
+		_, _, err := runArgs(t, append(args, "--file", missing, "--data", data)...)
+		if ExitCode(err) != ExitUsage {
+			t.Errorf("%v: exit %d (%v), want 2", args, ExitCode(err), err)
+			continue
+		}
+		msg := errorMessage(err)
+		if strings.Contains(msg, "\n") || !strings.Contains(msg, missing+": no such file or directory") ||
+			!strings.Contains(msg, "run from the repository root or pass -f") {
+			t.Errorf("%v: message %q", args, msg)
+		}
+		if _, err := os.Stat(data); !os.IsNotExist(err) {
+			t.Fatalf("%v created %s", args, data)
+		}
+	}
+}

@@ -150,6 +150,9 @@ var _ opsBackend = (*directOps)(nil)
 
 func (t *opsTarget) openDirect(ctx context.Context, cfg *Config, env *appEnv, execute bool) (opsBackend, error) {
 	local := cfg.Backend == "local"
+	if err := preflight(cfg); err != nil {
+		return nil, err // before the log directory is created
+	}
 	logw, closeLog, err := t.logWriter(cfg, env)
 	if err != nil {
 		return nil, err

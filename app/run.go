@@ -34,7 +34,10 @@ func (r *runCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 		return fmt.Errorf("run uses the embedded backends (PIPELINE_BACKEND=local); against gcp start runs with the service's POST /pipeline/start")
 	}
 	if r.Timeout <= 0 {
-		return fmt.Errorf("--timeout %s must be positive", r.Timeout)
+		return exitCode{code: ExitUsage, msg: fmt.Sprintf("--timeout %s must be positive", r.Timeout)}
+	}
+	if err := preflight(cfg); err != nil {
+		return err // before the log directory is created
 	}
 	logw, logPath, err := r.logWriter(cfg, env)
 	if err != nil {

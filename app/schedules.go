@@ -16,6 +16,9 @@ type schedulesCmd struct {
 }
 
 func (s *schedulesCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
+	if err := checkPipelineFiles(cfg); err != nil {
+		return err
+	}
 	catalog, err := loadCatalog(cfg)
 	if err != nil {
 		var problems []string
