@@ -118,7 +118,7 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 		a.runners = append(a.runners, d.Run)
 	}
 	notifiers = append(notifiers, extra...)
-	a.orch, err = pipeline.New(pipeline.Config{Catalog: catalog, Ledger: led, Queue: q, Notifier: notifiers, Logger: log, LeaseGrace: cfg.LeaseGrace})
+	a.orch, err = pipeline.New(pipeline.Config{Catalog: catalog, Ledger: led, Queue: q, Notifier: notifiers, Logger: log, LeaseGrace: cfg.LeaseGrace.Duration})
 	if err != nil {
 		a.close()
 		return nil, err

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/pipelinehq/pipeline/steps"
 )
@@ -14,13 +13,13 @@ import (
 // Config is the service configuration: environment variables (Cloud Run
 // style) with flags mirroring them.
 type Config struct {
-	File       []string      `name:"file" short:"f" env:"PIPELINE_FILE" default:"pipelines" sep:"," help:"Pipeline files or directories of *.yaml (comma list)."`
-	Backend    string        `name:"backend" env:"PIPELINE_BACKEND" default:"local" help:"local (embedded store, local queue and cron) or gcp (Cloud Tasks, Firestore)."`
-	Data       string        `name:"data" env:"PIPELINE_DATA" default:"data" help:"Directory of the embedded store and the example steps' files (local backend)."`
-	Auth       string        `name:"auth" env:"PIPELINE_AUTH" default:"on" help:"on: every route but /healthz needs a verified OIDC token. off: no checks (local development only)."`
-	LogLevel   string        `name:"log-level" env:"LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
-	LeaseGrace time.Duration `name:"lease-grace" env:"PIPELINE_LEASE_GRACE" default:"30s" help:"Added to a step's timeout to form its lease; after it a crashed attempt is taken over."`
-	Project    string        `name:"project" env:"GOOGLE_CLOUD_PROJECT" help:"Google Cloud project (log trace links; gcp backend)."`
+	File       []string `name:"file" short:"f" env:"PIPELINE_FILE" default:"pipelines" sep:"," help:"Pipeline files or directories of *.yaml (comma list)."`
+	Backend    string   `name:"backend" env:"PIPELINE_BACKEND" default:"local" help:"local (embedded store, local queue and cron) or gcp (Cloud Tasks, Firestore)."`
+	Data       string   `name:"data" env:"PIPELINE_DATA" default:"data" help:"Directory of the embedded store and the example steps' files (local backend)."`
+	Auth       string   `name:"auth" env:"PIPELINE_AUTH" default:"on" help:"on: every route but /healthz needs a verified OIDC token. off: no checks (local development only)."`
+	LogLevel   string   `name:"log-level" env:"LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
+	LeaseGrace Duration `name:"lease-grace" env:"PIPELINE_LEASE_GRACE" default:"30s" help:"Added to a step's timeout to form its lease; after it a crashed attempt is taken over."`
+	Project    string   `name:"project" env:"GOOGLE_CLOUD_PROJECT" help:"Google Cloud project (log trace links; gcp backend)."`
 
 	// gcp backend.
 	ServiceURL       string   `name:"service-url" env:"SERVICE_URL" help:"The service's URL, as Cloud Tasks should call it (gcp)."`
@@ -91,8 +90,10 @@ func (c *Config) Validate() error {
 	default:
 		bad("PIPELINE_AUTH: %q is not on or off", c.Auth)
 	}
-	if c.LeaseGrace <= 0 {
-		bad("PIPELINE_LEASE_GRACE: %s must be positive", c.LeaseGrace)
+	if c.LeaseGrace.err != nil {
+		bad("PIPELINE_LEASE_GRACE: %q is not a duration (e.g. 30s, 2m)", c.LeaseGrace.text)
+	} else if c.LeaseGrace.Duration <= 0 {
+		bad("PIPELINE_LEASE_GRACE: %s must be positive", c.LeaseGrace.Duration)
 	}
 	if _, err := c.level(); err != nil {
 		bad("LOG_LEVEL: %v", err)

@@ -8,7 +8,7 @@ import (
 // PIPELINE_AUTH=off on the gcp backend is allowed only against both emulators.
 func TestAuthOffOnGCPOnlyAgainstEmulators(t *testing.T) {
 	gcp := func(tasksEmu, fsEmu string) Config {
-		return Config{File: []string{"p.yaml"}, Backend: "gcp", Auth: "off", LogLevel: "info", LeaseGrace: 1,
+		return Config{File: []string{"p.yaml"}, Backend: "gcp", Auth: "off", LogLevel: "info", LeaseGrace: durationOf(1),
 			Project: "demo", ServiceURL: "http://127.0.0.1:8080", TasksLocation: "local", TasksQueue: "q",
 			TasksAccount: "tasks@demo.iam.gserviceaccount.com", TasksEmulator: tasksEmu, firestoreEmulator: fsEmu}
 	}

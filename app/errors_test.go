@@ -67,3 +67,20 @@ func TestMissingPipelineFile(t *testing.T) {
 		}
 	}
 }
+
+// A bad duration does not hide the other configuration problems: all are
+// listed at once, exit 2.
+func TestBadDurationDoesNotHideOtherConfigProblems(t *testing.T) {
+	t.Setenv("PIPELINE_LEASE_GRACE", "abc")
+	t.Setenv("PIPELINE_BACKEND", "cloud")
+	t.Setenv("LOG_LEVEL", "loud")
+	_, stderr, err := runArgs(t, "validate", "--file", repoPipelines)
+	if ExitCode(err) != ExitUsage {
+		t.Fatalf("exit %d (%v), want 2", ExitCode(err), err)
+	}
+	for _, want := range []string{`PIPELINE_LEASE_GRACE: "abc" is not a duration`, `PIPELINE_BACKEND: "cloud" is not local or gcp`, "LOG_LEVEL"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+}

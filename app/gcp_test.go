@@ -58,7 +58,7 @@ func startGCPStackWith(t *testing.T, edit func(*Config), files ...string) *gcpSt
 		files = []string{repoPipelines}
 	}
 	cfg := &Config{
-		File: files, Backend: "gcp", Data: t.TempDir(), Auth: "on", LogLevel: "warn", LeaseGrace: 2 * time.Second,
+		File: files, Backend: "gcp", Data: t.TempDir(), Auth: "on", LogLevel: "warn", LeaseGrace: durationOf(2 * time.Second),
 		Project: "demo-pipeline", ServiceURL: base, TasksLocation: "local", TasksQueue: "pipeline",
 		TasksAccount: tasksSA, TasksEmulator: emu.Addr(), Issuer: emu.IssuerURL(),
 		AllowedInvokers: []string{tasksSA, schedulerSA}, AllowedOperators: []string{operatorSA},

@@ -443,7 +443,7 @@ func TestOpsLocalStoreInUse(t *testing.T) {
 func TestOpsURLAgainstALocalService(t *testing.T) {
 	srv := newStepServer(t)
 	e := newOpsEnv(t, chainYAML(srv.URL))
-	cfg := &Config{File: []string{e.file}, Backend: "local", Data: e.data, Auth: "off", LogLevel: "error", LeaseGrace: 30 * time.Second, stepSets: exampleSteps()}
+	cfg := &Config{File: []string{e.file}, Backend: "local", Data: e.data, Auth: "off", LogLevel: "error", LeaseGrace: durationOf(30 * time.Second), stepSets: exampleSteps()}
 	a, err := buildApp(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
