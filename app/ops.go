@@ -81,7 +81,7 @@ func (t *opsTarget) open(ctx context.Context, cfg *Config, env *appEnv, execute 
 		return t.openURL(ctx, cfg)
 	}
 	if t.IDToken != "" {
-		return nil, errors.New("--id-token is only used with --url")
+		return nil, usage(errors.New("--id-token is only used with --url"))
 	}
 	return t.openDirect(ctx, cfg, env, execute)
 }
@@ -89,7 +89,7 @@ func (t *opsTarget) open(ctx context.Context, cfg *Config, env *appEnv, execute 
 func (t *opsTarget) openURL(ctx context.Context, cfg *Config) (opsBackend, error) {
 	u, err := url.Parse(t.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--url %q is not an http(s) URL of the service", t.URL)
+		return nil, usage(fmt.Errorf("--url %q is not an http(s) URL of the service", t.URL))
 	}
 	audience := cfg.Audience
 	if audience == "" {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -131,6 +132,13 @@ func runPath(runID string) string { return "/pipeline/runs/" + url.PathEscape(ru
 func (h *httpOps) Enqueue(ctx context.Context, req pipeline.EnqueueRequest) (pipeline.EnqueueResult, error) {
 	runID := req.RunID
 	if runID == "" {
+		if req.Pipeline == "" {
+			p, err := h.onlyPipeline(ctx)
+			if err != nil {
+				return pipeline.EnqueueResult{}, err
+			}
+			req.Pipeline = p
+		}
 		// PIPELINE@DATE: the route creates the run if it does not exist.
 		runID = pipeline.RunID(req.Pipeline, req.Date)
 	}
@@ -206,4 +214,24 @@ func (h *httpOps) Wake() <-chan struct{}      { return nil }
 func (h *httpOps) Close() error {
 	h.client.CloseIdleConnections()
 	return nil
+}
+
+// onlyPipeline asks the service for its pipelines and returns the only one,
+// as the local backend defaults --pipeline.
+func (h *httpOps) onlyPipeline(ctx context.Context) (string, error) {
+	var out pipeline.PipelinesResponse
+	if err := h.do(ctx, http.MethodGet, "/pipeline/pipelines", nil, nil, &out); err != nil {
+		if errors.Is(err, pipeline.ErrNotFound) {
+			return "", fmt.Errorf("--pipeline is required: the service does not list its pipelines (an older version): %w", err)
+		}
+		return "", err
+	}
+	names := make([]string, 0, len(out.Pipelines))
+	for _, p := range out.Pipelines {
+		names = append(names, p.Name)
+	}
+	if len(names) != 1 {
+		return "", usage(fmt.Errorf("--pipeline is required: the service has %d pipelines (%s)", len(names), strings.Join(names, ", ")))
+	}
+	return names[0], nil
 }

@@ -327,3 +327,21 @@ func TestAPIImpossibleDatesSayTheyDoNotExist(t *testing.T) {
 		t.Fatalf("impossible dates created %d run(s)", len(runs))
 	}
 }
+
+// GET /pipeline/pipelines lists the loaded pipelines (a client defaults
+// --pipeline to the only one); it needs a token like every route.
+func TestAPIListsPipelines(t *testing.T) {
+	a := newAPI(t)
+	code, out := a.do("GET", "/pipeline/pipelines", a.token, nil, nil)
+	list, _ := out["pipelines"].([]any)
+	if code != 200 || len(list) != 1 {
+		t.Fatalf("= %d %v", code, out)
+	}
+	p := list[0].(map[string]any)
+	if p["name"] != "chain" || len(p["steps"].([]any)) == 0 || p["time_zone"] == "" {
+		t.Fatalf("pipeline = %v", p)
+	}
+	if code, _ := a.do("GET", "/pipeline/pipelines", "", nil, nil); code != 401 {
+		t.Fatalf("without a token: %d, want 401", code)
+	}
+}
