@@ -139,7 +139,7 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue, pipeline.Authenticator, error) {
 	db, err := boltledger.OpenDB(filepath.Join(a.cfg.Data, "pipeline.db"))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, storeBusy(a.cfg, err)
 	}
 	a.closers = append(a.closers, db.Close)
 	led, err := boltledger.New(db)

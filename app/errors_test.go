@@ -1,6 +1,7 @@
 package app
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,6 +82,25 @@ func TestBadDurationDoesNotHideOtherConfigProblems(t *testing.T) {
 	for _, want := range []string{`PIPELINE_LEASE_GRACE: "abc" is not a duration`, `PIPELINE_BACKEND: "cloud" is not local or gcp`, "LOG_LEVEL"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+// A second run (or an operator command) while `serve` holds the store names
+// the service's address and says to use --url.
+func TestStoreHeldByServeNamesItsAddress(t *testing.T) {
+	s := serveInProcess(t)
+	_, port, _ := net.SplitHostPort(s.addr)
+	url := "http://127.0.0.1:" + port
+	for _, args := range [][]string{{"run", "daily", "--date", "2026-03-14"}, {"runs"}, {"serve", "--port", "0"}} {
+		_, _, err := runArgs(t, append(args, "--file", repoPipelines, "--data", s.data)...)
+		if ExitCode(err) != ExitFailed {
+			t.Fatalf("%v: exit %d (%v), want 1", args, ExitCode(err), err)
+		}
+		for _, want := range []string{"held by `pipeline serve` at " + url, "--url " + url} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%v: error lacks %q: %v", args, want, err)
+			}
 		}
 	}
 }

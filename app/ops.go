@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	berrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/oauth2"
 	"google.golang.org/api/idtoken"
 
@@ -167,9 +166,6 @@ func (t *opsTarget) openDirect(ctx context.Context, cfg *Config, env *appEnv, ex
 	a, err := buildApp(ctx, cfg, log, wake)
 	if err != nil {
 		_ = closeLog()
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("the local store %s is in use by another pipeline process (probably `pipeline serve`): pass --url http://127.0.0.1:PORT to send this to it, or stop it first", filepath.Join(cfg.Data, "pipeline.db"))
-		}
 		return nil, err
 	}
 	d.a = a

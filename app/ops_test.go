@@ -439,7 +439,7 @@ func TestOpsLocalStoreInUse(t *testing.T) {
 	}
 	defer db.Close()
 	_, _, err = e.run("runs")
-	wantExit(t, err, 1, "in use by another pipeline process", "--url http://127.0.0.1:PORT")
+	wantExit(t, err, 1, "held by another pipeline process", "--url http://127.0.0.1:PORT")
 }
 
 // --url against a local `pipeline serve` (auth off): the same commands over

@@ -38,6 +38,17 @@ func (s *serveCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 	if cfg.Auth == "off" {
 		s.announceAuthOff(env, ln.Addr().String())
 	}
+	if cfg.Backend == "local" {
+		host, port, _ := net.SplitHostPort(ln.Addr().String())
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		forget, err := recordHolder(cfg, "http://"+net.JoinHostPort(host, port))
+		if err != nil {
+			return err
+		}
+		defer forget()
+	}
 	if cfg.Backend == "local" && s.Cron {
 		cron := &scheduler.Local{
 			Catalog: a.orch.Catalog(), Logger: log,
