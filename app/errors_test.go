@@ -1,6 +1,7 @@
 package app
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -101,6 +102,25 @@ func TestStoreHeldByServeNamesItsAddress(t *testing.T) {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("%v: error lacks %q: %v", args, want, err)
 			}
+		}
+	}
+}
+
+// A port in use is named with the flag and the variable that change it.
+func TestServePortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	_, _, err = runArgs(t, "serve", "--host", "127.0.0.1", "--port", fmt.Sprint(port), "--no-cron", "--file", repoPipelines, "--data", t.TempDir())
+	if ExitCode(err) != ExitFailed {
+		t.Fatalf("exit %d (%v), want 1", ExitCode(err), err)
+	}
+	for _, want := range []string{fmt.Sprintf("port %d is already in use", port), "--port", "PORT="} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
 		}
 	}
 }

@@ -2,9 +2,11 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/pipelinehq/pipeline/scheduler"
@@ -32,6 +34,9 @@ func (s *serveCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 	}
 	defer a.close()
 	ln, err := a.listen(net.JoinHostPort(listenHost(s.Host, cfg.Auth == "off"), strconv.Itoa(s.Port)))
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("port %d is already in use (another pipeline serve?): choose another with --port N or PORT=N", s.Port)
+	}
 	if err != nil {
 		return err
 	}
