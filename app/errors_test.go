@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pipelinehq/pipeline/auth"
 )
 
 // A mistyped pipeline in a run ID says the pipeline is unknown, lists the
@@ -122,5 +124,43 @@ func TestServePortInUse(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
+	}
+}
+
+// A 401 from --url gets the hint that fits its cause.
+func TestURL401HintFitsTheCause(t *testing.T) {
+	s := serveInProcess(t)
+	_, port, _ := net.SplitHostPort(s.addr)
+	url := "http://127.0.0.1:" + port
+
+	// --data of another directory, without a key: the key was not found.
+	other := filepath.Join(t.TempDir(), "elsewhere")
+	_, _, err := runArgs(t, "runs", "--url", url, "--file", repoPipelines, "--data", other)
+	if ExitCode(err) != ExitFailed || !strings.Contains(err.Error(), "local issuer key was not found") || !strings.Contains(err.Error(), "pass its --data") ||
+		strings.Contains(err.Error(), "--audience") {
+		t.Fatalf("key not found: exit %d: %v", ExitCode(err), err)
+	}
+
+	// Another directory with its own key: signed, but not with this serve's key.
+	keyed := filepath.Join(t.TempDir(), "keyed")
+	if err := os.MkdirAll(keyed, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth.OpenLocalIssuer(filepath.Join(keyed, "local-issuer.pem"), localIssuer, localCaller); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = runArgs(t, "runs", "--url", url, "--file", repoPipelines, "--data", keyed)
+	if ExitCode(err) != ExitFailed || !strings.Contains(err.Error(), "another data directory? pass its --data") {
+		t.Fatalf("other key: exit %d: %v", ExitCode(err), err)
+	}
+
+	// A token for another audience: the audience hint.
+	tok, _, err := runArgs(t, "token", "--data", s.data, "--audience", "https://elsewhere.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = runArgs(t, "runs", "--url", url, "--id-token", strings.TrimSpace(tok), "--file", repoPipelines, "--data", s.data)
+	if ExitCode(err) != ExitFailed || !strings.Contains(err.Error(), "set --audience") {
+		t.Fatalf("audience: exit %d: %v", ExitCode(err), err)
 	}
 }

@@ -95,6 +95,7 @@ func (t *opsTarget) openURL(ctx context.Context, cfg *Config) (opsBackend, error
 		audience = t.URL
 	}
 	var ts oauth2.TokenSource
+	var why401 func(string) string
 	switch {
 	case t.IDToken != "":
 		ts = oauth2.StaticTokenSource(&oauth2.Token{AccessToken: t.IDToken})
@@ -105,16 +106,23 @@ func (t *opsTarget) openURL(ctx context.Context, cfg *Config) (opsBackend, error
 				return idtoken.NewTokenSource(ctx, aud)
 			}
 		}
+		var keyErr error
 		if isLoopback(u.Hostname()) && cfg.Backend == "local" && t.tokens == nil {
 			// A local `pipeline serve` on this machine: sign with its key
 			// from the data directory, as its own queue does.
-			if iss, lerr := auth.LoadLocalIssuer(localKeyPath(cfg), localIssuer, localCaller); lerr == nil {
+			iss, lerr := auth.LoadLocalIssuer(localKeyPath(cfg), localIssuer, localCaller)
+			if lerr == nil {
 				tok, terr := iss.Token(ctx, localAudience)
 				if terr == nil {
 					ts = oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok})
+					why401 = func(string) string {
+						return fmt.Sprintf("the service did not accept a token signed with the local key %s: is this serve using another data directory? pass its --data", localKeyPath(cfg))
+					}
 					break
 				}
+				lerr = terr
 			}
+			keyErr = lerr
 		}
 		ts, err = mint(ctx, audience)
 		if err != nil {
@@ -122,9 +130,16 @@ func (t *opsTarget) openURL(ctx context.Context, cfg *Config) (opsBackend, error
 				return nil, fmt.Errorf("could not mint an identity token for audience %s from your Google credentials: %w (use a service account's credentials, or pass --id-token)", audience, err)
 			}
 			ts = nil // a local `pipeline serve` may run with PIPELINE_AUTH=off
+			mintErr := err
+			why401 = func(string) string {
+				if keyErr != nil {
+					return fmt.Sprintf("no token was sent: the local issuer key was not found (%v), so this is not the data directory of the serve at %s; pass its --data (or --id-token $(pipeline token --data DIR))", keyErr, t.URL)
+				}
+				return fmt.Sprintf("no token was sent: no Google credentials were found (%v); run `gcloud auth application-default login` or pass --id-token", oneLine(mintErr.Error(), 200))
+			}
 		}
 	}
-	return &httpOps{base: u.String(), audience: audience, tokens: ts, client: &http.Client{Timeout: 60 * time.Second}}, nil
+	return &httpOps{base: u.String(), audience: audience, tokens: ts, client: &http.Client{Timeout: 60 * time.Second}, why401: why401}, nil
 }
 
 func isLoopback(host string) bool {

@@ -24,6 +24,9 @@ type httpOps struct {
 	audience string
 	tokens   oauth2.TokenSource // nil: no Authorization header
 	client   *http.Client
+	// why401 is the hint for a 401, fitting where the token came from (or
+	// why none was sent).
+	why401 func(serviceMsg string) string
 }
 
 var _ opsBackend = (*httpOps)(nil)
@@ -112,7 +115,7 @@ func (h *httpOps) do(ctx context.Context, method, path string, query url.Values,
 		}
 		switch resp.StatusCode {
 		case http.StatusUnauthorized:
-			se.Hint = fmt.Sprintf("the service did not accept the identity token (audience %s; set --audience to the service's OIDC_AUDIENCE)", h.audience)
+			se.Hint = h.hint401(se.Msg)
 		case http.StatusForbidden:
 			se.Hint = "your identity must be listed in the service's ALLOWED_OPERATORS"
 		}
@@ -234,4 +237,17 @@ func (h *httpOps) onlyPipeline(ctx context.Context) (string, error) {
 		return "", usage(fmt.Errorf("--pipeline is required: the service has %d pipelines (%s)", len(names), strings.Join(names, ", ")))
 	}
 	return names[0], nil
+}
+
+// hint401 says what to do about a 401, by its cause.
+func (h *httpOps) hint401(msg string) string {
+	if h.why401 != nil {
+		if hint := h.why401(msg); hint != "" {
+			return hint
+		}
+	}
+	if strings.Contains(msg, "audience") {
+		return fmt.Sprintf("the token's audience is %s; set --audience to the service's OIDC_AUDIENCE (default its SERVICE_URL, exactly)", h.audience)
+	}
+	return "the service did not accept the identity token"
 }
