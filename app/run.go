@@ -31,7 +31,7 @@ type runCmd struct {
 
 func (r *runCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 	if cfg.Backend != "local" {
-		return fmt.Errorf("run uses the embedded backends (PIPELINE_BACKEND=local); against gcp start runs with the service's POST /pipeline/start")
+		return exitCode{code: ExitUsage, msg: "run uses the embedded backends (PIPELINE_BACKEND=local); against gcp start runs with the service's POST /pipeline/start"}
 	}
 	if r.Timeout <= 0 {
 		return exitCode{code: ExitUsage, msg: fmt.Sprintf("--timeout %s must be positive", r.Timeout)}

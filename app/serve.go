@@ -22,7 +22,7 @@ type serveCmd struct {
 
 func (s *serveCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 	if s.Port < 0 || s.Port > 65535 {
-		return fmt.Errorf("PORT: %d is not a port", s.Port)
+		return exitCode{code: ExitUsage, msg: fmt.Sprintf("PORT: %d is not a port (0..65535)", s.Port)}
 	}
 	if s.Dev {
 		cfg.Auth = "off"
