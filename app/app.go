@@ -82,8 +82,8 @@ func loadCatalog(cfg *Config) (*pipeline.Catalog, error) {
 // buildApp assembles the service for cfg.Backend. extra notifiers get every
 // event after the log notifier.
 func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipeline.Notifier) (*app, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("configuration:\n%w", err)
+	if err := preflight(cfg); err != nil {
+		return nil, err
 	}
 	reg := newRegistry(cfg)
 	catalog, err := pipeline.LoadFiles(cfg.File, reg)
@@ -106,7 +106,12 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 	}
 	if cfg.Auth == "off" {
 		authn, a.operators = auth.Off{}, nil
-		log.Warn("AUTHENTICATION IS OFF (PIPELINE_AUTH=off): every caller is accepted. Never run like this outside local development.")
+		if cfg.Backend == "gcp" {
+			log.Warn("AUTHENTICATION IS OFF (PIPELINE_AUTH=off) on the gcp backend, allowed because both emulators are set: every caller is accepted and no delivery's token is checked. Never run like this against real Cloud Tasks or Firestore.",
+				"cloud_tasks_emulator_host", cfg.TasksEmulator, "firestore_emulator_host", cfg.firestoreEmulator)
+		} else {
+			log.Warn("AUTHENTICATION IS OFF (PIPELINE_AUTH=off): every caller is accepted. Never run like this outside local development.")
+		}
 	}
 	notifiers := pipeline.Notifiers{&notify.Log{Logger: log}}
 	if cfg.DiscordWebhook != "" {
@@ -120,7 +125,7 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 		a.runners = append(a.runners, d.Run)
 	}
 	notifiers = append(notifiers, extra...)
-	a.orch, err = pipeline.New(pipeline.Config{Catalog: catalog, Ledger: led, Queue: q, Notifier: notifiers, Logger: log, LeaseGrace: cfg.LeaseGrace, Registry: reg,
+	a.orch, err = pipeline.New(pipeline.Config{Catalog: catalog, Ledger: led, Queue: q, Notifier: notifiers, Logger: log, LeaseGrace: cfg.LeaseGrace.Duration, Registry: reg,
 		Jobs: schedulerJobs(cfg, os.Getenv, log)})
 	if err != nil {
 		a.close()
@@ -142,7 +147,7 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue, pipeline.Authenticator, error) {
 	db, err := boltledger.OpenDB(filepath.Join(a.cfg.Data, "pipeline.db"))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, storeBusy(a.cfg, err)
 	}
 	a.closers = append(a.closers, db.Close)
 	led, err := boltledger.New(db)

@@ -38,7 +38,13 @@ type gcpStack struct {
 
 func startGCPStack(t *testing.T, files ...string) *gcpStack {
 	t.Helper()
-	return startGCPStackOn(t, startTasksEmulator(t), files...)
+	return startGCPStackWith(t, nil, files...)
+}
+
+// startGCPStackWith is startGCPStack with the configuration changed by edit.
+func startGCPStackWith(t *testing.T, edit func(*Config), files ...string) *gcpStack {
+	t.Helper()
+	return startGCPStackOnWith(t, startTasksEmulator(t), edit, files...)
 }
 
 // startTasksEmulator starts a Cloud Tasks emulator for the test.
@@ -58,6 +64,13 @@ func startTasksEmulator(t *testing.T) *emulator.Emulator {
 // enqueueing to the queue of emu (which may be shared with other stacks).
 func startGCPStackOn(t *testing.T, emu *emulator.Emulator, files ...string) *gcpStack {
 	t.Helper()
+	return startGCPStackOnWith(t, emu, nil, files...)
+}
+
+// startGCPStackOnWith is startGCPStackOn with the configuration changed by
+// edit.
+func startGCPStackOnWith(t *testing.T, emu *emulator.Emulator, edit func(*Config), files ...string) *gcpStack {
+	t.Helper()
 	t.Setenv("FIRESTORE_EMULATOR_HOST", fsemu.Host(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -67,11 +80,15 @@ func startGCPStackOn(t *testing.T, emu *emulator.Emulator, files ...string) *gcp
 		files = []string{repoPipelines}
 	}
 	cfg := &Config{
-		File: files, Backend: "gcp", Data: t.TempDir(), Auth: "on", LogLevel: "warn", LeaseGrace: 2 * time.Second,
+		File: files, Backend: "gcp", Data: t.TempDir(), Auth: "on", LogLevel: "warn", LeaseGrace: durationOf(2 * time.Second),
 		Project: "demo-pipeline", ServiceURL: base, TasksLocation: "local", TasksQueue: "pipeline",
 		TasksAccount: tasksSA, TasksEmulator: emu.Addr(), Issuer: emu.IssuerURL(),
 		AllowedInvokers: []string{tasksSA, schedulerSA}, AllowedOperators: []string{operatorSA},
 		FirestoreDB: "(default)", LedgerCollection: fsemu.Collection(t), stepSets: exampleSteps(),
+		firestoreEmulator: fsemu.Host(t),
+	}
+	if edit != nil {
+		edit(cfg)
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	if testing.Verbose() {

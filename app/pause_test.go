@@ -59,7 +59,7 @@ func TestPauseCommands(t *testing.T) {
 // its caller.
 func TestPauseThroughTheService(t *testing.T) {
 	e := newOpsEnv(t, scheduledYAML)
-	cfg := &Config{File: []string{e.file}, Backend: "local", Data: e.data, Auth: "off", LogLevel: "error", LeaseGrace: 30 * time.Second}
+	cfg := &Config{File: []string{e.file}, Backend: "local", Data: e.data, Auth: "off", LogLevel: "error", LeaseGrace: durationOf(30 * time.Second)}
 	a, err := buildApp(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,9 @@ import (
 type validateCmd struct{}
 
 func (v *validateCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
+	if err := checkPipelineFiles(cfg); err != nil {
+		return err
+	}
 	catalog, err := loadCatalog(cfg)
 	if err != nil {
 		var problems []string

@@ -50,14 +50,14 @@ func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) (Backf
 	if err != nil {
 		return BackfillResult{}, err
 	}
-	from, err1 := time.ParseInLocation(time.DateOnly, req.From, def.Location)
-	to, err2 := time.ParseInLocation(time.DateOnly, req.To, def.Location)
+	from, err1 := ParseDate(req.From, def.Location)
+	to, err2 := ParseDate(req.To, def.Location)
 	var errs []error
 	if err1 != nil {
-		errs = append(errs, fmt.Errorf("%w: from %q is not YYYY-MM-DD", ErrInvalid, req.From))
+		errs = append(errs, fmt.Errorf("%w: from %v", ErrInvalid, err1))
 	}
 	if err2 != nil {
-		errs = append(errs, fmt.Errorf("%w: to %q is not YYYY-MM-DD", ErrInvalid, req.To))
+		errs = append(errs, fmt.Errorf("%w: to %v", ErrInvalid, err2))
 	}
 	if err1 == nil && err2 == nil {
 		switch days := int(to.Sub(from).Hours()/24) + 1; {

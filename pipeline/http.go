@@ -71,6 +71,7 @@ func NewHandler(cfg ServerConfig) (http.Handler, error) {
 	g.POST("/start", s.start, invokers)
 	g.POST("/steps/:step", s.step, invokers)
 	g.POST("/reconcile", s.reconcile, invokers)
+	g.GET("/pipelines", s.listPipelines, either)
 	g.GET("/runs", s.listRuns, either)
 	g.GET("/runs/:run", s.getRun, either)
 	g.POST("/runs/:run/steps/:step/enqueue", s.enqueue, operators)
@@ -292,7 +293,7 @@ func (s *server) getRun(c *echo.Context) error {
 	}
 	r, err := s.o.ledger.GetRun(c.Request().Context(), id)
 	if err != nil {
-		return fmt.Errorf("run %s: %w", id, err)
+		return s.o.catalog.ExplainMissingRun(id, fmt.Errorf("run %s: %w", id, err))
 	}
 	r.Marks = RunMarks(r)
 	return c.JSON(http.StatusOK, r)

@@ -309,7 +309,7 @@ func (o *Orchestrator) Cancel(ctx context.Context, runID string) (Run, error) {
 	}
 	r, err := o.ledger.GetRun(ctx, runID)
 	if err != nil {
-		return Run{}, fmt.Errorf("cancel %s: %w", runID, err)
+		return Run{}, o.catalog.ExplainMissingRun(runID, fmt.Errorf("cancel %s: %w", runID, err))
 	}
 	if r.Status.Terminal() {
 		return r, fmt.Errorf("%w: run %s already %s", ErrConflict, runID, r.Status)
