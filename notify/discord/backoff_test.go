@@ -102,7 +102,9 @@ func TestOutageIsPacedPerRunAndDeliveredOnceAfter(t *testing.T) {
 // stays owed (no retry inside its budget) and goes once the time has passed.
 func TestRetryAfterOn503IsHonoured(t *testing.T) {
 	clk := &fakeClock{now: time.Date(2026, 3, 5, 6, 0, 0, 0, time.UTC)}
-	e := newEnv(t, []string{"a"}, func(c *discord.Config) { c.Now = clk.Now })
+	// A final budget shorter than the Retry-After: the notifier must not wait
+	// it out inside one call.
+	e := newEnv(t, []string{"a"}, func(c *discord.Config) { c.Now = clk.Now; c.FinalBudget = 5 * time.Second })
 	ev := e.endedRun("2026-02-01")
 	e.srv.Unavailable(1, 20)
 	if err := e.n.Notify(context.Background(), ev); err == nil {
