@@ -178,7 +178,7 @@ func readJSON(c *echo.Context, v any, allowEmpty bool) error {
 	if dec.More() {
 		return fmt.Errorf("%w: malformed JSON body: trailing data after the object", ErrInvalid)
 	}
-	if err := duplicateKey(data); err != nil {
+	if err := duplicateKey(data, v); err != nil {
 		return fmt.Errorf("%w: malformed JSON body: %v", ErrInvalid, err)
 	}
 	return nil
