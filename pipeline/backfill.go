@@ -159,7 +159,7 @@ func (o *Orchestrator) launchPendingOf(ctx context.Context, pipe string) ([]stri
 			}
 			capacity[r.Pipeline] = left - 1
 		}
-		if _, err := o.launch(ctx, def, r); err != nil {
+		if _, err := o.launch(ctx, r); err != nil {
 			failed = err
 			return false
 		}

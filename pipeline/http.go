@@ -78,6 +78,7 @@ func NewHandler(cfg ServerConfig) (http.Handler, error) {
 	g.POST("/runs/:run/cancel", s.cancel, operators)
 	g.POST("/backfill", s.backfill, operators)
 	g.GET("/stats", s.stats, operators)
+	s.scheduleRoutes(g, operators, either)
 	return e, nil
 }
 
@@ -213,6 +214,9 @@ func (s *server) start(c *echo.Context) error {
 	if v := h.Get("X-Pipeline-Trigger"); v != "" && len(v) <= 32 {
 		req.Trigger = v
 	}
+	if skip, err := s.skipPaused(c, req); skip || err != nil {
+		return err
+	}
 	res, err := s.o.Start(c.Request().Context(), req)
 	if err != nil {
 		return err
@@ -275,6 +279,9 @@ func (s *server) listRuns(c *echo.Context) error {
 	if runs == nil {
 		runs = []Run{}
 	}
+	for i := range runs {
+		runs[i].Marks = RunMarks(runs[i])
+	}
 	return c.JSON(http.StatusOK, map[string]any{"runs": runs})
 }
 
@@ -287,6 +294,7 @@ func (s *server) getRun(c *echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("run %s: %w", id, err)
 	}
+	r.Marks = RunMarks(r)
 	return c.JSON(http.StatusOK, r)
 }
 

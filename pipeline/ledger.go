@@ -17,6 +17,10 @@ import (
 //     error matching ErrConflict and change nothing. Versions are opaque and
 //     strictly change on every write. A missing record is ErrNotFound.
 //   - Reads return ErrNotFound for a missing run or step.
+//   - Marks (see Mark) keep the same promises: CreateMark creates or returns
+//     the stored mark with created=false, UpdateMark writes only on a matching
+//     Version (ErrConflict otherwise, ErrNotFound when missing), GetMark
+//     returns ErrNotFound for a missing mark.
 //
 // Every record is one unit of contention: a backend must not serialise writes to
 // different steps of a run through one shared document.
@@ -33,6 +37,12 @@ type Ledger interface {
 	UpdateRun(ctx context.Context, r Run) (Run, error)
 	// ListRuns returns runs (without steps) matching f, newest first.
 	ListRuns(ctx context.Context, f RunFilter) ([]Run, error)
+	// CreateMark creates m unless a mark with its ID exists, which it returns.
+	CreateMark(ctx context.Context, m Mark) (stored Mark, created bool, err error)
+	// GetMark returns the mark with that ID.
+	GetMark(ctx context.Context, id string) (Mark, error)
+	// UpdateMark writes m if m.Version matches the stored version.
+	UpdateMark(ctx context.Context, m Mark) (Mark, error)
 	// Close releases the ledger's resources.
 	Close() error
 }

@@ -164,6 +164,7 @@ var yamlLineRE = regexp.MustCompile(`^line (\d+): `)
 
 func build(s *sink, fd fileDef, reg *steps.Registry) *Definition {
 	where := fmt.Sprintf("pipeline %q: ", fd.Name)
+	problemsBefore := len(s.problems)
 	bad := func(n *yaml.Node, format string, args ...any) {
 		if n == nil {
 			n = fd.node
@@ -202,6 +203,13 @@ func build(s *sink, fd fileDef, reg *steps.Registry) *Definition {
 			bad(fd.at["max_run_duration"], "max_run_duration %q is not a positive duration like 6h", fd.MaxRunDuration)
 		}
 		d.MaxRunDuration = v
+	}
+	for _, err := range d.checkTiming(fd.Deadline, fd.StartWithin) {
+		at := fd.at["deadline"]
+		if strings.HasPrefix(err.Error(), "start_within") {
+			at = fd.at["start_within"]
+		}
+		bad(at, "%v", err)
 	}
 	if len(fd.Steps) == 0 {
 		bad(fd.at["steps"], "no steps")
@@ -330,6 +338,11 @@ func build(s *sink, fd fileDef, reg *steps.Registry) *Definition {
 		bad(edgeAt[[2]string{cyc[0], cyc[1]}], "steps form a cycle: %s", strings.Join(cyc, " -> "))
 	}
 	d.index()
+	if d.graphErr != nil && len(s.problems) == problemsBefore {
+		// Only worth saying when nothing else is wrong: a graph with
+		// duplicate names or a cycle has no recordable form either.
+		bad(nil, "%v", d.graphErr)
+	}
 	return d
 }
 

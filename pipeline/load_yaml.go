@@ -14,7 +14,7 @@ import (
 // meaning (durations, names, the graph) is checked by build.
 
 var (
-	defKeys  = []string{"name", "time_zone", "schedule", "max_run_duration", "params", "steps"}
+	defKeys  = []string{"name", "time_zone", "schedule", "max_run_duration", "deadline", "start_within", "params", "steps"}
 	stepKeys = []string{"name", "kind", "after", "timeout", "max_attempts", "params"}
 )
 
@@ -24,6 +24,8 @@ type fileDef struct {
 	TimeZone       string
 	Schedule       string
 	MaxRunDuration string
+	Deadline       string
+	StartWithin    string
 	Params         map[string]string
 	Steps          []fileStep
 	node           *yaml.Node            // the document's mapping
@@ -195,6 +197,10 @@ func decodeDef(s *sink, doc *yaml.Node) fileDef {
 			text(s, where, k, v, &fd.Schedule)
 		case "max_run_duration":
 			text(s, where, k, v, &fd.MaxRunDuration)
+		case "deadline":
+			text(s, where, k, v, &fd.Deadline)
+		case "start_within":
+			text(s, where, k, v, &fd.StartWithin)
 		case "params":
 			textMap(s, where, k, v, &fd.Params)
 		case "steps":

@@ -32,6 +32,8 @@ type ReconcileReport struct {
 	Notified    []string `json:"notified"`
 	Launched    []string `json:"launched"`
 	Errors      []string `json:"errors,omitempty"`
+	// Alerts lists the schedule alerts sent (missed starts, late runs).
+	Alerts []string `json:"alerts"`
 }
 
 // Reconcile is the stuck-run sweeper, meant for a Scheduler tick every few
@@ -88,6 +90,9 @@ func (o *Orchestrator) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	if err != nil {
 		rep.Errors = append(rep.Errors, err.Error())
 	}
+	sched := o.checkSchedules(ctx, o.now())
+	rep.Alerts = sched.Alerts
+	rep.Errors = append(rep.Errors, sched.Errors...)
 	return rep, nil
 }
 
@@ -142,14 +147,6 @@ func settled(steps []StepRun) (status RunStatus, msg string, ok bool) {
 }
 
 func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *ReconcileReport) error {
-	pipe, _, err := SplitRunID(runID)
-	if err != nil {
-		return err
-	}
-	def := o.catalog.Get(pipe)
-	if def == nil {
-		return nil // a pipeline no longer loaded: leave its runs alone
-	}
 	r, err := o.ledger.GetRun(ctx, runID)
 	if err != nil {
 		return fmt.Errorf("reconcile %s: %w", runID, err)
@@ -167,6 +164,10 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 		}
 		return nil
 	}
+	def, err := o.graphForRun(r) // the run's own graph, not the loaded one
+	if err != nil {
+		return nil // an old run of a pipeline no longer loaded: leave it alone
+	}
 	now := o.now().UTC()
 	started := r.StartedAt
 	if started.IsZero() {
@@ -174,7 +175,7 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 	}
 	if now.Sub(started) > def.MaxRunDuration {
 		msg := fmt.Sprintf("run exceeded max_run_duration %s (started %s)", def.MaxRunDuration, started.Format(time.RFC3339))
-		if err := o.finishRunFrom(ctx, r, RunFailed, msg); err != nil {
+		if err := o.failOverdue(ctx, r, msg); err != nil {
 			return err
 		}
 		rep.FailedRuns = append(rep.FailedRuns, runID)
@@ -239,8 +240,9 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 	return nil
 }
 
-func (o *Orchestrator) sweepEnqueue(ctx context.Context, def *Definition, r Run, s StepRun, suffix string) error {
+func (o *Orchestrator) sweepEnqueue(ctx context.Context, def *runGraph, r Run, s StepRun, suffix string) error {
 	t := o.task(def, r.ID, r.Date, r.Params, s.Step, s.Generation)
+	t.Payload.Force, t.Payload.Only = s.Forced, s.Only
 	t.Name += suffix
 	if err := o.queue.Enqueue(ctx, t); err != nil {
 		return fmt.Errorf("reconcile: enqueue %s of %s: %w", s.Step, r.ID, err)

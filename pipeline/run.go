@@ -83,9 +83,24 @@ type Run struct {
 	// the run), kept in the ledger so it survives restarts and is shared by
 	// every instance. Written with UpdateRun like any other run field.
 	Notes map[string]string `json:"-"`
+	// DefinitionVersion identifies the definition the run was created from
+	// (Graph.Version); empty for runs recorded before runs kept their graph.
+	DefinitionVersion string `json:"definition_version,omitempty"`
+	// Graph is the run's own step graph, recorded by CreateRun and never
+	// changed afterwards: the run is driven by it, whatever is deployed now.
+	// Nil for runs recorded before runs kept their graph (the loaded
+	// definition drives those).
+	Graph *Graph `json:"-"`
 	// Version is the ledger's concurrency token: UpdateRun succeeds only when it
 	// matches the stored one. Opaque to the domain.
 	Version int64 `json:"-"`
+	// WriteID identifies the write that stored this version of the record
+	// (set by the ledger on every write), so that a writer whose reply was
+	// lost can recognise the stored record as its own write.
+	WriteID string `json:"-"`
+	// Marks are the run's schedule marks (RunMarks), filled for readers of the
+	// API; the ledger does not store them.
+	Marks []string `json:"marks,omitempty"`
 	// Steps is filled by Ledger.GetRun, in definition order where known.
 	Steps []StepRun `json:"steps,omitempty"`
 }
@@ -106,9 +121,15 @@ type StepRun struct {
 	Error      string          `json:"error,omitempty"`
 	Output     json.RawMessage `json:"output,omitempty"`
 	Forced     bool            `json:"forced,omitempty"`
+	// Only says an operator enqueued this generation with --only: it runs
+	// without chaining on to its successors. Kept in the record so that
+	// every re-enqueue (retries, the sweeper) keeps it.
+	Only bool `json:"only,omitempty"`
 	// Version is the ledger's concurrency token: UpdateStep succeeds only when it
 	// matches the stored one. Opaque to the domain.
 	Version int64 `json:"-"`
+	// WriteID identifies the write that stored this version (see Run.WriteID).
+	WriteID string `json:"-"`
 }
 
 // Duration is how long the run's latest execution took: from StartedAt (its

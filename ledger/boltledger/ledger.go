@@ -18,7 +18,8 @@ var (
 	// notifyBucket indexes the runs whose final notification is owed by
 	// finish time (key: finish time, run ID).
 	notifyBucket  = []byte("ledger.runs.notify")
-	ledgerBuckets = [][]byte{runsBucket, stepsBucket, byTimeBucket, byPipelineBkt}
+	marksBucket   = []byte("ledger.marks")
+	ledgerBuckets = [][]byte{runsBucket, stepsBucket, byTimeBucket, byPipelineBkt, marksBucket}
 )
 
 // Ledger is a pipeline.Ledger in a bbolt file.

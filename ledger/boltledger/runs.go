@@ -45,7 +45,11 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 		}
 		stepVals[i] = v
 	}
-	runVal, err := encode(1, newRunRecord(r, names))
+	runRec, err := newRunRecord(r, names)
+	if err != nil {
+		return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: %w", r.ID, err)
+	}
+	runVal, err := encode(1, runRec)
 	if err != nil {
 		return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: %w", r.ID, err)
 	}
@@ -64,8 +68,9 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 			if err != nil {
 				return fmt.Errorf("run %s: %w", r.ID, err)
 			}
-			existing, exists = rec.run(r.ID, version), true
-			return nil
+			existing, err = rec.run(r.ID, version)
+			exists = err == nil
+			return err
 		}
 		if err := runs.Put(id, runVal); err != nil {
 			return err
@@ -92,7 +97,7 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 	if exists {
 		return existing, false, nil
 	}
-	r.Version, r.Steps = 1, nil
+	r.Version, r.Steps, r.WriteID = 1, nil, runRec.WriteID
 	return r, true, nil
 }
 
@@ -112,7 +117,9 @@ func (l *Ledger) GetRun(ctx context.Context, runID string) (pipeline.Run, error)
 		if err != nil {
 			return err
 		}
-		r = rec.run(runID, version)
+		if r, err = rec.run(runID, version); err != nil {
+			return err
+		}
 		r.Steps = make([]pipeline.StepRun, len(rec.Steps))
 		stepsB := tx.Bucket(stepsBucket)
 		for i, name := range rec.Steps {
@@ -138,6 +145,7 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 	var (
 		outcome error
 		version int64
+		writeID string
 	)
 	err := l.write(func(tx *bbolt.Tx) error {
 		outcome, version = nil, 0
@@ -157,7 +165,18 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 			return nil
 		}
 		version = stored + 1
-		v, err := encode(version, newRunRecord(r, old.Steps))
+		rec, err := newRunRecord(r, old.Steps)
+		if err != nil {
+			outcome = err
+			return nil
+		}
+		// The run's definition is CreateRun's: updates keep it.
+		rec.DefVersion, rec.Graph = old.DefVersion, old.Graph
+		writeID = rec.WriteID
+		if stored, err := (runRecord{DefVersion: old.DefVersion, Graph: old.Graph}).run(r.ID, 0); err == nil {
+			r.DefinitionVersion, r.Graph = stored.DefinitionVersion, stored.Graph
+		}
+		v, err := encode(version, rec)
 		if err != nil {
 			outcome = err
 			return nil
@@ -179,7 +198,7 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 	if err != nil {
 		return pipeline.Run{}, fmt.Errorf("boltledger: update run %s: %w", r.ID, err)
 	}
-	r.Version = version
+	r.Version, r.WriteID = version, writeID
 	return r, nil
 }
 
@@ -283,7 +302,11 @@ func (l *Ledger) ListRuns(ctx context.Context, f pipeline.RunFilter) ([]pipeline
 			if f.Status != "" && rec.Status != string(f.Status) {
 				continue
 			}
-			out = append(out, rec.run(runID, version))
+			r, err := rec.run(runID, version)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
 			if len(out) == limit {
 				break
 			}

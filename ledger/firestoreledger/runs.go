@@ -32,7 +32,12 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 	// costs an extra round trip (BeginTransaction) for the same atomic commit
 	// of blind writes; the batch is one Commit RPC.
 	batch := l.client.Batch() //nolint:staticcheck // see above
-	batch.Create(runRef, toRunDoc(r))
+	r.WriteID = newWriteID()
+	doc, err := toRunDoc(r)
+	if err != nil {
+		return pipeline.Run{}, false, fmt.Errorf("firestoreledger: create run %s: %w", r.ID, err)
+	}
+	batch.Create(runRef, doc)
 	seen := make(map[string]bool, len(steps))
 	for i, s := range steps {
 		if s.RunID != r.ID {
@@ -46,6 +51,7 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 		if err != nil {
 			return pipeline.Run{}, false, wrap(err, "create run %s", r.ID)
 		}
+		s.WriteID = r.WriteID
 		batch.Create(ref, toStepDoc(s, i))
 	}
 	res, err := batch.Commit(ctx)
@@ -55,7 +61,9 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 			return pipeline.Run{}, false, wrap(err, "create run %s: read existing", r.ID)
 		}
 		stored, err := runFromSnap(snap)
-		return stored, false, wrap(err, "create run %s", r.ID)
+		// The client retried a commit whose reply was lost: the run
+		// found is this call's own write.
+		return stored, err == nil && stored.WriteID == r.WriteID, wrap(err, "create run %s", r.ID)
 	}
 	if err != nil {
 		return pipeline.Run{}, false, wrap(err, "create run %s", r.ID)
@@ -115,9 +123,14 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 	if r.Version <= 0 {
 		return pipeline.Run{}, errNoVersion(ctx, ref, "update run %s", r.ID)
 	}
+	r.WriteID = newWriteID()
 	res, err := ref.Update(ctx, runUpdates(r), firestore.LastUpdateTime(updateTime(r.Version)))
 	if err != nil {
-		return pipeline.Run{}, casError(ctx, ref, err, "update run %s", r.ID)
+		snap, err := casError(ctx, ref, r.WriteID, err, "update run %s", r.ID)
+		if err != nil {
+			return pipeline.Run{}, err
+		}
+		return storedRun(r, version(snap.UpdateTime)), nil
 	}
 	return storedRun(r, version(res.UpdateTime)), nil
 }

@@ -89,6 +89,9 @@ func New(cfg Config) (*Notifier, error) {
 // means the notification is still owed and should be sent again, which posts
 // nothing twice.
 func (n *Notifier) Notify(ctx context.Context, e pipeline.Event) error {
+	if e.Schedule != nil {
+		return n.scheduleAlert(ctx, e)
+	}
 	if e.Run.ID == "" {
 		return fmt.Errorf("discord: %s event without a run id", e.Kind)
 	}

@@ -191,6 +191,9 @@ func failureEmbed(r pipeline.Run, revision, project string) *discordgo.MessageEm
 	if !r.FinishedAt.IsZero() && !r.CreatedAt.IsZero() {
 		e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: "Duration", Value: fmtDuration(r.Duration()), Inline: true})
 	}
+	if late := lateLine(r); late != "" {
+		e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: "Late", Value: late, Inline: true})
+	}
 	if e.URL != "" {
 		e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: "Logs", Value: "[Cloud Logging](" + e.URL + ")"})
 	}
@@ -219,6 +222,9 @@ func completionEmbed(r pipeline.Run, revision string) *discordgo.MessageEmbed {
 	d := "Total duration: unknown"
 	if !r.FinishedAt.IsZero() && !r.CreatedAt.IsZero() {
 		d = "Total duration: " + fmtDuration(r.Duration())
+	}
+	if late := lateLine(r); late != "" {
+		d += "\n" + late
 	}
 	if r.Status == pipeline.RunCancelled && r.Error != "" {
 		d += "\n" + codeBlock(truncate(r.Error, 1000))

@@ -33,6 +33,7 @@ func Run(t *testing.T, newLedger func(t *testing.T) pipeline.Ledger) {
 	t.Run("ListRuns", s.testListRuns)
 	t.Run("ListRunsOrder", s.testListOrder)
 	t.Run("NotifyPending", s.testNotifyPending)
+	t.Run("Marks", s.testMarks)
 }
 
 type suite struct {
