@@ -86,6 +86,9 @@ type Run struct {
 	// Version is the ledger's concurrency token: UpdateRun succeeds only when it
 	// matches the stored one. Opaque to the domain.
 	Version int64 `json:"-"`
+	// Summary is written once when the run finishes: each step's status,
+	// attempts and duration, so that listings need not read the steps.
+	Summary []StepSummary `json:"summary,omitempty"`
 	// Steps is filled by Ledger.GetRun, in definition order where known.
 	Steps []StepRun `json:"steps,omitempty"`
 }

@@ -57,6 +57,11 @@ type app struct {
 	// queuePending counts the local queue's waiting and in-flight tasks
 	// (local backend; nil otherwise).
 	queuePending func() int
+	// verifier checks callers' tokens (auth on); the dashboard's roles are
+	// allowlists over it.
+	verifier *auth.Verifier
+	// localQueue is the local backend's queue (nil on gcp).
+	localQueue *local.Queue
 }
 
 // newLogger builds the Cloud Logging JSON logger.
@@ -125,6 +130,10 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 		a.close()
 		return nil, err
 	}
+	if a.handler, err = a.withDashboard(a.handler, authn); err != nil {
+		a.close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -152,7 +161,7 @@ func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		authn = v
+		authn, a.verifier = v, v
 		a.token, a.audience = iss.Token, localAudience
 		qcfg.Token, qcfg.Audience = iss.Token, localAudience
 	}
@@ -162,6 +171,7 @@ func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue
 	}
 	a.setBase = q.SetBaseURL
 	a.queuePending = q.Pending
+	a.localQueue = q
 	a.runners = append(a.runners, q.Run)
 	return led, q, authn, nil
 }
