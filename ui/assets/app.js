@@ -21,7 +21,10 @@
     var open = [];
     main.querySelectorAll("details[open][id]").forEach(function (d) { open.push(d.id); });
     var focused = document.activeElement && document.activeElement.id;
+    var scrolls = [];
+    main.querySelectorAll(".gridwrap").forEach(function (w) { scrolls.push(w.scrollLeft); });
     main.innerHTML = html;
+    main.querySelectorAll(".gridwrap").forEach(function (w, i) { if (i < scrolls.length) w.scrollLeft = scrolls[i]; });
     open.forEach(function (id) { var d = document.getElementById(id); if (d) d.open = true; });
     if (focused) { var f = document.getElementById(focused); if (f) f.focus(); }
   }
@@ -123,5 +126,7 @@
     if (ev.target.hasAttribute && ev.target.hasAttribute("data-autosubmit")) ev.target.form.submit();
   });
 
+  // The newest days are on the right: show them first on a narrow screen.
+  main.querySelectorAll(".gridwrap.newest").forEach(function (w) { w.scrollLeft = w.scrollWidth; });
   if (main.getAttribute("data-live")) schedule();
 })();
