@@ -13,20 +13,21 @@ import (
 // runRecord is a run as stored: the domain's fields (including the ones its
 // JSON hides) and the run's step names in creation order.
 type runRecord struct {
-	Pipeline   string            `json:"pipeline"`
-	Key        string            `json:"key"`
-	Date       string            `json:"date"`
-	Params     map[string]string `json:"params,omitempty"`
-	Status     string            `json:"status"`
-	Error      string            `json:"error,omitempty"`
-	Trigger    string            `json:"trigger,omitempty"`
-	CreatedAt  time.Time         `json:"created_at"`
-	UpdatedAt  time.Time         `json:"updated_at,omitzero"`
-	StartedAt  time.Time         `json:"started_at,omitzero"`
-	FinishedAt time.Time         `json:"finished_at,omitzero"`
-	Notify     string            `json:"notify,omitempty"`
-	Notes      map[string]string `json:"notes,omitempty"`
-	Steps      []string          `json:"steps"`
+	Pipeline   string                 `json:"pipeline"`
+	Key        string                 `json:"key"`
+	Date       string                 `json:"date"`
+	Params     map[string]string      `json:"params,omitempty"`
+	Status     string                 `json:"status"`
+	Error      string                 `json:"error,omitempty"`
+	Trigger    string                 `json:"trigger,omitempty"`
+	CreatedAt  time.Time              `json:"created_at"`
+	UpdatedAt  time.Time              `json:"updated_at,omitzero"`
+	StartedAt  time.Time              `json:"started_at,omitzero"`
+	FinishedAt time.Time              `json:"finished_at,omitzero"`
+	Notify     string                 `json:"notify,omitempty"`
+	Notes      map[string]string      `json:"notes,omitempty"`
+	Summary    []pipeline.StepSummary `json:"summary,omitempty"`
+	Steps      []string               `json:"steps"`
 }
 
 func newRunRecord(r pipeline.Run, steps []string) runRecord {
@@ -44,6 +45,7 @@ func newRunRecord(r pipeline.Run, steps []string) runRecord {
 		FinishedAt: r.FinishedAt,
 		Notify:     string(r.Notify),
 		Notes:      r.Notes,
+		Summary:    r.Summary,
 		Steps:      steps,
 	}
 }
@@ -64,6 +66,7 @@ func (rec runRecord) run(id string, version int64) pipeline.Run {
 		FinishedAt: rec.FinishedAt,
 		Notify:     pipeline.NotifyState(rec.Notify),
 		Notes:      rec.Notes,
+		Summary:    rec.Summary,
 		Version:    version,
 	}
 }

@@ -25,6 +25,7 @@ const (
 	fFinishedAt = "finished_at"
 	fNotify     = "notify"
 	fNotes      = "notes"
+	fSummary    = "summary"
 
 	fStep        = "step"
 	fSeq         = "seq"
@@ -53,6 +54,39 @@ type runDoc struct {
 	FinishedAt *time.Time        `firestore:"finished_at"`
 	Notify     string            `firestore:"notify"`
 	Notes      map[string]string `firestore:"notes"`
+	// Summary is the steps' summary written when the run finishes.
+	Summary []summaryDoc `firestore:"summary"`
+}
+
+// summaryDoc is one step of a run's summary.
+type summaryDoc struct {
+	Step        string `firestore:"step"`
+	Status      string `firestore:"status"`
+	Attempts    int    `firestore:"attempts"`
+	MaxAttempts int    `firestore:"max_attempts"`
+	Millis      int64  `firestore:"ms"`
+}
+
+func toSummaryDocs(ss []pipeline.StepSummary) []summaryDoc {
+	if len(ss) == 0 {
+		return nil
+	}
+	out := make([]summaryDoc, len(ss))
+	for i, s := range ss {
+		out[i] = summaryDoc{Step: s.Step, Status: string(s.Status), Attempts: s.Attempts, MaxAttempts: s.MaxAttempts, Millis: s.Millis}
+	}
+	return out
+}
+
+func fromSummaryDocs(ds []summaryDoc) []pipeline.StepSummary {
+	if len(ds) == 0 {
+		return nil
+	}
+	out := make([]pipeline.StepSummary, len(ds))
+	for i, d := range ds {
+		out[i] = pipeline.StepSummary{Step: d.Step, Status: pipeline.StepStatus(d.Status), Attempts: d.Attempts, MaxAttempts: d.MaxAttempts, Millis: d.Millis}
+	}
+	return out
 }
 
 // stepDoc is a step document. Seq is the step's position in CreateRun's
@@ -90,6 +124,7 @@ func toRunDoc(r pipeline.Run) runDoc {
 		FinishedAt: ts(r.FinishedAt),
 		Notify:     string(r.Notify),
 		Notes:      r.Notes,
+		Summary:    toSummaryDocs(r.Summary),
 	}
 }
 
@@ -108,6 +143,7 @@ func runUpdates(r pipeline.Run) []firestore.Update {
 		{Path: fFinishedAt, Value: d.FinishedAt},
 		{Path: fNotify, Value: d.Notify},
 		{Path: fNotes, Value: d.Notes},
+		{Path: fSummary, Value: d.Summary},
 	}
 }
 
@@ -165,6 +201,7 @@ func (d runDoc) run(version int64) pipeline.Run {
 		FinishedAt: unts(d.FinishedAt),
 		Notify:     pipeline.NotifyState(d.Notify),
 		Notes:      d.Notes,
+		Summary:    fromSummaryDocs(d.Summary),
 		Version:    version,
 	}
 }
