@@ -44,7 +44,7 @@ func pipelineYAML(n int) string {
 // real token verification: an operator and a viewer, each signed by an
 // issuer of its own.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	led      pipeline.Ledger
 	orch     *pipeline.Orchestrator
 	handler  http.Handler
@@ -60,7 +60,7 @@ type envOption func(*env)
 func authOff(e *env)    { e.authOff = true }
 func gcpBackend(e *env) { e.gcpStyle = true }
 
-func newEnv(t *testing.T, steps int, opts ...envOption) *env {
+func newEnv(t testing.TB, steps int, opts ...envOption) *env {
 	t.Helper()
 	e := &env{t: t, now: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
 	for _, o := range opts {
@@ -118,7 +118,7 @@ func (e *env) setup(led pipeline.Ledger, q pipeline.Queue, lister *local.Queue) 
 
 // verifier is a real token verifier that allows one email, and a token for
 // that email from an issuer of its own.
-func verifier(t *testing.T, email, list string) (pipeline.Authenticator, string) {
+func verifier(t testing.TB, email, list string) (pipeline.Authenticator, string) {
 	t.Helper()
 	iss, err := auth.NewLocalIssuer("https://issuer-"+strings.Split(email, "@")[0]+".test", email)
 	if err != nil {

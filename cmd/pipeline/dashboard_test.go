@@ -235,8 +235,8 @@ func TestDashboardInABrowser(t *testing.T) {
 		}
 		// Hover/focus shows duration and attempts.
 		op.run(t, "focus a cell", chromedp.Focus(chromedp.CSS(`a.cell[data-date="`+d["fail"]+`"][data-step="left"]`)))
-		if tip := evalJS[string](t, op, `(() => { const t = document.activeElement.querySelector('.tip'); return getComputedStyle(t).display + ' ' + t.textContent })()`); !strings.HasPrefix(tip, "block") || !strings.Contains(tip, "attempts 1/2") {
-			t.Errorf("focused cell's tip %q; want it shown with attempts", tip)
+		if tip := evalJS[string](t, op, `getComputedStyle(document.activeElement, '::after').content`); !strings.Contains(tip, "left on "+d["fail"]+": failed, attempts 1/2") {
+			t.Errorf("focused cell's tip %q; want it shown with status and attempts", tip)
 		}
 		op.screenshot(t, "grid-desktop", 1280, 900)
 		op.screenshot(t, "grid-phone", 375, 812)
