@@ -108,7 +108,7 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 	notifiers := pipeline.Notifiers{&notify.Log{Logger: log}}
 	if cfg.DiscordWebhook != "" {
 		d, err := discord.New(discord.Config{WebhookURL: cfg.DiscordWebhook, Mention: cfg.DiscordMention,
-			Revision: cfg.Revision, Project: cfg.Project, Store: led, Logger: log})
+			Revision: cfg.Revision, Project: cfg.Project, DashboardURL: cfg.DashboardURL, Store: led, Logger: log})
 		if err != nil {
 			a.close()
 			return nil, fmt.Errorf("discord: %w", err)

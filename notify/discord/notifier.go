@@ -141,7 +141,7 @@ func (n *Notifier) syncLive(ctx context.Context, r pipeline.Run) (pipeline.Run, 
 				continue // posted by someone else meanwhile: edit theirs
 			}
 			msgID, err := n.client.post(ctx, &discordgo.WebhookParams{
-				Embeds:          []*discordgo.MessageEmbed{Render(r, n.cfg.Revision)},
+				Embeds:          []*discordgo.MessageEmbed{linkRun(Render(r, n.cfg.Revision), n.cfg.DashboardURL, r.ID)},
 				AllowedMentions: noMentions(),
 			})
 			if err != nil {
@@ -152,7 +152,7 @@ func (n *Notifier) syncLive(ctx context.Context, r pipeline.Run) (pipeline.Run, 
 			defer cancel()
 			return n.notes.finish(rctx, r, NoteLive, token, msgID)
 		}
-		embeds := []*discordgo.MessageEmbed{Render(r, n.cfg.Revision)}
+		embeds := []*discordgo.MessageEmbed{linkRun(Render(r, n.cfg.Revision), n.cfg.DashboardURL, r.ID)}
 		err := n.client.edit(ctx, id, &discordgo.WebhookEdit{Embeds: &embeds, AllowedMentions: noMentions()})
 		if !errors.Is(err, errNotFound) {
 			if err != nil {
@@ -196,7 +196,7 @@ func (n *Notifier) postFinal(ctx context.Context, r pipeline.Run) error {
 func (n *Notifier) finalMessage(r pipeline.Run) *discordgo.WebhookParams {
 	if r.Status != pipeline.RunFailed {
 		return &discordgo.WebhookParams{
-			Embeds:          []*discordgo.MessageEmbed{completionEmbed(r, n.cfg.Revision)},
+			Embeds:          []*discordgo.MessageEmbed{linkRun(completionEmbed(r, n.cfg.Revision), n.cfg.DashboardURL, r.ID)},
 			AllowedMentions: noMentions(),
 		}
 	}
@@ -210,7 +210,7 @@ func (n *Notifier) finalMessage(r pipeline.Run) *discordgo.WebhookParams {
 	}
 	return &discordgo.WebhookParams{
 		Content:         n.mention.content(),
-		Embeds:          []*discordgo.MessageEmbed{failureEmbed(r, n.cfg.Revision, n.cfg.Project)},
+		Embeds:          []*discordgo.MessageEmbed{linkRun(failureEmbed(r, n.cfg.Revision, n.cfg.Project), n.cfg.DashboardURL, r.ID)},
 		AllowedMentions: am,
 	}
 }
