@@ -361,3 +361,19 @@ func TestDashboardInABrowser(t *testing.T) {
 
 // jsString quotes s as a JavaScript string literal.
 func jsString(s string) string { return fmt.Sprintf("%q", s) }
+
+func TestUICommandRefusesBadFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ui", "--url", "ftp://svc.example.com"}, "is not an http(s) URL"},
+		{[]string{"ui", "--url", "https://svc.example.com", "--listen", "0.0.0.0:0"}, "must be a loopback address"},
+		{[]string{"ui", "--url", "https://svc.example.com", "--listen", "nonsense"}, "must be a loopback address"},
+	} {
+		_, _, err := runArgs(t, append(c.args, "--data", t.TempDir())...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error saying %q", c.args, err, c.want)
+		}
+	}
+}
