@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -147,6 +148,18 @@ func (tb *tab) noConsoleErrors(t *testing.T) {
 	defer tb.mu.Unlock()
 	for _, e := range tb.errors {
 		t.Errorf("browser: %s", e)
+	}
+}
+
+// colorScheme emulates the system's light or dark preference.
+func (tb *tab) colorScheme(t *testing.T, scheme string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
+	defer cancel()
+	_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
+	if err != nil {
+		t.Fatalf("emulating %s: %v", scheme, err)
 	}
 }
 

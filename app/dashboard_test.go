@@ -240,6 +240,13 @@ func TestDashboardInABrowser(t *testing.T) {
 		}
 		op.screenshot(t, "grid-desktop", 1280, 900)
 		op.screenshot(t, "grid-phone", 375, 812)
+		light := evalJS[string](t, op, `getComputedStyle(document.body).backgroundColor`)
+		op.colorScheme(t, "dark")
+		if dark := evalJS[string](t, op, `getComputedStyle(document.body).backgroundColor`); dark == light {
+			t.Errorf("the page ignores a dark preference (background %s in both)", dark)
+		}
+		op.screenshot(t, "grid-dark", 1280, 900)
+		op.colorScheme(t, "light")
 		op.run(t, "phone width", chromedp.EmulateViewport(375, 812))
 		if w := evalJS[int](t, op, `document.documentElement.scrollWidth`); w > 375 {
 			t.Errorf("at 375 px the page is %d px wide; it must not scroll sideways (only the grid does)", w)
