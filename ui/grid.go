@@ -27,6 +27,7 @@ type gridData struct {
 	DayChoices []int
 	Filter     string
 	Pipelines  []gridPipeline
+	Start      startData
 }
 
 type gridPipeline struct {
@@ -82,7 +83,7 @@ func (h *Handler) grid(ctx context.Context, r *http.Request, _ access) (string, 
 	if err != nil {
 		return "", view{}, err
 	}
-	data := gridData{Days: days, DayChoices: dayChoices, Filter: q.Get("pipeline")}
+	data := gridData{Days: days, DayChoices: dayChoices, Filter: q.Get("pipeline"), Start: h.startFor(q.Get("pipeline"))}
 	defs := h.o.Catalog().All()
 	if data.Filter != "" {
 		d := h.o.Catalog().Get(data.Filter)

@@ -19,9 +19,29 @@ type runData struct {
 	Steps     []runStep
 	Graph     graph
 	Timeline  timeline
-	Pipelines []string
-	Today     string
+	Start     startData
 	Project   string
+}
+
+// startData fills the start and backfill forms.
+type startData struct {
+	Pipelines []string
+	Selected  string
+	Today     string
+}
+
+// startFor is the start forms' data, with pipeline selected (or the first).
+func (h *Handler) startFor(selected string) startData {
+	d := startData{Selected: selected}
+	loc := time.UTC
+	for _, p := range h.o.Catalog().All() {
+		d.Pipelines = append(d.Pipelines, p.Name)
+		if p.Name == selected && p.Location != nil {
+			loc = p.Location
+		}
+	}
+	d.Today = h.cfg.Now().In(loc).Format(time.DateOnly)
+	return d
 }
 
 type runStep struct {
@@ -49,11 +69,7 @@ func (h *Handler) run(ctx context.Context, r *http.Request, _ access) (string, v
 	if def != nil && def.Location != nil {
 		loc = def.Location
 	}
-	d := runData{Run: run, Loc: loc, Duration: runDuration(run, now), Project: h.cfg.Project,
-		Today: now.In(loc).Format(time.DateOnly)}
-	for _, p := range h.o.Catalog().All() {
-		d.Pipelines = append(d.Pipelines, p.Name)
-	}
+	d := runData{Run: run, Loc: loc, Duration: runDuration(run, now), Project: h.cfg.Project, Start: h.startFor(pipe)}
 	after := map[string][]string{}
 	if def != nil {
 		for _, s := range def.Steps {
