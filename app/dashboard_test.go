@@ -234,8 +234,7 @@ func TestDashboardInABrowser(t *testing.T) {
 			t.Errorf("pipeline meta %q; want schedule, time zone and next fire time", meta)
 		}
 		// Hover/focus shows duration and attempts.
-		op.run(t, "focus a cell", chromedp.Focus(chromedp.CSS(`a.cell[data-date="`+d["fail"]+`"][data-step="left"]`)))
-		if tip := evalJS[string](t, op, `getComputedStyle(document.activeElement, '::after').content`); !strings.Contains(tip, "left on "+d["fail"]+": failed, attempts 1/2") {
+		if tip := evalJS[string](t, op, `(() => { document.querySelector('a.cell[data-date="`+d["fail"]+`"][data-step="left"]').focus(); return getComputedStyle(document.activeElement, '::after').content })()`); !strings.Contains(tip, "left on "+d["fail"]+": failed, attempts 1/2") {
 			t.Errorf("focused cell's tip %q; want it shown with status and attempts", tip)
 		}
 		op.screenshot(t, "grid-desktop", 1280, 900)

@@ -116,21 +116,22 @@ type timelineBar struct {
 	MaxAttempts int
 }
 
-func buildTimeline(r pipeline.Run, steps []runStep, now time.Time) timeline {
-	t := timeline{Start: r.StartedAt, End: r.FinishedAt}
-	if t.Start.IsZero() {
-		t.Start = r.CreatedAt
-	}
+func buildTimeline(r pipeline.Run, steps []runStep) timeline {
+	// The axis spans the recorded times only (not the clock), so a live page
+	// changes when the run does; a step still running reaches the axis end.
+	t := timeline{Start: runStart(r), End: r.FinishedAt}
 	for _, s := range steps {
 		if !s.StartedAt.IsZero() && s.StartedAt.Before(t.Start) {
 			t.Start = s.StartedAt
 		}
-		if s.FinishedAt.After(t.End) {
-			t.End = s.FinishedAt
+		for _, x := range []time.Time{s.StartedAt, s.FinishedAt} {
+			if x.After(t.End) {
+				t.End = x
+			}
 		}
 	}
-	if t.End.IsZero() || !r.Status.Terminal() {
-		t.End = now
+	if t.End.Before(t.Start) {
+		t.End = t.Start
 	}
 	span := t.End.Sub(t.Start)
 	if span <= 0 {
@@ -144,8 +145,8 @@ func buildTimeline(r pipeline.Run, steps []runStep, now time.Time) timeline {
 		b := timelineBar{Step: s.Step, Status: s.Cell, Start: s.StartedAt, End: s.FinishedAt, Attempts: s.Attempts, MaxAttempts: s.MaxAttempts}
 		if !s.StartedAt.IsZero() {
 			end := s.FinishedAt
-			if end.IsZero() {
-				end = now
+			if end.IsZero() || end.Before(s.StartedAt) {
+				end = t.End
 			}
 			b.X = pm(s.StartedAt)
 			b.W = max(4, pm(end)-b.X)

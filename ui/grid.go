@@ -45,7 +45,8 @@ type gridCol struct {
 	Weekday  string
 	RunID    string // empty: no run that day
 	Status   string
-	Duration time.Duration
+	Duration time.Duration // of a finished run
+	Since    time.Time     // start of an unfinished run
 	Trigger  string
 }
 
@@ -168,7 +169,7 @@ func (h *Handler) gridFor(ctx context.Context, def *pipeline.Definition, days in
 				}
 			}
 			cols = append(cols, colSteps{col: gridCol{Date: date, Weekday: d.Weekday().String()[:3], RunID: run.ID,
-				Status: string(run.Status), Duration: runDuration(run, h.cfg.Now()), Trigger: run.Trigger}, cells: cells})
+				Status: string(run.Status), Duration: runDuration(run), Since: runStart(run), Trigger: run.Trigger}, cells: cells})
 		}
 	}
 	for _, c := range cols {
@@ -220,19 +221,20 @@ func cellStatus(run pipeline.RunStatus, s pipeline.StepStatus) string {
 	return string(s)
 }
 
-// runDuration is how long a run has taken: from its start to its end, or to
-// now while it runs.
-func runDuration(r pipeline.Run, now time.Time) time.Duration {
-	start := r.StartedAt
-	if start.IsZero() {
-		start = r.CreatedAt
+// runDuration is how long a finished run took, from its (last) start to its
+// end; zero while it runs. Pages show an unfinished run's start instead of a
+// growing duration, so that a live page changes only when the run does.
+func runDuration(r pipeline.Run) time.Duration {
+	if !r.Status.Terminal() || r.FinishedAt.IsZero() {
+		return 0
 	}
-	end := r.FinishedAt
-	if end.IsZero() {
-		if r.Status.Terminal() || r.Status == pipeline.RunPending {
-			return 0
-		}
-		end = now
+	return r.FinishedAt.Sub(runStart(r))
+}
+
+// runStart is when a run last started.
+func runStart(r pipeline.Run) time.Time {
+	if r.StartedAt.IsZero() {
+		return r.CreatedAt
 	}
-	return end.Sub(start)
+	return r.StartedAt
 }

@@ -13,14 +13,14 @@ import (
 )
 
 type runData struct {
-	Run       pipeline.Run
-	Loc       *time.Location
-	Duration  time.Duration
-	Steps     []runStep
-	Graph     graph
-	Timeline  timeline
-	Start     startData
-	Project   string
+	Run      pipeline.Run
+	Loc      *time.Location
+	Duration time.Duration
+	Steps    []runStep
+	Graph    graph
+	Timeline timeline
+	Start    startData
+	Project  string
 }
 
 // startData fills the start and backfill forms.
@@ -63,13 +63,12 @@ func (h *Handler) run(ctx context.Context, r *http.Request, _ access) (string, v
 	if err != nil {
 		return "", view{}, fmt.Errorf("run %s: %w", id, err)
 	}
-	now := h.cfg.Now()
 	def := h.o.Catalog().Get(pipe)
 	loc := time.UTC
 	if def != nil && def.Location != nil {
 		loc = def.Location
 	}
-	d := runData{Run: run, Loc: loc, Duration: runDuration(run, now), Project: h.cfg.Project, Start: h.startFor(pipe)}
+	d := runData{Run: run, Loc: loc, Duration: runDuration(run), Project: h.cfg.Project, Start: h.startFor(pipe)}
 	after := map[string][]string{}
 	if def != nil {
 		for _, s := range def.Steps {
@@ -90,7 +89,7 @@ func (h *Handler) run(ctx context.Context, r *http.Request, _ access) (string, v
 		d.Steps = append(d.Steps, rs)
 	}
 	d.Graph = layoutGraph(d.Steps)
-	d.Timeline = buildTimeline(run, d.Steps, now)
+	d.Timeline = buildTimeline(run, d.Steps)
 	v := view{Title: run.ID, Nav: "grid", Data: d}
 	if !run.Status.Terminal() {
 		v.Live = r.URL.Path
