@@ -57,10 +57,15 @@ func (o *Orchestrator) Stats(ctx context.Context, pipeline string, since time.Ti
 	}
 	byPipe := map[string]*acc{}
 	var names []string
-	for _, summary := range runs {
-		r, err := o.ledger.GetRun(ctx, summary.ID)
-		if err != nil {
-			return nil, fmt.Errorf("stats: %w", err)
+	for _, r := range runs {
+		// A finished run's summary stands for its steps; others are read.
+		stepSums := r.Summary
+		if !SummaryFinal(r) {
+			full, err := o.ledger.GetRun(ctx, r.ID)
+			if err != nil {
+				return nil, fmt.Errorf("stats: %w", err)
+			}
+			r, stepSums = full, Summarize(full.Steps)
 		}
 		a := byPipe[r.Pipeline]
 		if a == nil {
@@ -82,7 +87,7 @@ func (o *Orchestrator) Stats(ctx context.Context, pipeline string, since time.Ti
 		if r.Status.Terminal() && !r.FinishedAt.IsZero() {
 			a.durs = append(a.durs, float64(r.FinishedAt.Sub(r.CreatedAt).Microseconds())/1000)
 		}
-		for _, s := range r.Steps {
+		for _, s := range stepSums {
 			sa := a.steps[s.Step]
 			if sa == nil {
 				sa = &stepAcc{StepStats: StepStats{Step: s.Step}}
@@ -99,8 +104,8 @@ func (o *Orchestrator) Stats(ctx context.Context, pipeline string, since time.Ti
 			}
 			sa.Runs++
 			sa.attempts += s.Attempts
-			if d := s.Duration(); d > 0 {
-				sa.durs = append(sa.durs, float64(d.Microseconds())/1000)
+			if s.Millis > 0 {
+				sa.durs = append(sa.durs, float64(s.Millis))
 			}
 		}
 	}
