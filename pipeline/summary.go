@@ -1,5 +1,7 @@
 package pipeline
 
+import "time"
+
 // StepSummary is one step of a finished run in the run record's compact
 // summary: what a dashboard grid shows without reading the step records.
 type StepSummary struct {
@@ -7,9 +9,12 @@ type StepSummary struct {
 	Status      StepStatus `json:"status"`
 	Attempts    int        `json:"attempts,omitempty"`
 	MaxAttempts int        `json:"max_attempts,omitempty"`
-	// Millis is the last attempt's duration in milliseconds.
-	Millis int64 `json:"ms,omitempty"`
+	// Micros is the last attempt's duration in microseconds.
+	Micros int64 `json:"us,omitempty"`
 }
+
+// Duration is the step's last attempt's duration.
+func (s StepSummary) Duration() time.Duration { return time.Duration(s.Micros) * time.Microsecond }
 
 // Summarize is the compact summary of steps, in their order.
 func Summarize(steps []StepRun) []StepSummary {
@@ -18,7 +23,7 @@ func Summarize(steps []StepRun) []StepSummary {
 	}
 	out := make([]StepSummary, len(steps))
 	for i, s := range steps {
-		out[i] = StepSummary{Step: s.Step, Status: s.Status, Attempts: s.Attempts, MaxAttempts: s.MaxAttempts, Millis: s.Duration().Milliseconds()}
+		out[i] = StepSummary{Step: s.Step, Status: s.Status, Attempts: s.Attempts, MaxAttempts: s.MaxAttempts, Micros: s.Duration().Microseconds()}
 	}
 	return out
 }

@@ -65,8 +65,8 @@ func TestSummaryFinal(t *testing.T) {
 			t.Errorf("SummaryFinal(%s, %+v) = %v, want %v", c.run, c.summary, got, c.want)
 		}
 	}
-	if d := (pipeline.StepRun{StartedAt: time.Unix(0, 0), FinishedAt: time.Unix(2, 0)}); pipeline.Summarize([]pipeline.StepRun{d})[0].Millis != 2000 {
-		t.Error("Summarize: duration not in milliseconds")
+	if d := (pipeline.StepRun{StartedAt: time.Unix(0, 0), FinishedAt: time.Unix(2, 0)}); pipeline.Summarize([]pipeline.StepRun{d})[0].Micros != 2_000_000 {
+		t.Error("Summarize: duration not in microseconds")
 	}
 }
 

@@ -197,7 +197,7 @@ func (h *Handler) cellsOf(ctx context.Context, run pipeline.Run) (map[string]gri
 	if pipeline.SummaryFinal(run) {
 		for _, s := range run.Summary {
 			out[s.Step] = gridCell{Step: s.Step, RunID: run.ID, Status: cellStatus(run.Status, s.Status),
-				Attempts: s.Attempts, MaxAttempts: s.MaxAttempts, Duration: time.Duration(s.Millis) * time.Millisecond}
+				Attempts: s.Attempts, MaxAttempts: s.MaxAttempts, Duration: s.Duration()}
 		}
 		return out, nil
 	}

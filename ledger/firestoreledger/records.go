@@ -1,6 +1,8 @@
 package firestoreledger
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -26,6 +28,9 @@ const (
 	fNotify     = "notify"
 	fNotes      = "notes"
 	fSummary    = "summary"
+	fDefVersion = "def_version"
+	fGraph      = "graph"
+	fWriteID    = "write_id"
 
 	fStep        = "step"
 	fSeq         = "seq"
@@ -36,6 +41,7 @@ const (
 	fStartedAt   = "started_at"
 	fOutput      = "output"
 	fForced      = "forced"
+	fOnly        = "only"
 )
 
 // runDoc is a run document. Zero times are stored as null.
@@ -54,6 +60,13 @@ type runDoc struct {
 	FinishedAt *time.Time        `firestore:"finished_at"`
 	Notify     string            `firestore:"notify"`
 	Notes      map[string]string `firestore:"notes"`
+	// DefVersion and Graph (JSON) are the run's definition, written by
+	// CreateRun only.
+	DefVersion string `firestore:"def_version"`
+	Graph      string `firestore:"graph"`
+	// WriteID identifies the last write, so that a writer whose reply was
+	// lost recognises its own write.
+	WriteID string `firestore:"write_id"`
 	// Summary is the steps' summary written when the run finishes.
 	Summary []summaryDoc `firestore:"summary"`
 }
@@ -64,7 +77,7 @@ type summaryDoc struct {
 	Status      string `firestore:"status"`
 	Attempts    int    `firestore:"attempts"`
 	MaxAttempts int    `firestore:"max_attempts"`
-	Millis      int64  `firestore:"ms"`
+	Micros      int64  `firestore:"us"`
 }
 
 func toSummaryDocs(ss []pipeline.StepSummary) []summaryDoc {
@@ -73,7 +86,7 @@ func toSummaryDocs(ss []pipeline.StepSummary) []summaryDoc {
 	}
 	out := make([]summaryDoc, len(ss))
 	for i, s := range ss {
-		out[i] = summaryDoc{Step: s.Step, Status: string(s.Status), Attempts: s.Attempts, MaxAttempts: s.MaxAttempts, Millis: s.Millis}
+		out[i] = summaryDoc{Step: s.Step, Status: string(s.Status), Attempts: s.Attempts, MaxAttempts: s.MaxAttempts, Micros: s.Micros}
 	}
 	return out
 }
@@ -84,7 +97,7 @@ func fromSummaryDocs(ds []summaryDoc) []pipeline.StepSummary {
 	}
 	out := make([]pipeline.StepSummary, len(ds))
 	for i, d := range ds {
-		out[i] = pipeline.StepSummary{Step: d.Step, Status: pipeline.StepStatus(d.Status), Attempts: d.Attempts, MaxAttempts: d.MaxAttempts, Millis: d.Millis}
+		out[i] = pipeline.StepSummary{Step: d.Step, Status: pipeline.StepStatus(d.Status), Attempts: d.Attempts, MaxAttempts: d.MaxAttempts, Micros: d.Micros}
 	}
 	return out
 }
@@ -106,9 +119,19 @@ type stepDoc struct {
 	Error       string     `firestore:"error"`
 	Output      string     `firestore:"output"`
 	Forced      bool       `firestore:"forced"`
+	Only        bool       `firestore:"only"`
+	WriteID     string     `firestore:"write_id"`
 }
 
-func toRunDoc(r pipeline.Run) runDoc {
+func toRunDoc(r pipeline.Run) (runDoc, error) {
+	var graph string
+	if r.Graph != nil {
+		b, err := json.Marshal(r.Graph)
+		if err != nil {
+			return runDoc{}, fmt.Errorf("%w: graph: %w", pipeline.ErrInvalid, err)
+		}
+		graph = string(b)
+	}
 	return runDoc{
 		RunID:      r.ID,
 		Pipeline:   r.Pipeline,
@@ -125,13 +148,18 @@ func toRunDoc(r pipeline.Run) runDoc {
 		Notify:     string(r.Notify),
 		Notes:      r.Notes,
 		Summary:    toSummaryDocs(r.Summary),
-	}
+		DefVersion: r.DefinitionVersion,
+		Graph:      graph,
+		WriteID:    r.WriteID,
+	}, nil
 }
 
-// runUpdates are the fields UpdateRun writes: all but the run's identity and
-// creation time.
+// runUpdates are the fields UpdateRun writes: all but the run's identity,
+// creation time and definition. r.WriteID is this write's.
 func runUpdates(r pipeline.Run) []firestore.Update {
-	d := toRunDoc(r)
+	d, _ := toRunDoc(pipeline.Run{ID: r.ID, Pipeline: r.Pipeline, Key: r.Key, Date: r.Date, Params: r.Params,
+		Status: r.Status, Error: r.Error, Trigger: r.Trigger, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notify: r.Notify, Notes: r.Notes, WriteID: r.WriteID, Summary: r.Summary})
 	return []firestore.Update{
 		{Path: fDate, Value: d.Date},
 		{Path: fParams, Value: d.Params},
@@ -144,6 +172,7 @@ func runUpdates(r pipeline.Run) []firestore.Update {
 		{Path: fNotify, Value: d.Notify},
 		{Path: fNotes, Value: d.Notes},
 		{Path: fSummary, Value: d.Summary},
+		{Path: fWriteID, Value: d.WriteID},
 	}
 }
 
@@ -163,6 +192,8 @@ func toStepDoc(s pipeline.StepRun, seq int) stepDoc {
 		Error:       s.Error,
 		Output:      string(s.Output),
 		Forced:      s.Forced,
+		Only:        s.Only,
+		WriteID:     s.WriteID,
 	}
 }
 
@@ -182,10 +213,19 @@ func stepUpdates(s pipeline.StepRun) []firestore.Update {
 		{Path: fError, Value: d.Error},
 		{Path: fOutput, Value: d.Output},
 		{Path: fForced, Value: d.Forced},
+		{Path: fOnly, Value: d.Only},
+		{Path: fWriteID, Value: d.WriteID},
 	}
 }
 
-func (d runDoc) run(version int64) pipeline.Run {
+func (d runDoc) run(version int64) (pipeline.Run, error) {
+	var graph *pipeline.Graph
+	if d.Graph != "" {
+		graph = new(pipeline.Graph)
+		if err := json.Unmarshal([]byte(d.Graph), graph); err != nil {
+			return pipeline.Run{}, fmt.Errorf("run %s: graph: %w", d.RunID, err)
+		}
+	}
 	return pipeline.Run{
 		ID:         d.RunID,
 		Pipeline:   d.Pipeline,
@@ -203,7 +243,11 @@ func (d runDoc) run(version int64) pipeline.Run {
 		Notes:      d.Notes,
 		Summary:    fromSummaryDocs(d.Summary),
 		Version:    version,
-	}
+		WriteID:    d.WriteID,
+
+		DefinitionVersion: d.DefVersion,
+		Graph:             graph,
+	}, nil
 }
 
 func (d stepDoc) stepRun(version int64) pipeline.StepRun {
@@ -220,7 +264,9 @@ func (d stepDoc) stepRun(version int64) pipeline.StepRun {
 		UpdatedAt:   unts(d.UpdatedAt),
 		Error:       d.Error,
 		Forced:      d.Forced,
+		Only:        d.Only,
 		Version:     version,
+		WriteID:     d.WriteID,
 	}
 	if d.Output != "" {
 		s.Output = json.RawMessage(d.Output)
@@ -234,7 +280,11 @@ func runFromSnap(snap *firestore.DocumentSnapshot) (pipeline.Run, error) {
 	if err := snap.DataTo(&d); err != nil {
 		return pipeline.Run{}, fmt.Errorf("decode run %s: %w", snap.Ref.ID, err)
 	}
-	return d.run(version(snap.UpdateTime)), nil
+	r, err := d.run(version(snap.UpdateTime))
+	if err != nil {
+		return pipeline.Run{}, fmt.Errorf("decode run %s: %w", snap.Ref.ID, err)
+	}
+	return r, nil
 }
 
 // stepFromSnap decodes a step document.
@@ -271,9 +321,19 @@ func unts(t *time.Time) time.Time {
 // storedRun is what a round trip through Firestore makes of a run: the same
 // record with times at Firestore's precision.
 func storedRun(r pipeline.Run, v int64) pipeline.Run {
-	out := toRunDoc(r).run(v)
-	out.Steps = nil
+	d, _ := toRunDoc(pipeline.Run{ID: r.ID, Pipeline: r.Pipeline, Key: r.Key, Date: r.Date, Params: r.Params,
+		Status: r.Status, Error: r.Error, Trigger: r.Trigger, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notify: r.Notify, Notes: r.Notes, WriteID: r.WriteID, Summary: r.Summary})
+	out, _ := d.run(v)
+	out.DefinitionVersion, out.Graph = r.DefinitionVersion, r.Graph
 	return out
+}
+
+// newWriteID is a fresh identifier for one write.
+func newWriteID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
 }
 
 // storedStep is what a round trip through Firestore makes of a step.

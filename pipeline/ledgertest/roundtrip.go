@@ -65,7 +65,7 @@ func (s suite) testRoundTrip(t *testing.T) {
 		r2.Notes = map[string]string{"discord.message": "1234567890", "discord.final": "sent"}
 		// The summary written at finish: listings show it without the steps.
 		r2.Summary = []pipeline.StepSummary{
-			{Step: "only", Status: pipeline.StepSucceeded, Attempts: 2, MaxAttempts: 3, Millis: 1234},
+			{Step: "only", Status: pipeline.StepSucceeded, Attempts: 2, MaxAttempts: 3, Micros: 1234567},
 			{Step: "never", Status: pipeline.StepPending, MaxAttempts: 3},
 		}
 		got := mustUpdateRun(ctx, t, l, r2)
