@@ -53,6 +53,9 @@ type env struct {
 	now      time.Time
 	authOff  bool
 	gcpStyle bool
+	// yaml is the pipeline file (default pipelineYAML(10)).
+	yaml string
+	q    *local.Queue
 }
 
 type envOption func(*env)
@@ -79,7 +82,7 @@ func newEnv(t testing.TB, steps int, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.led = led
+	e.led, e.q = led, q
 	e.setup(led, q, q)
 	return e
 }
@@ -90,7 +93,10 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // the queue page's source (nil: the gcp backend).
 func (e *env) setup(led pipeline.Ledger, q pipeline.Queue, lister *local.Queue) {
 	t := e.t
-	defs, err := pipeline.Parse("web.yaml", []byte(pipelineYAML(10)), steps.NewRegistry())
+	if e.yaml == "" {
+		e.yaml = pipelineYAML(10)
+	}
+	defs, err := pipeline.Parse("web.yaml", []byte(e.yaml), steps.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,3 +53,25 @@ func TestLivePartChangesOnlyWithTheRun(t *testing.T) {
 		t.Errorf("after cancel: live=%v; want the cancelled run, no longer live", live)
 	}
 }
+
+// The run page draws the run's own recorded graph, not the definition
+// loaded now (a deploy may have changed it since the run started).
+func TestRunPageFollowsTheRunsRecordedGraph(t *testing.T) {
+	e := newEnv(t, 3)
+	res, err := e.orch.Start(context.Background(), pipeline.StartRequest{Pipeline: "web", Date: "2026-11-30"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Redeploy: s02 now runs after s00 instead of s01.
+	e.yaml = strings.Replace(pipelineYAML(10), `{name: s02, kind: http,`, `{name: s02, kind: http, after: [s00],`, 1)
+	e.setup(e.led, e.q, e.q)
+	_, body := e.do(request{path: "/ui/runs/" + res.Run.ID, token: e.vwToken})
+	i := strings.Index(body, `id="step-s02"`)
+	if i < 0 {
+		t.Fatalf("no s02 section:\n%s", body)
+	}
+	section := body[i:]
+	if j := strings.Index(section, "<dt>after</dt><dd>"); j < 0 || !strings.HasPrefix(section[j+len("<dt>after</dt><dd>"):], "s01<") {
+		t.Errorf("s02's predecessors on the page are not the run's recorded ones (s01):\n%s", section[:min(len(section), 900)])
+	}
+}

@@ -69,8 +69,18 @@ func (h *Handler) run(ctx context.Context, r *http.Request, _ access) (string, v
 		loc = def.Location
 	}
 	d := runData{Run: run, Loc: loc, Duration: runDuration(run), Project: h.cfg.Project, Start: h.startFor(pipe)}
+	// The run's own recorded graph (what its gate and re-runs follow), else
+	// the definition loaded now (runs recorded before runs kept their graph).
 	after := map[string][]string{}
-	if def != nil {
+	switch {
+	case run.Graph != nil:
+		for _, s := range run.Graph.Steps {
+			after[s.Name] = s.After
+		}
+		if l := run.Graph.Location(); l != nil {
+			d.Loc = l
+		}
+	case def != nil:
 		for _, s := range def.Steps {
 			after[s.Name] = s.After
 		}
