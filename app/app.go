@@ -57,6 +57,11 @@ type app struct {
 	// queuePending counts the local queue's waiting and in-flight tasks
 	// (local backend; nil otherwise).
 	queuePending func() int
+	// verifier checks callers' tokens (auth on); the dashboard's roles are
+	// allowlists over it.
+	verifier *auth.Verifier
+	// localQueue is the local backend's queue (nil on gcp).
+	localQueue *local.Queue
 }
 
 // newLogger builds the Cloud Logging JSON logger.
@@ -116,7 +121,7 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 	notifiers := pipeline.Notifiers{&notify.Log{Logger: log}}
 	if cfg.DiscordWebhook != "" {
 		d, err := discord.New(discord.Config{WebhookURL: cfg.DiscordWebhook, Mention: cfg.DiscordMention,
-			Revision: cfg.Revision, Project: cfg.Project, Store: led, Logger: log})
+			Revision: cfg.Revision, Project: cfg.Project, DashboardURL: cfg.DashboardURL, Store: led, Logger: log})
 		if err != nil {
 			a.close()
 			return nil, fmt.Errorf("discord: %w", err)
@@ -136,6 +141,10 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 		RequestContext: func(r *http.Request) *http.Request { return r.WithContext(logging.WithTrace(r.Context(), r)) },
 	})
 	if err != nil {
+		a.close()
+		return nil, err
+	}
+	if a.handler, err = a.withDashboard(a.handler, authn); err != nil {
 		a.close()
 		return nil, err
 	}
@@ -166,7 +175,7 @@ func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		authn = v
+		authn, a.verifier = v, v
 		a.token, a.audience = iss.Token, localAudience
 		qcfg.Token, qcfg.Audience = iss.Token, localAudience
 	}
@@ -176,6 +185,7 @@ func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue
 	}
 	a.setBase = q.SetBaseURL
 	a.queuePending = q.Pending
+	a.localQueue = q
 	a.runners = append(a.runners, q.Run)
 	return led, q, authn, nil
 }

@@ -33,6 +33,7 @@ type cli struct {
 	Stats    statsCmd    `cmd:"" help:"Per pipeline and step: runs, success rate, average and p95 duration (--since 7d)."`
 	Pause    pauseCmd    `cmd:"" help:"Pause a pipeline's schedule (--reason R): scheduled starts are skipped and no missed-start alert fires; on GCP its Cloud Scheduler job is paused too."`
 	Unpause  unpauseCmd  `cmd:"" help:"Resume a paused pipeline's schedule (and its Cloud Scheduler job on GCP)."`
+	UI       uiCmd       `cmd:"" name:"ui" help:"Open the dashboard of a service (--url): a proxy on 127.0.0.1 that adds your identity token to each request; prints the address to open."`
 }
 
 // runCLI parses args and runs the chosen command.

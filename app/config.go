@@ -31,6 +31,8 @@ type Config struct {
 	Issuer           string   `name:"issuer" env:"OIDC_ISSUER" group:"gcp" help:"Token issuer found by OIDC discovery; default Google (gcp)."`
 	AllowedInvokers  []string `name:"allowed-invokers" env:"ALLOWED_INVOKERS" sep:"," group:"gcp" help:"Caller emails allowed to call the service (gcp)."`
 	AllowedOperators []string `name:"allowed-operators" env:"ALLOWED_OPERATORS" sep:"," group:"gcp" help:"Operator emails allowed to enqueue, resume, cancel, backfill and read stats (gcp)."`
+	AllowedViewers   []string `name:"allowed-viewers" env:"ALLOWED_VIEWERS" sep:"," group:"gcp" help:"Emails allowed to read the dashboard (/ui/); operators may read and act there too. Empty: only operators."`
+	DashboardURL     string   `name:"dashboard-url" env:"PIPELINE_DASHBOARD_URL" group:"gcp" help:"Public URL of the dashboard (e.g. https://SERVICE/ui/); Discord messages link each run's page under it."`
 	DiscordWebhook   string   `name:"discord-webhook-url" env:"DISCORD_WEBHOOK_URL" group:"gcp" help:"Discord webhook the run messages go to, used as given (host included); without it notifications go to the log."`
 	DiscordMention   string   `name:"discord-mention" env:"DISCORD_MENTION" group:"gcp" help:"Role (or user:ID) pinged on failures only."`
 	Revision         string   `name:"revision" env:"K_REVISION" group:"gcp" help:"Service revision shown in the Discord footer (Cloud Run sets K_REVISION)."`
@@ -89,6 +91,11 @@ func (c *Config) Validate() error {
 		}
 	default:
 		bad("PIPELINE_AUTH: %q is not on or off", c.Auth)
+	}
+	if c.DashboardURL != "" {
+		if u, err := url.Parse(c.DashboardURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("PIPELINE_DASHBOARD_URL: %q is not an http(s) URL", c.DashboardURL)
+		}
 	}
 	if c.LeaseGrace.err != nil {
 		bad("PIPELINE_LEASE_GRACE: %q is not a duration (e.g. 30s, 2m)", c.LeaseGrace.text)

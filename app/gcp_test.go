@@ -17,7 +17,12 @@ import (
 	"github.com/pipelinehq/pipeline/queue/cloudtasks/emulator"
 )
 
-func TestMain(m *testing.M) { fsemu.Main(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	closeBrowser()
+	fsemu.Stop()
+	os.Exit(code)
+}
 
 const (
 	tasksSA     = "tasks@demo-pipeline.iam.gserviceaccount.com"

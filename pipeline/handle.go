@@ -451,6 +451,7 @@ func (o *Orchestrator) finishRunFrom(ctx context.Context, r Run, status RunStatu
 		}
 		now := o.now().UTC()
 		x.Status, x.Error, x.FinishedAt, x.UpdatedAt, x.Notify = status, msg, now, now, NotifyPending
+		x.Summary = Summarize(x.Steps)
 		return true
 	})
 	if err != nil {
