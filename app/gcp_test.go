@@ -38,13 +38,18 @@ type gcpStack struct {
 
 func startGCPStack(t *testing.T, files ...string) *gcpStack {
 	t.Helper()
-	return startGCPStackWith(t, nil, files...)
+	return startGCPStackOn(t, startTasksEmulator(t), files...)
 }
 
 // startGCPStackWith is startGCPStack with the configuration changed by edit.
 func startGCPStackWith(t *testing.T, edit func(*Config), files ...string) *gcpStack {
 	t.Helper()
-	t.Setenv("FIRESTORE_EMULATOR_HOST", fsemu.Host(t))
+	return startGCPStackOnWith(t, startTasksEmulator(t), edit, files...)
+}
+
+// startTasksEmulator starts a Cloud Tasks emulator for the test.
+func startTasksEmulator(t *testing.T) *emulator.Emulator {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	emu, err := emulator.Start(ctx, emulator.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second})
@@ -52,6 +57,22 @@ func startGCPStackWith(t *testing.T, edit func(*Config), files ...string) *gcpSt
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { emu.Close() })
+	return emu
+}
+
+// startGCPStackOn starts the service on its own Firestore collection,
+// enqueueing to the queue of emu (which may be shared with other stacks).
+func startGCPStackOn(t *testing.T, emu *emulator.Emulator, files ...string) *gcpStack {
+	t.Helper()
+	return startGCPStackOnWith(t, emu, nil, files...)
+}
+
+// startGCPStackOnWith is startGCPStackOn with the configuration changed by edit.
+func startGCPStackOnWith(t *testing.T, emu *emulator.Emulator, edit func(*Config), files ...string) *gcpStack {
+	t.Helper()
+	t.Setenv("FIRESTORE_EMULATOR_HOST", fsemu.Host(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	if len(files) == 0 {
@@ -134,6 +155,19 @@ func (g *gcpStack) waitRun(id string) map[string]any {
 	return nil
 }
 
+// waitQueueIdle waits (generously: the machine may be loaded) until the
+// Cloud Tasks emulator holds no task and has no attempt in flight, and
+// returns its counters then.
+func (g *gcpStack) waitQueueIdle() emulator.Stats {
+	g.t.Helper()
+	ctx, cancel := context.WithTimeout(g.t.Context(), 60*time.Second)
+	defer cancel()
+	if err := g.emu.WaitIdle(ctx); err != nil {
+		g.t.Fatalf("Cloud Tasks emulator did not settle: %v (stats %+v)", err, g.emu.Stats())
+	}
+	return g.emu.Stats()
+}
+
 // PIPELINE_BACKEND=gcp runs the full daily chain against the Firestore
 // emulator and a Cloud Tasks v2 gRPC endpoint dispatching with OIDC tokens.
 func TestGCPBackendRunsTheDailyChain(t *testing.T) {
@@ -162,7 +196,10 @@ func TestGCPBackendRunsTheDailyChain(t *testing.T) {
 	if _, err := os.Stat(report); err != nil {
 		t.Fatalf("report not written: %v", err)
 	}
-	st := g.emu.Stats()
+	// The run reads succeeded as soon as the last step commits, while that
+	// delivery's answer may still be on its way back to the emulator: wait
+	// until the emulator has settled every task before reading its counters.
+	st := g.waitQueueIdle()
 	if st.Created != 3 || st.Succeeded != 3 {
 		t.Fatalf("emulator stats %+v: want 3 tasks created and succeeded", st)
 	}
@@ -175,6 +212,29 @@ func TestGCPBackendRunsTheDailyChain(t *testing.T) {
 	}
 }
 
+// Two deployments (say staging and prod, two collections) sharing one Cloud
+// Tasks queue both finish their run of the same day: task names carry the
+// ledger's namespace, so neither run's tasks are taken for the other's
+// ("already exists").
+func TestGCPTwoLedgersShareAQueue(t *testing.T) {
+	emu := startTasksEmulator(t)
+	prod, staging := startGCPStackOn(t, emu), startGCPStackOn(t, emu)
+	hdr := map[string]string{"X-CloudScheduler-ScheduleTime": "2026-11-23T05:00:00Z", "X-CloudScheduler": "true"}
+	for _, g := range []*gcpStack{prod, staging} {
+		if code, out := g.call("POST", "/pipeline/start", schedulerSA, map[string]string{"pipeline": "daily"}, hdr); code != 201 {
+			t.Fatalf("start = %d %v", code, out)
+		}
+	}
+	for name, g := range map[string]*gcpStack{"prod": prod, "staging": staging} {
+		if run := g.waitRun("daily@2026-11-23"); run["status"] != "succeeded" {
+			t.Fatalf("%s run = %v", name, run)
+		}
+	}
+	if st := emu.Stats(); st.Created != 6 || st.Succeeded != 6 {
+		t.Fatalf("emulator stats %+v: want 6 tasks created and succeeded (3 per deployment)", st)
+	}
+}
+
 // A duplicate delivery of a finished step, through Cloud Tasks, re-enqueues its
 // successor (AlreadyExists on the reused name) and runs nothing again.
 func TestGCPDuplicateDeliveryHitsAlreadyExists(t *testing.T) {
@@ -184,7 +244,7 @@ func TestGCPDuplicateDeliveryHitsAlreadyExists(t *testing.T) {
 		t.Fatalf("start = %d", code)
 	}
 	g.waitRun("daily@2026-11-20")
-	before := g.emu.Stats()
+	before := g.waitQueueIdle()
 	body := map[string]any{"run_id": "daily@2026-11-20", "step": "extract", "generation": 1, "date": "2026-11-20"}
 	code, out := g.call("POST", "/pipeline/steps/extract", tasksSA, body, nil)
 	if code != 200 || out["outcome"] != "already_succeeded" {

@@ -15,6 +15,16 @@ resource "google_cloud_run_v2_service_iam_member" "scheduler_invoker" {
   member   = "serviceAccount:${google_service_account.scheduler.email}"
 }
 
+# Operators (ALLOWED_OPERATORS) reach the private service too: a user, or a
+# service account by its email's domain.
+resource "google_cloud_run_v2_service_iam_member" "operator_invoker" {
+  for_each = toset(var.allowed_operators)
+  name     = google_cloud_run_v2_service.pipeline.name
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = endswith(each.value, ".gserviceaccount.com") ? "serviceAccount:${each.value}" : "user:${each.value}"
+}
+
 # The runtime enqueues steps and keeps the ledger in Firestore.
 resource "google_project_iam_member" "runtime_enqueuer" {
   project = var.project
@@ -40,4 +50,19 @@ resource "google_secret_manager_secret_iam_member" "runtime_discord" {
   secret_id = google_secret_manager_secret.discord.id
   role      = "roles/secretmanager.secretAccessor"
   member    = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+# `pipeline pause` and `unpause` through the service pause and resume the
+# pipelines' Scheduler jobs: the runtime may do that, and nothing more.
+resource "google_project_iam_custom_role" "scheduler_pauser" {
+  role_id     = replace("${local.name}_scheduler_pauser", "-", "_")
+  title       = "${local.name} Scheduler job pauser"
+  description = "Pause and resume Cloud Scheduler jobs (pipeline pause/unpause)."
+  permissions = ["cloudscheduler.jobs.get", "cloudscheduler.jobs.pause", "cloudscheduler.jobs.enable"]
+}
+
+resource "google_project_iam_member" "runtime_scheduler_pauser" {
+  project = var.project
+  role    = google_project_iam_custom_role.scheduler_pauser.name
+  member  = "serviceAccount:${google_service_account.runtime.email}"
 }

@@ -69,6 +69,12 @@ variable "reconcile_schedule" {
   default     = "*/5 * * * *"
 }
 
+variable "allowed_operators" {
+  description = "ALLOWED_OPERATORS: emails of the people (or service accounts) who may call the operator routes (enqueue, resume, cancel, backfill, stats); each also gets run.invoker on the service. Empty: the operator routes are closed."
+  type        = list(string)
+  default     = []
+}
+
 variable "discord_webhook_url" {
   description = "Discord webhook URL (https://discord.com/api/webhooks/ID/TOKEN), stored in Secret Manager; empty: no Discord."
   type        = string
@@ -80,4 +86,10 @@ variable "discord_mention" {
   description = "DISCORD_MENTION: role or user pinged on failures (e.g. role:123)."
   type        = string
   default     = ""
+}
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channels (projects/P/notificationChannels/ID) told when the sweeper stops ticking; empty: the alert shows in the console only."
+  type        = list(string)
+  default     = []
 }
