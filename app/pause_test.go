@@ -48,7 +48,7 @@ func TestPauseCommands(t *testing.T) {
 		t.Fatalf("unpause printed:\n%s", out)
 	}
 	_, _, err := e.run("pause", "nope")
-	wantExit(t, err, 1, `pipeline "nope"`, "loaded: [daily]")
+	wantExit(t, err, 1, `pipeline "nope" is unknown`, "loaded: daily")
 	// The deploy script's TSV is unchanged.
 	if out := e.ok("schedules"); out != "daily\t0 6 * * *\tEurope/Paris\t45s\n" {
 		t.Errorf("schedules TSV = %q", out)

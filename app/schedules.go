@@ -17,11 +17,11 @@ type schedulesCmd struct {
 }
 
 func (s *schedulesCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
-	if err := checkPipelineFiles(cfg); err != nil {
-		return err
-	}
 	if s.State {
 		return s.state(ctx, cfg, env)
+	}
+	if err := checkPipelineFiles(cfg); err != nil {
+		return err
 	}
 	catalog, err := loadCatalog(cfg)
 	if err != nil {
