@@ -32,7 +32,7 @@ func TestParseProblemsAtTheirPlace(t *testing.T) {
 		want []string
 	}{
 		{"typos.yaml", []string{
-			`typos.yaml:3:1: pipeline "daily": unknown key "schedul" (did you mean "schedule"?) (known: name, time_zone, schedule, max_run_duration, params, steps)`,
+			`typos.yaml:3:1: pipeline "daily": unknown key "schedul" (did you mean "schedule"?) (known: name, time_zone, schedule, max_run_duration, deadline, start_within, params, steps)`,
 			`typos.yaml:6:11: pipeline "daily": step 1 ("extract"): unknown kind "example.extrakt" (did you mean "example.extract"?) ` + known,
 			`typos.yaml:7:5: pipeline "daily": step 1 ("extract"): unknown key "timout" (did you mean "timeout"?) (known: name, kind, after, timeout, max_attempts, params)`,
 			`typos.yaml:9:11: pipeline "daily": step 2 ("transform"): unknown kind "extrakt" (did you mean "example.extract"?) ` + known,
