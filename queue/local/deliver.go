@@ -39,11 +39,11 @@ func (q *Queue) deliver(ctx, stopping context.Context, r *record) {
 	switch {
 	case o.err == nil:
 		q.finish(r, now)
-	case ctx.Err() != nil, stopping.Err() != nil:
-		// Shutdown cancelled the delivery, or the service answered it with
-		// an error while shutting down (a step body it interrupted and
-		// released): it does not count, and the task stays pending in the
-		// database and in memory.
+	case ctx.Err() != nil, stopping.Err() != nil && o.status == http.StatusServiceUnavailable:
+		// Shutdown cancelled the delivery, or the service answered 503
+		// while shutting down (a step body it interrupted and released):
+		// it does not count, and the task stays pending in the database
+		// and in memory.
 		q.requeue(r)
 	default:
 		q.fail(r, o, now)
