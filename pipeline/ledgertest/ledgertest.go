@@ -31,6 +31,8 @@ func Run(t *testing.T, newLedger func(t *testing.T) pipeline.Ledger) {
 	t.Run("UpdateRun", s.testUpdateRun)
 	t.Run("Concurrency", s.testConcurrency)
 	t.Run("ListRuns", s.testListRuns)
+	t.Run("Definition", s.testDefinition)
+	t.Run("WriteID", s.testWriteID)
 }
 
 type suite struct {

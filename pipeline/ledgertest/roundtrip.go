@@ -40,6 +40,7 @@ func fullStep(runID, name string) pipeline.StepRun {
 		Error:       "transient: 503 from upstream",
 		Output:      output("out-" + name),
 		Forced:      true,
+		Only:        true,
 	}
 }
 
