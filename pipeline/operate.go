@@ -63,13 +63,23 @@ func (o *Orchestrator) Enqueue(ctx context.Context, req EnqueueRequest) (Enqueue
 		return EnqueueResult{}, err
 	}
 	gen := cur.Generation
-	if req.Force || req.Only || cur.Status != StepPending || cur.Attempts > 0 {
+	switch {
+	case req.Force || cur.Status != StepPending || cur.Attempts > 0:
 		// A new generation (a new task name), recording force and only in
 		// the step so that every re-enqueue of it keeps them.
 		if err := o.renew(ctx, cur, req.Force, req.Only); err != nil {
 			return EnqueueResult{}, fmt.Errorf("enqueue %s of %s: %w", req.Step, r.ID, err)
 		}
 		gen = cur.Generation + 1
+	case cur.Only != req.Only:
+		// Still pending in its generation: record only (or its absence).
+		next := cur
+		next.Only, next.UpdatedAt = req.Only, o.now().UTC()
+		if _, err := o.ledger.UpdateStep(ctx, next); errors.Is(err, ErrConflict) {
+			return EnqueueResult{}, fmt.Errorf("%w: %s of %s changed meanwhile; try again", ErrConflict, req.Step, r.ID)
+		} else if err != nil {
+			return EnqueueResult{}, fmt.Errorf("enqueue %s of %s: %w", req.Step, r.ID, err)
+		}
 	}
 	fresh, err := o.ledger.GetRun(ctx, r.ID)
 	if err != nil {
