@@ -130,7 +130,7 @@ func (o *Orchestrator) renew(ctx context.Context, cur StepRun, forced, only bool
 	next := cur
 	next.Generation++
 	next.Status, next.Attempts, next.Error, next.Output = StepPending, 0, "", nil
-	next.Forced, next.Only = forced, only
+	next.Forced, next.Only, next.Inputs = forced, only, nil
 	next.StartedAt, next.FinishedAt, next.LeaseUntil = time.Time{}, time.Time{}, time.Time{}
 	next.UpdatedAt = o.now().UTC()
 	_, err := o.ledger.UpdateStep(ctx, next)
@@ -196,12 +196,12 @@ func (o *Orchestrator) runFor(ctx context.Context, req EnqueueRequest) (*Definit
 }
 
 // reopen marks an ended run as running again (an operator re-ran part of it),
-// and records whether that was an --only enqueue.
+// and records whether that was an --only enqueue. It always writes the run,
+// bumping its epoch: a finish decided on a read from before the reopen then
+// conflicts and is decided again on the steps as they are now.
 func (o *Orchestrator) reopen(ctx context.Context, r Run, only bool) error {
 	_, _, err := o.updateRun(ctx, r, func(x *Run) bool {
-		if x.Status == RunRunning && (x.Notes[noteOnly] != "") == only {
-			return false
-		}
+		x.Epoch++
 		notes := map[string]string{}
 		for k, v := range x.Notes {
 			notes[k] = v

@@ -74,6 +74,9 @@ func runDiff(got, want pipeline.Run) []string {
 		d = append(d, fmt.Sprintf("Notes = %v, want %v", got.Notes, want.Notes))
 	}
 	str("DefinitionVersion", got.DefinitionVersion, want.DefinitionVersion)
+	if got.Epoch != want.Epoch {
+		d = append(d, fmt.Sprintf("Epoch = %d, want %d", got.Epoch, want.Epoch))
+	}
 	if (got.Graph == nil) != (want.Graph == nil) {
 		d = append(d, fmt.Sprintf("Graph = %v, want %v", got.Graph, want.Graph))
 	} else if got.Graph != nil {
@@ -123,6 +126,9 @@ func stepDiff(got, want pipeline.StepRun) []string {
 	}
 	if got.Only != want.Only {
 		d = append(d, fmt.Sprintf("Only = %t, want %t", got.Only, want.Only))
+	}
+	if !maps.Equal(got.Inputs, want.Inputs) { // nil and empty are equal
+		d = append(d, fmt.Sprintf("Inputs = %v, want %v", got.Inputs, want.Inputs))
 	}
 	return d
 }
