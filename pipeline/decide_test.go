@@ -45,6 +45,14 @@ func TestDecideTable(t *testing.T) {
 		{"retry of a pending run (launch crashed)", stepState{Generation: 1, Run: &Run{Status: RunPending}, Cur: with(pending, func(s *StepRun) { s.Status, s.Attempts = StepRetrying, 1 })}, actClaim, false},
 		{"predecessor pending", stepState{Generation: 1, Preds: []StepRun{ok, {Step: "q", Status: StepRunning}}, Cur: pending}, actWait, false},
 		{"predecessor failed", stepState{Generation: 1, Preds: []StepRun{{Step: "q", Status: StepFailed}}, Cur: pending}, actBlocked, false},
+		{"succeeded on a superseded input", stepState{Generation: 1, Preds: []StepRun{with(ok, func(s *StepRun) { s.Generation = 2 })},
+			Cur: with(pending, func(s *StepRun) { s.Status, s.Inputs = StepSucceeded, map[string]int{"p": 1} })}, actRerun, false},
+		{"late task of a superseded step", stepState{Generation: 1, Preds: []StepRun{with(ok, func(s *StepRun) { s.Generation = 3 })},
+			Cur: with(pending, func(s *StepRun) { s.Status, s.Generation, s.Inputs = StepSucceeded, 2, map[string]int{"p": 2} })}, actRerun, false},
+		{"succeeded on the latest input", stepState{Generation: 1, Preds: []StepRun{with(ok, func(s *StepRun) { s.Generation = 2 })},
+			Cur: with(pending, func(s *StepRun) { s.Status, s.Inputs = StepSucceeded, map[string]int{"p": 2} })}, actAlreadyDone, false},
+		{"input superseded by an --only run", stepState{Generation: 1, Preds: []StepRun{with(ok, func(s *StepRun) { s.Generation, s.Only = 2, true })},
+			Cur: with(pending, func(s *StepRun) { s.Status, s.Inputs = StepSucceeded, map[string]int{"p": 1} })}, actAlreadyDone, false},
 		{"forced past a failed predecessor", stepState{Generation: 2, Run: running, Preds: []StepRun{{Step: "q", Status: StepFailed}},
 			Cur: with(pending, func(s *StepRun) { s.Generation, s.Forced = 2, true })}, actClaim, false},
 	}
@@ -70,7 +78,13 @@ func TestDecideRandomized(t *testing.T) {
 		rnd := rand.New(rand.NewPCG(seed, 42))
 		randStep := func(name string) StepRun {
 			s := StepRun{Step: name, Status: stepStatuses[rnd.IntN(len(stepStatuses))], Generation: 1 + rnd.IntN(3),
-				Attempts: rnd.IntN(4), MaxAttempts: 1 + rnd.IntN(3), Forced: rnd.IntN(4) == 0}
+				Attempts: rnd.IntN(4), MaxAttempts: 1 + rnd.IntN(3), Forced: rnd.IntN(4) == 0, Only: rnd.IntN(6) == 0}
+			if rnd.IntN(4) > 0 {
+				s.Inputs = map[string]int{}
+				for _, p := range []string{"p", "q"} {
+					s.Inputs[p] = rnd.IntN(4)
+				}
+			}
 			if s.Status == StepRunning {
 				s.LeaseUntil = decideNow.Add(time.Duration(rnd.IntN(3)-1) * time.Minute)
 			}
@@ -90,6 +104,11 @@ func TestDecideRandomized(t *testing.T) {
 		cur := st.Cur
 		if d.Act == actReadRun && st.Run != nil {
 			t.Fatalf("seed %d: asks for the run it was given", seed)
+		}
+		// A succeeded step is re-run exactly when it consumed a superseded
+		// input (and the task is not ahead of the ledger).
+		if want := cur.Status == StepSucceeded && st.Generation <= cur.Generation && superseded(cur, st.Preds) != nil; (d.Act == actRerun) != want {
+			t.Fatalf("seed %d: decide = %s for %+v with preds %+v", seed, d.Act, cur, st.Preds)
 		}
 		if d.Act != actClaim {
 			continue
