@@ -195,3 +195,30 @@ func TestAForceDuringAFinishWins(t *testing.T) {
 		}
 	})
 }
+
+// The sweeper re-runs a succeeded step left on a superseded input (the
+// delivery that should have re-run it was lost), and the cascade follows.
+func TestSweeperRerunsAStepLeftOnASupersededInput(t *testing.T) {
+	h := newHarness(t, chainYAML)
+	id := startAndDrain(t, h, "2026-11-23")
+	r := h.run(id)
+	r.Status, r.FinishedAt, r.Steps = pipeline.RunRunning, time.Time{}, nil
+	if _, err := h.ledger.UpdateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	b := stepOf(h.run(id), "b")
+	b.Inputs = map[string]int{"a": 0} // consumed no output of a: a's generation 1 supersedes it
+	if _, err := h.ledger.UpdateStep(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := h.orch.Reconcile(ctx)
+	if err != nil || len(rep.Reenqueued) != 1 || rep.Reenqueued[0] != id+"/b" {
+		t.Fatalf("reconcile = %+v, %v", rep, err)
+	}
+	h.drain(20)
+	r = h.run(id)
+	if r.Status != pipeline.RunSucceeded || h.bodies["b"].runs.Load() != 2 || h.bodies["c"].runs.Load() != 2 {
+		t.Fatalf("run %s, b ran %d, c ran %d", r.Status, h.bodies["b"].runs.Load(), h.bodies["c"].runs.Load())
+	}
+	checkConsumed(t, h, r)
+}
