@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -24,7 +25,7 @@ type Graph struct {
 	MaxRunDuration time.Duration `json:"max_run_duration"`
 	Steps          []GraphStep   `json:"steps"`
 
-	location   *time.Location
+	location   func() (*time.Location, error) // loaded on first use
 	byName     map[string]int
 	successors map[string][]string
 }
@@ -84,11 +85,10 @@ func (g *Graph) UnmarshalJSON(b []byte) error {
 }
 
 func (g *Graph) index() error {
-	loc, err := time.LoadLocation(g.TimeZone)
-	if err != nil {
-		return fmt.Errorf("graph %s: time zone %q: %w", g.Version, g.TimeZone, err)
-	}
-	g.location = loc
+	// Loading a zone reads the zone database: done once, when first needed
+	// (a run listed or read for its status never needs it).
+	tz := g.TimeZone
+	g.location = sync.OnceValues(func() (*time.Location, error) { return time.LoadLocation(tz) })
 	g.byName = make(map[string]int, len(g.Steps))
 	g.successors = make(map[string][]string, len(g.Steps))
 	for i, s := range g.Steps {
@@ -134,8 +134,14 @@ func (g *Graph) StepNames() []string {
 	return out
 }
 
-// Location is the graph's time zone.
-func (g *Graph) Location() *time.Location { return g.location }
+// Location is the graph's time zone (UTC if this binary does not know it).
+func (g *Graph) Location() *time.Location {
+	loc, err := g.location()
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
 
 // sameBody reports whether a and b build the same step body (same kind and
 // settings).

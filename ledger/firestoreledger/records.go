@@ -31,6 +31,7 @@ const (
 	fDefVersion = "def_version"
 	fGraph      = "graph"
 	fWriteID    = "write_id"
+	fEpoch      = "epoch"
 
 	fStep        = "step"
 	fSeq         = "seq"
@@ -42,6 +43,7 @@ const (
 	fOutput      = "output"
 	fForced      = "forced"
 	fOnly        = "only"
+	fInputs      = "inputs"
 )
 
 // runDoc is a run document. Zero times are stored as null.
@@ -60,6 +62,7 @@ type runDoc struct {
 	FinishedAt *time.Time        `firestore:"finished_at"`
 	Notify     string            `firestore:"notify"`
 	Notes      map[string]string `firestore:"notes"`
+	Epoch      int64             `firestore:"epoch"`
 	// DefVersion and Graph (JSON) are the run's definition, written by
 	// CreateRun only.
 	DefVersion string `firestore:"def_version"`
@@ -105,22 +108,23 @@ func fromSummaryDocs(ds []summaryDoc) []pipeline.StepSummary {
 // stepDoc is a step document. Seq is the step's position in CreateRun's
 // slice, the order GetRun returns steps in.
 type stepDoc struct {
-	RunID       string     `firestore:"run_id"`
-	Step        string     `firestore:"step"`
-	Seq         int        `firestore:"seq"`
-	Status      string     `firestore:"status"`
-	Generation  int        `firestore:"generation"`
-	Attempts    int        `firestore:"attempts"`
-	MaxAttempts int        `firestore:"max_attempts"`
-	LeaseUntil  *time.Time `firestore:"lease_until"`
-	StartedAt   *time.Time `firestore:"started_at"`
-	FinishedAt  *time.Time `firestore:"finished_at"`
-	UpdatedAt   *time.Time `firestore:"updated_at"`
-	Error       string     `firestore:"error"`
-	Output      string     `firestore:"output"`
-	Forced      bool       `firestore:"forced"`
-	Only        bool       `firestore:"only"`
-	WriteID     string     `firestore:"write_id"`
+	RunID       string         `firestore:"run_id"`
+	Step        string         `firestore:"step"`
+	Seq         int            `firestore:"seq"`
+	Status      string         `firestore:"status"`
+	Generation  int            `firestore:"generation"`
+	Attempts    int            `firestore:"attempts"`
+	MaxAttempts int            `firestore:"max_attempts"`
+	LeaseUntil  *time.Time     `firestore:"lease_until"`
+	StartedAt   *time.Time     `firestore:"started_at"`
+	FinishedAt  *time.Time     `firestore:"finished_at"`
+	UpdatedAt   *time.Time     `firestore:"updated_at"`
+	Error       string         `firestore:"error"`
+	Output      string         `firestore:"output"`
+	Forced      bool           `firestore:"forced"`
+	Only        bool           `firestore:"only"`
+	Inputs      map[string]int `firestore:"inputs"`
+	WriteID     string         `firestore:"write_id"`
 }
 
 func toRunDoc(r pipeline.Run) (runDoc, error) {
@@ -148,6 +152,7 @@ func toRunDoc(r pipeline.Run) (runDoc, error) {
 		Notify:     string(r.Notify),
 		Notes:      r.Notes,
 		Summary:    toSummaryDocs(r.Summary),
+		Epoch:      r.Epoch,
 		DefVersion: r.DefinitionVersion,
 		Graph:      graph,
 		WriteID:    r.WriteID,
@@ -159,7 +164,7 @@ func toRunDoc(r pipeline.Run) (runDoc, error) {
 func runUpdates(r pipeline.Run) []firestore.Update {
 	d, _ := toRunDoc(pipeline.Run{ID: r.ID, Pipeline: r.Pipeline, Key: r.Key, Date: r.Date, Params: r.Params,
 		Status: r.Status, Error: r.Error, Trigger: r.Trigger, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
-		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notify: r.Notify, Notes: r.Notes, WriteID: r.WriteID, Summary: r.Summary})
+		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notify: r.Notify, Notes: r.Notes, Epoch: r.Epoch, WriteID: r.WriteID, Summary: r.Summary})
 	return []firestore.Update{
 		{Path: fDate, Value: d.Date},
 		{Path: fParams, Value: d.Params},
@@ -172,6 +177,7 @@ func runUpdates(r pipeline.Run) []firestore.Update {
 		{Path: fNotify, Value: d.Notify},
 		{Path: fNotes, Value: d.Notes},
 		{Path: fSummary, Value: d.Summary},
+		{Path: fEpoch, Value: d.Epoch},
 		{Path: fWriteID, Value: d.WriteID},
 	}
 }
@@ -193,6 +199,7 @@ func toStepDoc(s pipeline.StepRun, seq int) stepDoc {
 		Output:      string(s.Output),
 		Forced:      s.Forced,
 		Only:        s.Only,
+		Inputs:      s.Inputs,
 		WriteID:     s.WriteID,
 	}
 }
@@ -214,6 +221,7 @@ func stepUpdates(s pipeline.StepRun) []firestore.Update {
 		{Path: fOutput, Value: d.Output},
 		{Path: fForced, Value: d.Forced},
 		{Path: fOnly, Value: d.Only},
+		{Path: fInputs, Value: d.Inputs},
 		{Path: fWriteID, Value: d.WriteID},
 	}
 }
@@ -242,6 +250,7 @@ func (d runDoc) run(version int64) (pipeline.Run, error) {
 		Notify:     pipeline.NotifyState(d.Notify),
 		Notes:      d.Notes,
 		Summary:    fromSummaryDocs(d.Summary),
+		Epoch:      d.Epoch,
 		Version:    version,
 		WriteID:    d.WriteID,
 
@@ -265,6 +274,7 @@ func (d stepDoc) stepRun(version int64) pipeline.StepRun {
 		Error:       d.Error,
 		Forced:      d.Forced,
 		Only:        d.Only,
+		Inputs:      d.Inputs,
 		Version:     version,
 		WriteID:     d.WriteID,
 	}
@@ -323,7 +333,7 @@ func unts(t *time.Time) time.Time {
 func storedRun(r pipeline.Run, v int64) pipeline.Run {
 	d, _ := toRunDoc(pipeline.Run{ID: r.ID, Pipeline: r.Pipeline, Key: r.Key, Date: r.Date, Params: r.Params,
 		Status: r.Status, Error: r.Error, Trigger: r.Trigger, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
-		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notify: r.Notify, Notes: r.Notes, WriteID: r.WriteID, Summary: r.Summary})
+		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notify: r.Notify, Notes: r.Notes, Epoch: r.Epoch, WriteID: r.WriteID, Summary: r.Summary})
 	out, _ := d.run(v)
 	out.DefinitionVersion, out.Graph = r.DefinitionVersion, r.Graph
 	return out

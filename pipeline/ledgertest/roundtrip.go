@@ -21,6 +21,7 @@ func fullRun(p string) pipeline.Run {
 	r.FinishedAt = at(4 * time.Minute)
 	r.Notify = pipeline.NotifyPending
 	r.Notes = map[string]string{"discord.message": "1234567890", "other": "x"}
+	r.Epoch = 3
 	return r
 }
 
@@ -40,6 +41,8 @@ func fullStep(runID, name string) pipeline.StepRun {
 		Error:       "transient: 503 from upstream",
 		Output:      output("out-" + name),
 		Forced:      true,
+		Only:        true,
+		Inputs:      map[string]int{"extract": 2, "forced-past": 0},
 	}
 }
 
@@ -68,6 +71,7 @@ func (s suite) testRoundTrip(t *testing.T) {
 			{Step: "only", Status: pipeline.StepSucceeded, Attempts: 2, MaxAttempts: 3, Micros: 1234567},
 			{Step: "never", Status: pipeline.StepPending, MaxAttempts: 3},
 		}
+		r2.Epoch = 4
 		got := mustUpdateRun(ctx, t, l, r2)
 		checkRun(t, "UpdateRun result", got, r2)
 		checkRun(t, "GetRun after UpdateRun", mustGetRun(ctx, t, l, r.ID), r2)
