@@ -165,14 +165,15 @@ func TestIAMRoles(t *testing.T) {
 			t.Errorf("iam.tf lacks %s (has %v)", want, roles)
 		}
 	}
-	invokers := 0
-	for _, r := range roles {
-		if r == "google_cloud_run_v2_service_iam_member roles/run.invoker" {
-			invokers++
+	var invokers []string
+	for _, b := range blocks(iam, "resource", "google_cloud_run_v2_service_iam_member") {
+		if r, ok := b.Body.Attributes["role"]; ok && literal(t, r.Expr) == "roles/run.invoker" {
+			invokers = append(invokers, b.Labels[1])
 		}
 	}
-	if invokers != 2 {
-		t.Errorf("iam.tf: %d run.invoker bindings, want 2 (tasks and scheduler)", invokers)
+	slices.Sort(invokers)
+	if want := []string{"operator_invoker", "scheduler_invoker", "tasks_invoker"}; !slices.Equal(invokers, want) {
+		t.Errorf("iam.tf: run.invoker bindings %v, want %v (tasks, scheduler, and one per ALLOWED_OPERATORS entry)", invokers, want)
 	}
 }
 
@@ -193,6 +194,11 @@ func TestFirestoreIndexes(t *testing.T) {
 		"pipeline ASCENDING, created_at DESCENDING",
 		"status ASCENDING, created_at DESCENDING",
 		"pipeline ASCENDING, status ASCENDING, created_at DESCENDING",
+		// Pending runs oldest first (backfill, the sweeper).
+		"status ASCENDING, created_at ASCENDING",
+		"pipeline ASCENDING, status ASCENDING, created_at ASCENDING",
+		// Owed notifications by finish time.
+		"notify ASCENDING, finished_at ASCENDING",
 	}
 	slices.Sort(got)
 	slices.Sort(want)

@@ -47,15 +47,63 @@ type Ledger interface {
 	Close() error
 }
 
+// Namespacer is implemented by a ledger that knows where its records live (a
+// Firestore project, database and collection; a bbolt file's id). Task names
+// include the namespace, so that ledgers sharing one queue never collide: a
+// name taken by another ledger's task would be "already exists" to this one,
+// and its run would never advance. Config.Namespace overrides it.
+type Namespacer interface {
+	Namespace() string
+}
+
 // RunFilter selects runs for ListRuns. Zero fields match everything.
+//
+// A listing is ordered by creation time, newest first (OldestFirst reverses
+// it), ties broken by run ID in the same direction. With NotifyPending it is
+// ordered by finish time instead, and Since, Before and Cursor bound the
+// finish time.
 type RunFilter struct {
 	Pipeline string
 	Status   RunStatus
-	// Since keeps runs created at or after it.
+	// NotifyPending keeps only runs whose final notification is owed
+	// (Run.Notify is NotifyPending), ordered by finish time. It cannot be
+	// combined with Pipeline or Status (ErrInvalid): a backend answers it
+	// from an index of owed runs, not by scanning.
+	NotifyPending bool
+	// Since keeps runs created (finished, with NotifyPending) at or after it.
 	Since time.Time
-	// Before keeps runs created strictly before it: the next page of a
-	// newest-first listing starts before the last run of the previous one.
+	// Before keeps runs created (finished, with NotifyPending) strictly
+	// before it.
 	Before time.Time
+	// OldestFirst lists in ascending time order.
+	OldestFirst bool
+	// Cursor continues a listing: only runs strictly past it in the
+	// listing's order are returned. Set it with Next.
+	Cursor *RunCursor
 	// Limit caps the number of runs returned; 0 means 100.
 	Limit int
+}
+
+// RunCursor is a place in a listing: the ordering time and ID of a run.
+type RunCursor struct {
+	At    time.Time
+	RunID string
+}
+
+// Next returns f continued past last, the last run of a page listed with f.
+func (f RunFilter) Next(last Run) RunFilter {
+	at := last.CreatedAt
+	if f.NotifyPending {
+		at = last.FinishedAt
+	}
+	f.Cursor = &RunCursor{At: at, RunID: last.ID}
+	return f
+}
+
+// OrderTime is the time r is ordered by in a listing with f.
+func (f RunFilter) OrderTime(r Run) time.Time {
+	if f.NotifyPending {
+		return r.FinishedAt
+	}
+	return r.CreatedAt
 }

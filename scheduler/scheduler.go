@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/robfig/cron/v3"
 
 	"github.com/pipelinehq/pipeline/pipeline"
 )
@@ -48,7 +47,7 @@ func (l *Local) Run(ctx context.Context) error {
 		if def.Schedule == "" {
 			continue
 		}
-		sched, err := pipeline.ParseSchedule(def.Schedule)
+		sched, err := Parse(def.Schedule)
 		if err != nil {
 			return fmt.Errorf("scheduler: %s: %w", def.Name, err)
 		}
@@ -62,8 +61,8 @@ func (l *Local) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (l *Local) loop(ctx context.Context, def *pipeline.Definition, sched cron.Schedule) {
-	next := pipeline.NextFire(sched, def.Location, l.Now())
+func (l *Local) loop(ctx context.Context, def *pipeline.Definition, sched Schedule) {
+	next := sched.Next(l.Now().In(def.Location))
 	l.Logger.Info("local scheduler armed", "pipeline", def.Name, "schedule", def.Schedule, "time_zone", def.TimeZone, "next", next.Format(time.RFC3339))
 	for {
 		t := time.NewTimer(time.Until(next))

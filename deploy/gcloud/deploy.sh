@@ -10,11 +10,12 @@
 # existence checks are then assumed to fail, so the create commands print.
 # The Scheduler jobs come from the pipeline files via `pipeline schedules`.
 # DISCORD_WEBHOOK_URL in the environment, if set, is stored in Secret Manager
-# (never printed).
+# (never printed). ALLOWED_OPERATORS (or --operators) lists who may call the
+# operator routes; each of them also gets run.invoker on the service.
 set -euo pipefail
 
 usage() {
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
   cat <<'USAGE'
 Options:
   --project ID           Google Cloud project (required)
@@ -24,11 +25,14 @@ Options:
   --pipelines DIR        pipeline files (default pipelines)
   --pipeline-bin CMD     the pipeline binary, to read the schedules (default: pipeline on PATH, else go run ./cmd/pipeline)
   --timeout SECONDS      Cloud Run request timeout (default 1800)
+  --operators EMAILS     comma list of operators (ALLOWED_OPERATORS; default: $ALLOWED_OPERATORS, else
+                         none, and the operator routes are closed)
   --dry-run              print the commands, run none
 USAGE
 }
 
 PROJECT="" REGION="europe-west1" STAGE="dev" IMAGE="" PIPELINES="pipelines" PIPELINE_BIN="" TIMEOUT=1800 DRY_RUN=0
+OPERATORS="${ALLOWED_OPERATORS:-}"
 QUEUE_MAX_ATTEMPTS=25 SCHEDULER_RETRIES=3 RECONCILE_SCHEDULE="*/5 * * * *" LEDGER_COLLECTION="pipeline_runs"
 
 while (($#)); do
@@ -40,6 +44,7 @@ while (($#)); do
     --pipelines) PIPELINES="$2"; shift 2 ;;
     --pipeline-bin) PIPELINE_BIN="$2"; shift 2 ;;
     --timeout) TIMEOUT="$2"; shift 2 ;;
+    --operators) OPERATORS="$2"; shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "deploy.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
@@ -48,6 +53,7 @@ done
 [[ -n "$PROJECT" ]] || { echo "deploy.sh: --project is required" >&2; exit 2; }
 [[ -n "$IMAGE" ]] || { echo "deploy.sh: --image is required" >&2; exit 2; }
 [[ "$STAGE" == dev || "$STAGE" == prod ]] || { echo "deploy.sh: --stage must be dev or prod" >&2; exit 2; }
+OPERATORS="${OPERATORS// /}"
 
 NAME="pipeline-$STAGE"
 RUNTIME_SA="$NAME-run@$PROJECT.iam.gserviceaccount.com"
@@ -185,6 +191,7 @@ env_vars=(
   "CLOUD_TASKS_QUEUE=$NAME"
   "TASKS_SERVICE_ACCOUNT=$TASKS_SA"
   "ALLOWED_INVOKERS=$TASKS_SA,$SCHEDULER_SA"
+  "ALLOWED_OPERATORS=$OPERATORS"
   "FIRESTORE_DATABASE=$NAME"
   "LEDGER_COLLECTION=$LEDGER_COLLECTION"
   "DISCORD_MENTION=${DISCORD_MENTION:-}"
@@ -194,15 +201,25 @@ env_vars=(
   "QUEUE_MAX_ATTEMPTS=$QUEUE_MAX_ATTEMPTS"
   "SCHEDULER_RETRIES=$SCHEDULER_RETRIES"
 )
-# ALLOWED_INVOKERS holds a comma: "|" delimits the list instead.
+# ALLOWED_INVOKERS and ALLOWED_OPERATORS hold commas: "|" delimits the list instead.
 env_flag="^|^$(IFS='|'; echo "${env_vars[*]}")"
 run "${G[@]}" run deploy "$NAME" --region "$REGION" --image "$IMAGE" --service-account "$RUNTIME_SA" \
   --no-allow-unauthenticated --ingress all --timeout "$TIMEOUT" --concurrency 20 --min-instances 0 \
   --max-instances 10 --cpu 1 --memory 512Mi --cpu-throttling --args serve \
   --set-env-vars "$env_flag" "${secret_flags[@]}"
-for sa in "$TASKS_SA" "$SCHEDULER_SA"; do
+members=("serviceAccount:$TASKS_SA" "serviceAccount:$SCHEDULER_SA")
+IFS=',' read -r -a operators <<<"$OPERATORS"
+for op in "${operators[@]}"; do
+  [[ -n "$op" ]] || continue
+  if [[ "$op" == *.gserviceaccount.com ]]; then
+    members+=("serviceAccount:$op")
+  else
+    members+=("user:$op")
+  fi
+done
+for member in "${members[@]}"; do
   run "${G[@]}" run services add-iam-policy-binding "$NAME" --region "$REGION" \
-    --member "serviceAccount:$sa" --role roles/run.invoker
+    --member "$member" --role roles/run.invoker
 done
 
 echo "# --- Cloud Scheduler jobs (from: pipeline schedules --file $PIPELINES)"

@@ -15,6 +15,16 @@ resource "google_cloud_run_v2_service_iam_member" "scheduler_invoker" {
   member   = "serviceAccount:${google_service_account.scheduler.email}"
 }
 
+# Operators (ALLOWED_OPERATORS) reach the private service too: a user, or a
+# service account by its email's domain.
+resource "google_cloud_run_v2_service_iam_member" "operator_invoker" {
+  for_each = toset(var.allowed_operators)
+  name     = google_cloud_run_v2_service.pipeline.name
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = endswith(each.value, ".gserviceaccount.com") ? "serviceAccount:${each.value}" : "user:${each.value}"
+}
+
 # The runtime enqueues steps and keeps the ledger in Firestore.
 resource "google_project_iam_member" "runtime_enqueuer" {
   project = var.project

@@ -40,6 +40,7 @@ resource "google_cloud_run_v2_service" "pipeline" {
           CLOUD_TASKS_QUEUE         = google_cloud_tasks_queue.steps.name
           TASKS_SERVICE_ACCOUNT     = google_service_account.tasks.email
           ALLOWED_INVOKERS          = join(",", [google_service_account.tasks.email, google_service_account.scheduler.email])
+          ALLOWED_OPERATORS         = join(",", var.allowed_operators)
           FIRESTORE_DATABASE        = google_firestore_database.ledger.name
           LEDGER_COLLECTION         = var.ledger_collection
           DISCORD_MENTION           = var.discord_mention

@@ -69,6 +69,12 @@ variable "reconcile_schedule" {
   default     = "*/5 * * * *"
 }
 
+variable "allowed_operators" {
+  description = "ALLOWED_OPERATORS: emails of the people (or service accounts) who may call the operator routes (enqueue, resume, cancel, backfill, stats); each also gets run.invoker on the service. Empty: the operator routes are closed."
+  type        = list(string)
+  default     = []
+}
+
 variable "discord_webhook_url" {
   description = "Discord webhook URL (https://discord.com/api/webhooks/ID/TOKEN), stored in Secret Manager; empty: no Discord."
   type        = string

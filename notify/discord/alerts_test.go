@@ -137,7 +137,13 @@ func (nopQueue) Enqueue(context.Context, pipeline.Task) error { return nil }
 // stand-in once each across duplicate ticks, a restarted orchestrator and a
 // failed post that is sent again after the claim's grace.
 func TestSweeperAlertsThroughDiscord(t *testing.T) {
-	e := newEnv(t, []string{"extract"}, nil)
+	var mu sync.Mutex
+	now := time.Date(2026, 3, 6, 5, 31, 0, 0, time.UTC) // 06:31 in Paris
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	set := func(t time.Time) { mu.Lock(); defer mu.Unlock(); now = t }
+	// The notifier shares the fake clock: its outage pacing (one call per
+	// alert per interval while Discord is down) follows the sweeper's time.
+	e := newEnv(t, []string{"extract"}, func(c *discord.Config) { c.Now = clock })
 	ctx := context.Background()
 	reg := steps.NewRegistry()
 	reg.Register("go", func(map[string]any) (steps.Step, error) { return steps.StepFunc(nil), nil })
@@ -145,10 +151,6 @@ func TestSweeperAlertsThroughDiscord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	now := time.Date(2026, 3, 6, 5, 31, 0, 0, time.UTC) // 06:31 in Paris
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	set := func(t time.Time) { mu.Lock(); defer mu.Unlock(); now = t }
 	newOrch := func() *pipeline.Orchestrator {
 		o, err := pipeline.New(pipeline.Config{Catalog: pipeline.NewCatalog(defs...), Ledger: e.l, Queue: nopQueue{}, Notifier: e.n,
 			Now: clock, Logger: slog.New(slog.DiscardHandler)})

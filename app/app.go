@@ -1,0 +1,241 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pipelinehq/pipeline/auth"
+	"github.com/pipelinehq/pipeline/ledger/boltledger"
+	"github.com/pipelinehq/pipeline/logging"
+	"github.com/pipelinehq/pipeline/notify"
+	"github.com/pipelinehq/pipeline/notify/discord"
+	"github.com/pipelinehq/pipeline/pipeline"
+	"github.com/pipelinehq/pipeline/queue/local"
+	"github.com/pipelinehq/pipeline/steps"
+)
+
+// Local-mode identities: the in-process queue and cron sign their calls with a
+// key kept in the data directory (readable by its owner only), and the
+// service verifies them with the same verifier code that checks Google's
+// tokens in production.
+const (
+	localIssuer   = "https://pipeline.local"
+	localAudience = "pipeline-local"
+	localCaller   = "local-invoker@pipeline.local"
+)
+
+// localKeyPath is where the local issuer keeps its key (mode 0600), so that
+// operator commands on the same machine can call a local `serve` with auth on.
+func localKeyPath(cfg *Config) string { return filepath.Join(cfg.Data, "local-issuer.pem") }
+
+// app is the assembled service: orchestrator, HTTP handler and the background
+// parts of the chosen backend.
+type app struct {
+	cfg     *Config
+	log     *slog.Logger
+	orch    *pipeline.Orchestrator
+	handler http.Handler
+	// baseURL is where the service listens, once bound.
+	baseURL string
+	// token signs calls to the service (local mode with auth on).
+	token    func(ctx context.Context, audience string) (string, error)
+	audience string
+	// operators verifies callers of operator routes (nil: the invokers').
+	operators pipeline.Authenticator
+	// background parts started by start(), stopped by close().
+	runners []func(ctx context.Context) error
+	closers []func() error
+	setBase func(string)
+	// queuePending counts the local queue's waiting and in-flight tasks
+	// (local backend; nil otherwise).
+	queuePending func() int
+}
+
+// newLogger builds the Cloud Logging JSON logger.
+func newLogger(cfg *Config, w io.Writer) *slog.Logger {
+	level, _ := cfg.level()
+	return logging.New(w, level, cfg.Project)
+}
+
+// newRegistry is the step registry: the built-in and example kinds.
+func newRegistry(cfg *Config) *steps.Registry {
+	reg := steps.NewRegistry()
+	for _, register := range cfg.stepSets {
+		register(reg, cfg)
+	}
+	return reg
+}
+
+// loadCatalog builds the step registry and loads the pipeline files.
+func loadCatalog(cfg *Config) (*pipeline.Catalog, error) {
+	return pipeline.LoadFiles(cfg.File, newRegistry(cfg))
+}
+
+// buildApp assembles the service for cfg.Backend. extra notifiers get every
+// event after the log notifier.
+func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipeline.Notifier) (*app, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("configuration:\n%w", err)
+	}
+	reg := newRegistry(cfg)
+	catalog, err := pipeline.LoadFiles(cfg.File, reg)
+	if err != nil {
+		return nil, fmt.Errorf("pipelines:\n%w", err)
+	}
+	a := &app{cfg: cfg, log: log}
+	var led pipeline.Ledger
+	var q pipeline.Queue
+	var authn pipeline.Authenticator
+	switch cfg.Backend {
+	case "local":
+		led, q, authn, err = a.localBackend(ctx)
+	case "gcp":
+		led, q, authn, err = a.gcpBackend(ctx)
+	}
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	if cfg.Auth == "off" {
+		authn, a.operators = auth.Off{}, nil
+		log.Warn("AUTHENTICATION IS OFF (PIPELINE_AUTH=off): every caller is accepted. Never run like this outside local development.")
+	}
+	notifiers := pipeline.Notifiers{&notify.Log{Logger: log}}
+	if cfg.DiscordWebhook != "" {
+		d, err := discord.New(discord.Config{WebhookURL: cfg.DiscordWebhook, Mention: cfg.DiscordMention,
+			Revision: cfg.Revision, Project: cfg.Project, Store: led, Logger: log})
+		if err != nil {
+			a.close()
+			return nil, fmt.Errorf("discord: %w", err)
+		}
+		notifiers = append(notifiers, d)
+		a.runners = append(a.runners, d.Run)
+	}
+	notifiers = append(notifiers, extra...)
+	a.orch, err = pipeline.New(pipeline.Config{Catalog: catalog, Ledger: led, Queue: q, Notifier: notifiers, Logger: log, LeaseGrace: cfg.LeaseGrace, Registry: reg,
+		Jobs: schedulerJobs(cfg, os.Getenv, log)})
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	a.handler, err = pipeline.NewHandler(pipeline.ServerConfig{
+		Orchestrator: a.orch, Auth: authn, Operators: a.operators, Logger: log,
+		RequestContext: func(r *http.Request) *http.Request { return r.WithContext(logging.WithTrace(r.Context(), r)) },
+	})
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// localBackend opens the embedded store (one bbolt file shared by the ledger
+// and the queue) and the local token issuer.
+func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue, pipeline.Authenticator, error) {
+	db, err := boltledger.OpenDB(filepath.Join(a.cfg.Data, "pipeline.db"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	a.closers = append(a.closers, db.Close)
+	led, err := boltledger.New(db)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// The queue's writes share the ledger's group commits (one fsync for both).
+	qcfg := local.Config{QueueName: "local", Logger: a.log, Commit: led.Committer().Batch}
+	var authn pipeline.Authenticator
+	if a.cfg.Auth == "on" {
+		iss, err := auth.OpenLocalIssuer(localKeyPath(a.cfg), localIssuer, localCaller)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		v, err := auth.NewVerifier(ctx, auth.Config{Audience: localAudience, Issuer: localIssuer, Allowed: []string{localCaller}, KeySet: iss.KeySet()})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		authn = v
+		a.token, a.audience = iss.Token, localAudience
+		qcfg.Token, qcfg.Audience = iss.Token, localAudience
+	}
+	q, err := local.New(db, qcfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	a.setBase = q.SetBaseURL
+	a.queuePending = q.Pending
+	a.runners = append(a.runners, q.Run)
+	return led, q, authn, nil
+}
+
+// listen binds addr and records the base URL the local queue and cron call.
+func (a *app) listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	a.baseURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	if a.setBase != nil {
+		a.setBase(a.baseURL)
+	}
+	return ln, nil
+}
+
+// serve runs the HTTP server and the background parts until ctx is done, then
+// shuts down within Cloud Run's 10 s SIGTERM grace.
+func (a *app) serve(ctx context.Context, ln net.Listener, started func()) error {
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1+len(a.runners))
+	go func() { errc <- srv.Serve(ln) }()
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{}, len(a.runners))
+	for _, run := range a.runners {
+		go func() {
+			if err := run(bg); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- err
+			}
+			done <- struct{}{}
+		}()
+	}
+	if started != nil {
+		started()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 8*time.Second)
+	defer cancel()
+	stopBG()
+	for range a.runners {
+		select {
+		case <-done:
+		case <-shutdown.Done():
+		}
+	}
+	if serr := srv.Shutdown(shutdown); serr != nil && err == nil {
+		err = serr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (a *app) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil {
+			a.log.Warn("close", "error", err.Error())
+		}
+	}
+	a.closers = nil
+}

@@ -1,0 +1,421 @@
+package app
+
+// Benchmarks that print the local-mode performance figures of docs/design.md
+// ("Performance targets"). They run the real stack: orchestrator, Echo HTTP
+// handler, local queue delivering over loopback HTTP, bbolt ledger with
+// fsync, auth on with the local issuer, as `pipeline serve` wires it. They
+// assert nothing about time; see docs/performance.md for how to run them.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pipelinehq/pipeline/notify"
+	"github.com/pipelinehq/pipeline/pipeline"
+)
+
+// benchSteps is the length of the benchmark chain.
+const benchSteps = 10
+
+// benchPipelineYAML is a linear chain of benchSteps no-op steps.
+func benchPipelineYAML() string {
+	var sb strings.Builder
+	sb.WriteString("name: bench\ntime_zone: UTC\nsteps:\n")
+	for i := range benchSteps {
+		fmt.Fprintf(&sb, "  - name: s%d\n    kind: noop\n", i)
+	}
+	return sb.String()
+}
+
+// chainTimes holds, for one run, when each step's delivery reached the HTTP
+// handler (arrived), when its claim was committed (started: EventStepStarted,
+// emitted right after the claim's commit) and when the handler answered.
+type chainTimes struct {
+	arrived, started, answered [benchSteps]time.Time
+	done                       chan struct{}
+}
+
+// clock records the timestamps of the runs it is told about, through a
+// notifier (started, run end) and a wrapper around the HTTP handler (arrived,
+// answered).
+type clock struct {
+	mu    sync.Mutex
+	runs  map[string]*chainTimes
+	tasks map[string]taskRef // task name -> run and step index
+	// taskName names a step's task as the service does.
+	taskName func(runID, step string, gen int) string
+}
+
+type taskRef struct {
+	run *chainTimes
+	i   int
+}
+
+func newClock() *clock {
+	return &clock{runs: map[string]*chainTimes{}, tasks: map[string]taskRef{}, taskName: pipeline.TaskName}
+}
+
+// expect registers a run before it is started.
+func (c *clock) expect(runID string) *chainTimes {
+	ct := &chainTimes{done: make(chan struct{})}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.runs[runID] = ct
+	for i := range benchSteps {
+		c.tasks[c.taskName(runID, fmt.Sprintf("s%d", i), 1)] = taskRef{ct, i}
+	}
+	return ct
+}
+
+func stepIndex(name string) int {
+	i, err := strconv.Atoi(strings.TrimPrefix(name, "s"))
+	if err != nil || i < 0 || i >= benchSteps {
+		return -1
+	}
+	return i
+}
+
+func (c *clock) notify(_ context.Context, e pipeline.Event) error {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ct := c.runs[e.Run.ID]
+	if ct == nil {
+		return nil
+	}
+	switch {
+	case e.Kind == pipeline.EventStepStarted:
+		if i := stepIndex(e.Step.Step); i >= 0 && ct.started[i].IsZero() {
+			ct.started[i] = now
+		}
+	case e.Step == nil && e.Run.Status.Terminal():
+		select {
+		case <-ct.done:
+		default:
+			close(ct.done)
+		}
+	}
+	return nil
+}
+
+func (c *clock) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		at := time.Now()
+		name := r.Header.Get("X-CloudTasks-TaskName")
+		h.ServeHTTP(w, r)
+		answered := time.Now()
+		if name == "" {
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if ref, ok := c.tasks[name]; ok && ref.run.arrived[ref.i].IsZero() {
+			ref.run.arrived[ref.i], ref.run.answered[ref.i] = at, answered
+		}
+	})
+}
+
+// localStack is the service as `pipeline serve` runs it in local mode, on a
+// loopback port, with a fresh data directory.
+type localStack struct {
+	a     *app
+	clock *clock
+	seq   atomic.Int64
+}
+
+func startLocalStack(b *testing.B) *localStack {
+	b.Helper()
+	dir := b.TempDir()
+	file := filepath.Join(dir, "bench.yaml")
+	if err := os.WriteFile(file, []byte(benchPipelineYAML()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cfg := &Config{File: []string{file}, Backend: "local", Data: filepath.Join(dir, "data"), Auth: "on", LogLevel: "info", LeaseGrace: 30 * time.Second, stepSets: exampleSteps()}
+	// The real JSON logger at the default level; only the write is discarded.
+	log := newLogger(cfg, io.Discard)
+	s := &localStack{clock: newClock()}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := buildApp(ctx, cfg, log, notify.Func(s.clock.notify))
+	if err != nil {
+		cancel()
+		b.Fatal(err)
+	}
+	s.a = a
+	s.clock.taskName = a.orch.TaskName // names carry the ledger's namespace
+	a.handler = s.clock.wrap(a.handler)
+	ln, err := a.listen("127.0.0.1:0")
+	if err != nil {
+		cancel()
+		a.close()
+		b.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- a.serve(ctx, ln, nil) }()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			b.Errorf("serve: %v", err)
+		}
+		a.close()
+	})
+	return s
+}
+
+// chain starts one run over HTTP (as the CLI does) and waits for its end.
+func (s *localStack) chain(ctx context.Context) (*chainTimes, error) {
+	key := fmt.Sprintf("k%d", s.seq.Add(1))
+	ct := s.clock.expect(pipeline.RunID("bench", key))
+	res, err := s.a.start(ctx, pipeline.StartRequest{Pipeline: "bench", Key: key})
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-ct.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(time.Minute):
+		return nil, fmt.Errorf("run %s did not end within a minute", res.Run.ID)
+	}
+	final, err := s.a.orch.Ledger().GetRun(ctx, res.Run.ID)
+	if err != nil {
+		return nil, err
+	}
+	if final.Status != pipeline.RunSucceeded {
+		return nil, fmt.Errorf("run %s ended %s: %s", final.ID, final.Status, final.Error)
+	}
+	return ct, nil
+}
+
+// latencies gathers, over chains, the step-to-step intervals and their parts.
+type latencies struct {
+	stepToStep []time.Duration // started[i] -> started[i+1]
+	claim      []time.Duration // arrived[i] -> started[i]: auth, decode, read, claim commit
+	finish     []time.Duration // started[i] -> answered[i]: body, success commit, enqueue commit
+	queue      []time.Duration // answered[i] -> arrived[i+1]: queue dispatch and HTTP
+}
+
+func (l *latencies) add(ct *chainTimes) {
+	for i := range benchSteps {
+		l.claim = append(l.claim, ct.started[i].Sub(ct.arrived[i]))
+		l.finish = append(l.finish, ct.answered[i].Sub(ct.started[i]))
+		if i+1 < benchSteps {
+			l.stepToStep = append(l.stepToStep, ct.started[i+1].Sub(ct.started[i]))
+			l.queue = append(l.queue, ct.arrived[i+1].Sub(ct.answered[i]))
+		}
+	}
+}
+
+func quantileMS(d []time.Duration, q float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return float64(s[min(len(s)-1, int(float64(len(s))*q))]) / float64(time.Millisecond)
+}
+
+func (l *latencies) report(b *testing.B) {
+	b.ReportMetric(quantileMS(l.stepToStep, 0.50), "p50_ms")
+	b.ReportMetric(quantileMS(l.stepToStep, 0.99), "p99_ms")
+	b.ReportMetric(quantileMS(l.claim, 0.50), "claim_p50_ms")
+	b.ReportMetric(quantileMS(l.finish, 0.50), "finish_p50_ms")
+	b.ReportMetric(quantileMS(l.queue, 0.50), "queue_p50_ms")
+}
+
+// BenchmarkLocalStepToStep runs chains of 10 no-op steps one at a time and
+// reports the step-to-step latency: from the commit of step N's claim
+// (EventStepStarted) to the commit of step N+1's claim, which in a steady
+// chain equals handler start to handler start. Its parts are reported too:
+// claim (HTTP arrival to claim committed), finish (claim to the handler's
+// answer: body, success commit, successor enqueue commit) and queue (answer
+// to the next delivery's arrival). ns/op is one whole chain.
+func BenchmarkLocalStepToStep(b *testing.B) {
+	if testing.Short() {
+		b.Skip("runs the whole local stack")
+	}
+	s := startLocalStack(b)
+	ctx := b.Context()
+	if _, err := s.chain(ctx); err != nil { // warm up: connections, token
+		b.Fatal(err)
+	}
+	var l latencies
+	for b.Loop() {
+		ct, err := s.chain(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		l.add(ct)
+	}
+	l.report(b)
+}
+
+// BenchmarkLocalChainsConcurrency50 runs 200 chains of 10 no-op steps with 50
+// in flight at a time (each of 50 workers starts a chain and waits for its end)
+// and reports step transitions per second, and step-to-step latency under
+// that load. ns/op is one batch of 200 chains.
+func BenchmarkLocalChainsConcurrency50(b *testing.B) {
+	if testing.Short() {
+		b.Skip("runs the whole local stack")
+	}
+	const chains, workers = 200, 50
+	s := startLocalStack(b)
+	ctx := b.Context()
+	if _, err := s.chain(ctx); err != nil {
+		b.Fatal(err)
+	}
+	var (
+		l       latencies
+		steps   int
+		elapsed time.Duration
+	)
+	for b.Loop() {
+		var (
+			mu   sync.Mutex
+			wg   sync.WaitGroup
+			left atomic.Int64
+		)
+		left.Store(chains)
+		t0 := time.Now()
+		for range workers {
+			wg.Go(func() {
+				for left.Add(-1) >= 0 {
+					ct, err := s.chain(ctx)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					mu.Lock()
+					l.add(ct)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		elapsed += time.Since(t0)
+		steps += chains * benchSteps
+	}
+	b.ReportMetric(float64(steps)/elapsed.Seconds(), "transitions/s")
+	l.report(b)
+}
+
+// BenchmarkColdStart builds the binary, then per iteration execs `pipeline
+// serve` (local backend, auth on or off, cron on, a fresh PIPELINE_DATA, the repo's
+// pipelines) on a free port and reports the time from exec to the first 200
+// on /healthz (ms_to_healthz, median over iterations) and the resident set
+// after a second of idling (idle_rss_MB, median).
+func BenchmarkColdStart(b *testing.B) {
+	if testing.Short() {
+		b.Skip("builds and runs the binary")
+	}
+	bin := filepath.Join(b.TempDir(), "pipeline")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/pipeline").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	pipelines, err := filepath.Abs(filepath.Join("..", "pipelines"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 2 * time.Second}
+	// auth=on is the target (as `pipeline serve` runs by default); auth=off
+	// shows what the local issuer's key generation costs.
+	for _, authMode := range []string{"on", "off"} {
+		b.Run("auth="+authMode, func(b *testing.B) {
+			var toHealthz, rss []float64
+			for b.Loop() {
+				ms, kb, err := coldStart(b, bin, pipelines, authMode, client)
+				if err != nil {
+					b.Fatal(err)
+				}
+				toHealthz = append(toHealthz, ms)
+				rss = append(rss, float64(kb)/1024)
+			}
+			b.ReportMetric(median(toHealthz), "ms_to_healthz")
+			b.ReportMetric(median(rss), "idle_rss_MB")
+		})
+	}
+}
+
+func coldStart(b *testing.B, bin, pipelines, authMode string, client *http.Client) (ms float64, rssKB int, err error) {
+	port, err := freeTCPPort()
+	if err != nil {
+		return 0, 0, err
+	}
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "PIPELINE_DATA="+b.TempDir(),
+		"PIPELINE_FILE="+pipelines, "PIPELINE_BACKEND=local", "PIPELINE_AUTH="+authMode)
+	url := fmt.Sprintf("http://127.0.0.1:%d/healthz", port)
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Since(t0) > 10*time.Second {
+			return 0, 0, fmt.Errorf("no 200 from %s within 10 s: %v", url, err)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	ms = float64(time.Since(t0)) / float64(time.Millisecond)
+	time.Sleep(time.Second)
+	rssKB, err = vmRSS(cmd.Process.Pid)
+	return ms, rssKB, err
+}
+
+func freeTCPPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// vmRSS reads a process's resident set size (kB) from /proc.
+func vmRSS(pid int) (int, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

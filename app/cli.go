@@ -1,0 +1,66 @@
+package app
+
+import (
+	"context"
+	"io"
+
+	"github.com/alecthomas/kong"
+)
+
+// cli is the command line: global configuration plus one subcommand.
+type cli struct {
+	Config
+
+	Serve         serveCmd         `cmd:"" help:"Run the HTTP service (what Cloud Run runs); in local mode also the queue and the cron."`
+	Run           runCmd           `cmd:"" help:"Run a pipeline once on the embedded backends, printing each step, and exit 0 on success, 1 on failure."`
+	Validate      validateCmd      `cmd:"" help:"Check pipeline files and list every problem at once."`
+	Doctor        doctorCmd        `cmd:"" help:"Check the deployment's configuration (audience, invokers, deadlines, time zones, Discord) and, with credentials, the live queue, Scheduler jobs and invoker IAM; print a fix for each problem; exit 1 on errors."`
+	Schedules     schedulesCmd     `cmd:"" help:"Print each scheduled pipeline's Cloud Scheduler job: name, schedule, time zone, attempt deadline (TSV, or --json)."`
+	TasksEmulator tasksEmulatorCmd `cmd:"" name:"tasks-emulator" help:"Run a Cloud Tasks v2 emulator (gRPC) that dispatches over HTTP with OIDC tokens, for the gcp backend on one machine."`
+
+	// Operator tools: local store by default, PIPELINE_BACKEND=gcp, or --url.
+	Enqueue  enqueueCmd  `cmd:"" help:"Enqueue one step of a run ad hoc (--date D or --run RUN); it obeys the gate and chains on unless --only; --force runs it again in a new generation."`
+	Status   statusCmd   `cmd:"" help:"Print a run and its steps: status, attempts, generation, duration, error or output."`
+	Runs     runsCmd     `cmd:"" help:"List runs, newest first (--pipeline, --since 7d, --status)."`
+	Watch    watchCmd    `cmd:"" help:"Show a run's progress until it ends; exit 1 if it failed."`
+	Resume   resumeCmd   `cmd:"" help:"Re-enqueue a run from its failed step(s), keeping what succeeded."`
+	Cancel   cancelCmd   `cmd:"" help:"Cancel a run: no further step starts."`
+	Backfill backfillCmd `cmd:"" help:"Create one run per date from --from to --to, at most --max-parallel at once; repeating it creates nothing new."`
+	Stats    statsCmd    `cmd:"" help:"Per pipeline and step: runs, success rate, average and p95 duration (--since 7d)."`
+	Pause    pauseCmd    `cmd:"" help:"Pause a pipeline's schedule (--reason R): scheduled starts are skipped and no missed-start alert fires; on GCP its Cloud Scheduler job is paused too."`
+	Unpause  unpauseCmd  `cmd:"" help:"Resume a paused pipeline's schedule (and its Cloud Scheduler job on GCP)."`
+}
+
+// runCLI parses args and runs the chosen command.
+func runCLI(ctx context.Context, args []string, o *options) error {
+	stdout, stderr := o.stdout, o.stderr
+	var c cli
+	exit := -1
+	parser, err := kong.New(&c,
+		kong.Name("pipeline"),
+		kong.Description("Daily job chains on Cloud Scheduler, Cloud Tasks and Firestore — or on one machine."),
+		kong.UsageOnError(),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { exit = code }),
+		kong.BindTo(ctx, (*context.Context)(nil)),
+	)
+	if err != nil {
+		return err
+	}
+	kctx, err := parser.Parse(args)
+	if exit >= 0 {
+		return exitCode{code: exit}
+	}
+	if err != nil {
+		parser.Errorf("%s", err)
+		return exitCode{code: 2}
+	}
+	c.Config.stepSets = o.steps
+	env := &appEnv{stdout: stdout, stderr: stderr}
+	return kctx.Run(&c.Config, env)
+}
+
+// appEnv carries the process's streams to commands.
+type appEnv struct {
+	stdout, stderr io.Writer
+}

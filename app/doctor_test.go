@@ -1,0 +1,126 @@
+package app
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pipelinehq/pipeline/doctor"
+)
+
+// gcpArgs is a deployment as the deploy scripts configure it.
+func gcpArgs(extra ...string) []string {
+	const tasks, sched = "pipeline-prod-tasks@acme.iam.gserviceaccount.com", "pipeline-prod-scheduler@acme.iam.gserviceaccount.com"
+	return append([]string{
+		"--file", repoPipelines, "--backend", "gcp", "--project", "acme",
+		"--service-url", "https://pipeline-prod-abc123-ew.a.run.app", "--tasks-location", "europe-west1",
+		"--tasks-service-account", tasks, "--allowed-invokers", tasks + "," + sched,
+		"doctor", "--offline", "--service", "pipeline-prod", "--scheduler-service-account", sched,
+		"--cloud-run-timeout", "1800s", "--queue-max-attempts", "25", "--scheduler-retries", "3",
+		"--discord-url", "https://discord.com/api/webhooks/123456789012345678/tok_en-123",
+	}, extra...)
+}
+
+func TestDoctorPassesAGoodDeployment(t *testing.T) {
+	out, stderr, err := runArgs(t, gcpArgs()...)
+	if err != nil || !strings.Contains(out, "0 error(s), 0 warning(s); backend gcp, pipelines daily") {
+		t.Fatalf("err %v\n%s\n%s", err, out, stderr)
+	}
+}
+
+func TestDoctorFailsOnErrorsWithFixes(t *testing.T) {
+	out, _, err := runArgs(t, gcpArgs("--cloud-run-timeout", "60s", "--audience", "https://pipeline-prod-abc123-ew.a.run.app/")...)
+	var ec exitCode
+	if !errors.As(err, &ec) || ec.code != 1 {
+		t.Fatalf("err = %v, want exit 1\n%s", err, out)
+	}
+	for _, want := range []string{
+		"ERROR [audience]", "differ only by a trailing slash", "--remove-env-vars OIDC_AUDIENCE",
+		"ERROR [deadlines] pipeline daily, step extract", "--timeout=",
+		"4 error(s)", // the audience, and each of the 3 steps (timeout + 15 s > 60 s)
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestDoctorWarningsPassUnlessStrict(t *testing.T) {
+	args := gcpArgs("--scheduler-retries", "0", "--json")
+	out, _, err := runArgs(t, args...)
+	if err != nil {
+		t.Fatalf("warnings failed the doctor: %v\n%s", err, out)
+	}
+	var rep struct {
+		OK       bool
+		Errors   int
+		Warnings int
+		Findings []struct{ Severity, Check, Problem, Why, Fix string }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("json: %v\n%s", err, out)
+	}
+	if !rep.OK || rep.Errors != 0 || rep.Warnings != 1 || rep.Findings[0].Severity != "warning" || rep.Findings[0].Check != "scheduler-retries" {
+		t.Fatalf("report: %+v", rep)
+	}
+	_, _, err = runArgs(t, append(args, "--strict")...)
+	var ec exitCode
+	if !errors.As(err, &ec) || ec.code != 1 {
+		t.Fatalf("--strict with a warning: err = %v, want exit 1", err)
+	}
+}
+
+func TestSchedulesTSVAndJSON(t *testing.T) {
+	out, _, err := runArgs(t, "--file", repoPipelines, "schedules")
+	if err != nil || out != "daily\t0 6 * * *\tEurope/Paris\t45s\n" {
+		t.Fatalf("tsv: %v %q", err, out)
+	}
+	out, _, err = runArgs(t, "--file", repoPipelines, "schedules", "--json")
+	var list []doctor.Schedule
+	if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 ||
+		list[0] != (doctor.Schedule{Pipeline: "daily", Schedule: "0 6 * * *", TimeZone: "Europe/Paris", AttemptDeadlineSeconds: 45}) {
+		t.Fatalf("json: %v %s", err, out)
+	}
+}
+
+// TestDoctorGoesOnWhenPipelinesFailToLoad: a broken pipeline file is
+// reported as findings at its line, and the configuration checks still run
+// (here they find the trailing-slash audience) with the pipelines that loaded.
+func TestDoctorGoesOnWhenPipelinesFailToLoad(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "broken.yaml")
+	if err := os.WriteFile(bad, []byte("name: broken\nsteps:\n  - {name: a, kind: noop, timout: 5s}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := gcpArgs("--audience", "https://pipeline-prod-abc123-ew.a.run.app/", "--json")
+	args = append([]string{"--file", bad}, args...) // --file given twice: both files load
+	out, stderr, err := runArgs(t, args...)
+	var ec exitCode
+	if !errors.As(err, &ec) || ec.code != 1 {
+		t.Fatalf("err = %v, want exit 1\n%s\n%s", err, out, stderr)
+	}
+	var rep struct {
+		OK        bool
+		Pipelines []string
+		Findings  []struct{ Severity, Check, Subject, Problem, Fix string }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("json: %v\n%s", err, out)
+	}
+	var load, audience bool
+	for _, f := range rep.Findings {
+		switch f.Check {
+		case "pipelines":
+			load = f.Severity == "error" && f.Subject == bad+":3:27" && strings.Contains(f.Problem, `unknown key "timout" (did you mean "timeout"?)`) &&
+				strings.Contains(f.Fix, "pipeline validate -f "+bad)
+		case "audience":
+			audience = true
+		}
+	}
+	if rep.OK || !load || !audience || strings.Join(rep.Pipelines, ",") != "daily" {
+		t.Fatalf("want the load problem, the audience finding and the daily pipeline checked; got %s", out)
+	}
+}

@@ -1,0 +1,42 @@
+package app
+
+import (
+	"io"
+	"path/filepath"
+
+	"github.com/pipelinehq/pipeline/steps"
+	"github.com/pipelinehq/pipeline/steps/example"
+)
+
+// Option changes what Main and Run assemble.
+type Option func(*options)
+
+// WithSteps registers step kinds of your own, next to the built-in ones
+// (http, noop, sleep). Pipeline files name them in a step's kind.
+func WithSteps(register func(reg *steps.Registry)) Option {
+	return func(o *options) {
+		o.steps = append(o.steps, func(reg *steps.Registry, _ *Config) { register(reg) })
+	}
+}
+
+// WithConfiguredSteps is WithSteps for step kinds that need the service's
+// configuration, for example the data directory (Config.Data) to keep files in.
+func WithConfiguredSteps(register func(reg *steps.Registry, cfg *Config)) Option {
+	return func(o *options) { o.steps = append(o.steps, register) }
+}
+
+// WithExampleSteps registers the example kinds (example.extract,
+// example.transform, example.report) that the repository's pipelines use;
+// their files live under PIPELINE_DATA/files. The stock binary has them.
+func WithExampleSteps() Option {
+	return WithConfiguredSteps(registerExampleSteps)
+}
+
+func registerExampleSteps(reg *steps.Registry, cfg *Config) {
+	example.Register(reg, filepath.Join(cfg.Data, "files"))
+}
+
+// WithOutput sets where commands write (default os.Stdout and os.Stderr).
+func WithOutput(stdout, stderr io.Writer) Option {
+	return func(o *options) { o.stdout, o.stderr = stdout, stderr }
+}
