@@ -35,10 +35,10 @@ type Definition struct {
 	Steps        []*StepDef
 	byName       map[string]*StepDef
 	successors   map[string][]string
-	line, column int // where the name is written in its file
+	cron         cron.Schedule // the parsed Schedule, or nil
+	line, column int           // where the name is written in its file
 	graph        *Graph
 	graphErr     error
-	cron         cron.Schedule // the parsed Schedule, or nil
 }
 
 // StepDef is one step of a Definition.

@@ -105,9 +105,9 @@ type harness struct {
 	events *eventLog
 	now    time.Time
 	nowMu  sync.Mutex
-	// reg and notifiers are kept for deploy; catalog to restart the
-	// orchestrator.
-	reg       *steps.Registry
+	// reg and notifiers are kept for deploy.
+	reg *steps.Registry
+	// catalog and notifiers are kept to restart the orchestrator.
 	catalog   *pipeline.Catalog
 	notifiers pipeline.Notifiers
 }

@@ -130,9 +130,9 @@ func TestLateRunAlertOnceThenLateCompletion(t *testing.T) {
 			if _, err := h.orch.Start(ctx, pipeline.StartRequest{Pipeline: "daily", ScheduleTime: fire, Trigger: "scheduler"}); err != nil {
 				t.Fatal(err)
 			}
-			deliverNext(t, h) // a succeeds
+			deliverOldest(t, h) // a succeeds
 			h.advance(10 * time.Minute)
-			deliverNext(t, h) // b fails, the queue will retry it
+			deliverOldest(t, h) // b fails, the queue will retry it
 			if rep := h.reconcile(); len(rep.Alerts) != 0 {
 				t.Fatalf("alerts before the deadline: %v", rep.Alerts)
 			}
@@ -177,8 +177,8 @@ func TestLateRunAlertOnceThenLateCompletion(t *testing.T) {
 	}
 }
 
-// deliverNext hands the oldest queued task to the orchestrator.
-func deliverNext(t *testing.T, h *harness) {
+// deliverOldest hands the oldest queued task to the orchestrator.
+func deliverOldest(t *testing.T, h *harness) {
 	t.Helper()
 	tasks := h.queue.take()
 	if len(tasks) == 0 {

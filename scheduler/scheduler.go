@@ -46,7 +46,7 @@ func (l *Local) Run(ctx context.Context) error {
 		if def.Schedule == "" {
 			continue
 		}
-		sched, err := Parse(def.Schedule)
+		sched, err := pipeline.ParseSchedule(def.Schedule)
 		if err != nil {
 			return fmt.Errorf("scheduler: %s: %w", def.Name, err)
 		}
