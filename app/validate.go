@@ -46,7 +46,11 @@ func describe(env *appEnv, d *pipeline.Definition) {
 	if d.Schedule != "" {
 		if s, err := scheduler.Parse(d.Schedule); err == nil {
 			fmt.Fprintf(env.stdout, ", schedule %q (next %s)", d.Schedule, s.Next(time.Now().In(d.Location)).Format("2006-01-02 15:04 MST"))
+			fmt.Fprintf(env.stdout, ", start within %s", d.StartWithin)
 		}
+	}
+	if d.Deadline != nil {
+		fmt.Fprintf(env.stdout, ", deadline %s", d.Deadline.Text)
 	}
 	fmt.Fprintln(env.stdout)
 	for _, s := range d.Steps {
