@@ -57,6 +57,11 @@ type app struct {
 	// queuePending counts the local queue's waiting and in-flight tasks
 	// (local backend; nil otherwise).
 	queuePending func() int
+	// verifier checks callers' tokens (auth on); the dashboard's roles are
+	// allowlists over it.
+	verifier *auth.Verifier
+	// localQueue is the local backend's queue (nil on gcp).
+	localQueue *local.Queue
 }
 
 // newLogger builds the Cloud Logging JSON logger.
@@ -82,8 +87,8 @@ func loadCatalog(cfg *Config) (*pipeline.Catalog, error) {
 // buildApp assembles the service for cfg.Backend. extra notifiers get every
 // event after the log notifier.
 func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipeline.Notifier) (*app, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("configuration:\n%w", err)
+	if err := preflight(cfg); err != nil {
+		return nil, err
 	}
 	reg := newRegistry(cfg)
 	catalog, err := pipeline.LoadFiles(cfg.File, reg)
@@ -106,12 +111,17 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 	}
 	if cfg.Auth == "off" {
 		authn, a.operators = auth.Off{}, nil
-		log.Warn("AUTHENTICATION IS OFF (PIPELINE_AUTH=off): every caller is accepted. Never run like this outside local development.")
+		if cfg.Backend == "gcp" {
+			log.Warn("AUTHENTICATION IS OFF (PIPELINE_AUTH=off) on the gcp backend, allowed because both emulators are set: every caller is accepted and no delivery's token is checked. Never run like this against real Cloud Tasks or Firestore.",
+				"cloud_tasks_emulator_host", cfg.TasksEmulator, "firestore_emulator_host", cfg.firestoreEmulator)
+		} else {
+			log.Warn("AUTHENTICATION IS OFF (PIPELINE_AUTH=off): every caller is accepted. Never run like this outside local development.")
+		}
 	}
 	notifiers := pipeline.Notifiers{&notify.Log{Logger: log}}
 	if cfg.DiscordWebhook != "" {
 		d, err := discord.New(discord.Config{WebhookURL: cfg.DiscordWebhook, Mention: cfg.DiscordMention,
-			Revision: cfg.Revision, Project: cfg.Project, Store: led, Logger: log})
+			Revision: cfg.Revision, Project: cfg.Project, DashboardURL: cfg.DashboardURL, Store: led, Logger: log})
 		if err != nil {
 			a.close()
 			return nil, fmt.Errorf("discord: %w", err)
@@ -120,7 +130,7 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 		a.runners = append(a.runners, d.Run)
 	}
 	notifiers = append(notifiers, extra...)
-	a.orch, err = pipeline.New(pipeline.Config{Catalog: catalog, Ledger: led, Queue: q, Notifier: notifiers, Logger: log, LeaseGrace: cfg.LeaseGrace, Registry: reg,
+	a.orch, err = pipeline.New(pipeline.Config{Catalog: catalog, Ledger: led, Queue: q, Notifier: notifiers, Logger: log, LeaseGrace: cfg.LeaseGrace.Duration, Registry: reg,
 		Jobs: a.schedulerJobs(cfg, os.Getenv, log)})
 	if err != nil {
 		a.close()
@@ -134,6 +144,10 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 		a.close()
 		return nil, err
 	}
+	if a.handler, err = a.withDashboard(a.handler, authn); err != nil {
+		a.close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -142,7 +156,7 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue, pipeline.Authenticator, error) {
 	db, err := boltledger.OpenDB(filepath.Join(a.cfg.Data, "pipeline.db"))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, storeBusy(a.cfg, err)
 	}
 	a.closers = append(a.closers, db.Close)
 	led, err := boltledger.New(db)
@@ -161,7 +175,7 @@ func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		authn = v
+		authn, a.verifier = v, v
 		a.token, a.audience = iss.Token, localAudience
 		qcfg.Token, qcfg.Audience = iss.Token, localAudience
 	}
@@ -171,6 +185,7 @@ func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue
 	}
 	a.setBase = q.SetBaseURL
 	a.queuePending = q.Pending
+	a.localQueue = q
 	a.runners = append(a.runners, q.Run)
 	return led, q, authn, nil
 }

@@ -145,7 +145,7 @@ func startLocalStack(b *testing.B) *localStack {
 	if err := os.WriteFile(file, []byte(benchPipelineYAML()), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	cfg := &Config{File: []string{file}, Backend: "local", Data: filepath.Join(dir, "data"), Auth: "on", LogLevel: "info", LeaseGrace: 30 * time.Second, stepSets: exampleSteps()}
+	cfg := &Config{File: []string{file}, Backend: "local", Data: filepath.Join(dir, "data"), Auth: "on", LogLevel: "info", LeaseGrace: durationOf(30 * time.Second), stepSets: exampleSteps()}
 	// The real JSON logger at the default level; only the write is discarded.
 	log := newLogger(cfg, io.Discard)
 	s := &localStack{clock: newClock()}

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"io"
+	"os"
 
 	"github.com/alecthomas/kong"
 )
@@ -11,11 +12,14 @@ import (
 type cli struct {
 	Config
 
-	Serve         serveCmd         `cmd:"" help:"Run the HTTP service (what Cloud Run runs); in local mode also the queue and the cron."`
+	Version kong.VersionFlag `name:"version" help:"Print the module version, VCS revision and build time, and exit."`
+
+	Serve         serveCmd         `cmd:"" help:"Run the HTTP service (what Cloud Run runs); in local mode also the queue and the cron. Its flags: --port (PORT, 8080), --host, --dev (auth off on 127.0.0.1), --reconcile-every (PIPELINE_RECONCILE_EVERY, 5m), --[no-]cron."`
 	Run           runCmd           `cmd:"" help:"Run a pipeline once on the embedded backends, printing each step, and exit 0 on success, 1 on failure."`
 	Validate      validateCmd      `cmd:"" help:"Check pipeline files and list every problem at once."`
 	Doctor        doctorCmd        `cmd:"" help:"Check the deployment's configuration (audience, invokers, deadlines, time zones, Discord) and, with credentials, the live queue, Scheduler jobs and invoker IAM; print a fix for each problem; exit 1 on errors."`
 	Schedules     schedulesCmd     `cmd:"" help:"Print each scheduled pipeline's Cloud Scheduler job: name, schedule, time zone, attempt deadline (TSV, or --json)."`
+	Token         tokenCmd         `cmd:"" help:"Print an ID token from the local issuer (the key in the data directory), to call a local serve with auth on: curl -H \"Authorization: Bearer $(pipeline token)\" ..."`
 	TasksEmulator tasksEmulatorCmd `cmd:"" name:"tasks-emulator" help:"Run a Cloud Tasks v2 emulator (gRPC) that dispatches over HTTP with OIDC tokens, for the gcp backend on one machine."`
 
 	// Operator tools: local store by default, PIPELINE_BACKEND=gcp, or --url.
@@ -29,6 +33,7 @@ type cli struct {
 	Stats    statsCmd    `cmd:"" help:"Per pipeline and step: runs, success rate, average and p95 duration (--since 7d)."`
 	Pause    pauseCmd    `cmd:"" help:"Pause a pipeline's schedule (--reason R): scheduled starts are skipped and no missed-start alert fires; on GCP its Cloud Scheduler job is paused too."`
 	Unpause  unpauseCmd  `cmd:"" help:"Resume a paused pipeline's schedule (and its Cloud Scheduler job on GCP)."`
+	UI       uiCmd       `cmd:"" name:"ui" help:"Open the dashboard of a service (--url): a proxy on 127.0.0.1 that adds your identity token to each request; prints the address to open."`
 }
 
 // runCLI parses args and runs the chosen command.
@@ -43,6 +48,11 @@ func runCLI(ctx context.Context, args []string, o *options) error {
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { exit = code }),
 		kong.BindTo(ctx, (*context.Context)(nil)),
+		kong.Vars{"version": buildVersion()},
+		kong.ExplicitGroups([]kong.Group{
+			{Key: "config", Title: "Configuration (every command; each flag also reads the environment variable shown):"},
+			{Key: "gcp", Title: "gcp backend and notifications (PIPELINE_BACKEND=gcp; see pipeline doctor):"},
+		}),
 	)
 	if err != nil {
 		return err
@@ -56,6 +66,7 @@ func runCLI(ctx context.Context, args []string, o *options) error {
 		return exitCode{code: 2}
 	}
 	c.Config.stepSets = o.steps
+	c.Config.firestoreEmulator = os.Getenv("FIRESTORE_EMULATOR_HOST")
 	env := &appEnv{stdout: stdout, stderr: stderr}
 	return kctx.Run(&c.Config, env)
 }

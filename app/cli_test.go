@@ -110,8 +110,8 @@ func TestConfigValidateListsEveryProblem(t *testing.T) {
 			t.Errorf("error lacks %s:\n%v", want, err)
 		}
 	}
-	_, stderr, err := runArgs(t, "serve", "--backend", "cloud")
-	if err == nil || !strings.Contains(stderr, "PIPELINE_BACKEND") {
-		t.Fatalf("serve with a bad backend: %v %s", err, stderr)
+	_, stderr, err := runArgs(t, "serve", "--backend", "cloud", "--file", repoPipelines, "--data", t.TempDir())
+	if ExitCode(err) != ExitUsage || !strings.Contains(stderr, `PIPELINE_BACKEND: "cloud" is not local or gcp`) {
+		t.Fatalf("serve with a bad backend: exit %d %v %s", ExitCode(err), err, stderr)
 	}
 }

@@ -95,7 +95,7 @@ func (d *doctorCmd) config(cfg *Config) doctor.Config {
 		ServiceURL: cfg.ServiceURL, Audience: cfg.Audience,
 		TasksLocation: cfg.TasksLocation, TasksQueue: cfg.TasksQueue,
 		TasksAccount: cfg.TasksAccount, SchedulerAccount: d.SchedulerAccount,
-		AllowedInvokers: cfg.AllowedInvokers, LeaseGrace: cfg.LeaseGrace,
+		AllowedInvokers: cfg.AllowedInvokers, LeaseGrace: cfg.LeaseGrace.Duration,
 		CloudRunTimeout: d.CloudRunTimeout, QueueMaxAttempts: d.QueueMaxAttempts,
 		SchedulerRetries: d.SchedulerRetries, DiscordWebhookURL: d.DiscordURL,
 	}

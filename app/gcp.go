@@ -36,7 +36,7 @@ func (a *app) gcpBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue, 
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		authn = v
+		authn, a.verifier = v, v
 		if len(c.AllowedOperators) > 0 {
 			ops, err := v.WithAllowed("ALLOWED_OPERATORS", c.AllowedOperators)
 			if err != nil {

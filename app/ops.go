@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	berrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/oauth2"
 	"google.golang.org/api/idtoken"
 
@@ -85,7 +84,7 @@ func (t *opsTarget) open(ctx context.Context, cfg *Config, env *appEnv, execute 
 		return t.openURL(ctx, cfg)
 	}
 	if t.IDToken != "" {
-		return nil, errors.New("--id-token is only used with --url")
+		return nil, usage(errors.New("--id-token is only used with --url"))
 	}
 	return t.openDirect(ctx, cfg, env, execute)
 }
@@ -93,13 +92,14 @@ func (t *opsTarget) open(ctx context.Context, cfg *Config, env *appEnv, execute 
 func (t *opsTarget) openURL(ctx context.Context, cfg *Config) (opsBackend, error) {
 	u, err := url.Parse(t.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--url %q is not an http(s) URL of the service", t.URL)
+		return nil, usage(fmt.Errorf("--url %q is not an http(s) URL of the service", t.URL))
 	}
 	audience := cfg.Audience
 	if audience == "" {
 		audience = t.URL
 	}
 	var ts oauth2.TokenSource
+	var why401 func(string) string
 	switch {
 	case t.IDToken != "":
 		ts = oauth2.StaticTokenSource(&oauth2.Token{AccessToken: t.IDToken})
@@ -110,16 +110,23 @@ func (t *opsTarget) openURL(ctx context.Context, cfg *Config) (opsBackend, error
 				return idtoken.NewTokenSource(ctx, aud)
 			}
 		}
+		var keyErr error
 		if isLoopback(u.Hostname()) && cfg.Backend == "local" && t.tokens == nil {
 			// A local `pipeline serve` on this machine: sign with its key
 			// from the data directory, as its own queue does.
-			if iss, lerr := auth.LoadLocalIssuer(localKeyPath(cfg), localIssuer, localCaller); lerr == nil {
+			iss, lerr := auth.LoadLocalIssuer(localKeyPath(cfg), localIssuer, localCaller)
+			if lerr == nil {
 				tok, terr := iss.Token(ctx, localAudience)
 				if terr == nil {
 					ts = oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok})
+					why401 = func(string) string {
+						return fmt.Sprintf("the service did not accept a token signed with the local key %s: is this serve using another data directory? pass its --data", localKeyPath(cfg))
+					}
 					break
 				}
+				lerr = terr
 			}
+			keyErr = lerr
 		}
 		ts, err = mint(ctx, audience)
 		if err != nil {
@@ -127,9 +134,16 @@ func (t *opsTarget) openURL(ctx context.Context, cfg *Config) (opsBackend, error
 				return nil, fmt.Errorf("could not mint an identity token for audience %s from your Google credentials: %w (use a service account's credentials, or pass --id-token)", audience, err)
 			}
 			ts = nil // a local `pipeline serve` may run with PIPELINE_AUTH=off
+			mintErr := err
+			why401 = func(string) string {
+				if keyErr != nil {
+					return fmt.Sprintf("no token was sent: the local issuer key was not found (%v), so this is not the data directory of the serve at %s; pass its --data (or --id-token $(pipeline token --data DIR))", keyErr, t.URL)
+				}
+				return fmt.Sprintf("no token was sent: no Google credentials were found (%v); run `gcloud auth application-default login` or pass --id-token", oneLine(mintErr.Error(), 200))
+			}
 		}
 	}
-	return &httpOps{base: u.String(), audience: audience, tokens: ts, client: &http.Client{Timeout: 60 * time.Second}}, nil
+	return &httpOps{base: u.String(), audience: audience, tokens: ts, client: &http.Client{Timeout: 60 * time.Second}, why401: why401}, nil
 }
 
 func isLoopback(host string) bool {
@@ -154,6 +168,9 @@ var _ opsBackend = (*directOps)(nil)
 
 func (t *opsTarget) openDirect(ctx context.Context, cfg *Config, env *appEnv, execute bool) (opsBackend, error) {
 	local := cfg.Backend == "local"
+	if err := preflight(cfg); err != nil {
+		return nil, err // before the log directory is created
+	}
 	logw, closeLog, err := t.logWriter(cfg, env)
 	if err != nil {
 		return nil, err
@@ -168,9 +185,6 @@ func (t *opsTarget) openDirect(ctx context.Context, cfg *Config, env *appEnv, ex
 	a, err := buildApp(ctx, cfg, log, wake)
 	if err != nil {
 		_ = closeLog()
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("the local store %s is in use by another pipeline process (probably `pipeline serve`): pass --url http://127.0.0.1:PORT to send this to it, or stop it first", filepath.Join(cfg.Data, "pipeline.db"))
-		}
 		return nil, err
 	}
 	d.a = a
@@ -276,7 +290,7 @@ func (d *directOps) GetRun(ctx context.Context, runID string) (pipeline.Run, err
 	}
 	r, err := d.a.orch.Ledger().GetRun(ctx, runID)
 	if err != nil {
-		return pipeline.Run{}, fmt.Errorf("run %s: %w", runID, err)
+		return pipeline.Run{}, d.a.orch.Catalog().ExplainMissingRun(runID, fmt.Errorf("run %s: %w", runID, err))
 	}
 	return r, nil
 }

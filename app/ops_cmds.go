@@ -20,6 +20,16 @@ func fail(err error) error {
 	return exitCode{code: 1, msg: err.Error()}
 }
 
+// usage turns bad input found before anything is done (flags, arguments)
+// into exit 2 with its message.
+func usage(err error) error {
+	var ec exitCode
+	if errors.As(err, &ec) {
+		return err
+	}
+	return exitCode{code: ExitUsage, msg: err.Error()}
+}
+
 // info is where a command prints what it does: stdout, or stderr when
 // stdout carries the JSON result.
 func (t *opsTarget) info(env *appEnv) io.Writer {
@@ -37,8 +47,8 @@ func checkRunID(id string) error {
 }
 
 func checkDate(flag, v string) error {
-	if _, err := time.Parse(time.DateOnly, v); err != nil {
-		return fmt.Errorf("%s %q is not a date YYYY-MM-DD", flag, v)
+	if _, err := pipeline.ParseDate(v, time.UTC); err != nil {
+		return fmt.Errorf("%s %v", flag, err)
 	}
 	return nil
 }
@@ -99,9 +109,6 @@ func (c *enqueueCmd) request() (pipeline.EnqueueRequest, error) {
 		if err := checkDate("--date", c.Date); err != nil {
 			return req, err
 		}
-		if c.URL != "" && c.Pipeline == "" {
-			return req, errors.New("--pipeline is required with --date and --url")
-		}
 		req.Pipeline, req.Date = c.Pipeline, c.Date
 	}
 	if c.Timeout <= 0 {
@@ -113,7 +120,7 @@ func (c *enqueueCmd) request() (pipeline.EnqueueRequest, error) {
 func (c *enqueueCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 	req, err := c.request()
 	if err != nil {
-		return fail(err)
+		return usage(err)
 	}
 	b, err := c.open(ctx, cfg, env, true)
 	if err != nil {
@@ -210,15 +217,15 @@ type statusCmd struct {
 }
 
 func (c *statusCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
-	return c.onRun(ctx, cfg, env, c.RunID, opsBackend.GetRun, "")
+	return c.onRun(ctx, cfg, env, c.RunID, opsBackend.GetRun, nil)
 }
 
 // onRun opens the backend, applies op to one run and prints the run it
 // returns (JSON with --json), under header when there is one.
 func (t *opsTarget) onRun(ctx context.Context, cfg *Config, env *appEnv, runID string,
-	op func(opsBackend, context.Context, string) (pipeline.Run, error), header string) error {
+	op func(opsBackend, context.Context, string) (pipeline.Run, error), header func() string) error {
 	if err := checkRunID(runID); err != nil {
-		return fail(err)
+		return usage(err)
 	}
 	b, err := t.open(ctx, cfg, env, false)
 	if err != nil {
@@ -232,8 +239,8 @@ func (t *opsTarget) onRun(ctx context.Context, cfg *Config, env *appEnv, runID s
 	if t.JSON {
 		return writeJSON(env.stdout, r)
 	}
-	if header != "" {
-		fmt.Fprintf(env.stdout, header+"\n\n", r.ID)
+	if header != nil {
+		fmt.Fprintf(env.stdout, "%s\n\n", header())
 	}
 	printRun(env.stdout, r)
 	return nil
@@ -272,7 +279,7 @@ func (c *runsCmd) filter(now time.Time) (pipeline.RunFilter, error) {
 func (c *runsCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 	f, err := c.filter(time.Now())
 	if err != nil {
-		return fail(err)
+		return usage(err)
 	}
 	b, err := c.open(ctx, cfg, env, false)
 	if err != nil {
@@ -309,10 +316,10 @@ type resumeOutput struct {
 
 func (c *resumeCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 	if err := checkRunID(c.RunID); err != nil {
-		return fail(err)
+		return usage(err)
 	}
 	if c.Timeout <= 0 {
-		return fail(fmt.Errorf("--timeout %s must be positive", c.Timeout))
+		return usage(fmt.Errorf("--timeout %s must be positive", c.Timeout))
 	}
 	b, err := c.open(ctx, cfg, env, true)
 	if err != nil {
@@ -369,7 +376,27 @@ type cancelCmd struct {
 }
 
 func (c *cancelCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
-	return c.onRun(ctx, cfg, env, c.RunID, opsBackend.Cancel, "cancelled %s: no further step starts (a step running now finishes)")
+	var already bool
+	cancel := func(b opsBackend, ctx context.Context, runID string) (pipeline.Run, error) {
+		r, err := b.Cancel(ctx, runID)
+		if !errors.Is(err, pipeline.ErrConflict) {
+			return r, err
+		}
+		// The run has ended. Cancelled already: what was asked holds, so
+		// report it and succeed; succeeded or failed: nothing to cancel.
+		cur, gerr := b.GetRun(ctx, runID)
+		if gerr != nil || cur.Status != pipeline.RunCancelled {
+			return r, err
+		}
+		already = true
+		return cur, nil
+	}
+	return c.onRun(ctx, cfg, env, c.RunID, cancel, func() string {
+		if already {
+			return fmt.Sprintf("%s was already cancelled: nothing to do", c.RunID)
+		}
+		return fmt.Sprintf("cancelled %s: no further step starts (a step running now finishes)", c.RunID)
+	})
 }
 
 // backfillCmd creates one run per date and runs at most N at once.
@@ -408,7 +435,7 @@ func (c *backfillCmd) check() error {
 
 func (c *backfillCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 	if err := c.check(); err != nil {
-		return fail(err)
+		return usage(err)
 	}
 	b, err := c.open(ctx, cfg, env, true)
 	if err != nil {
@@ -476,7 +503,7 @@ type statsCmd struct {
 func (c *statsCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 	since, err := pipeline.ParseSince(c.Since, time.Now())
 	if err != nil {
-		return fail(fmt.Errorf("--%w", err))
+		return usage(fmt.Errorf("--%w", err))
 	}
 	b, err := c.open(ctx, cfg, env, false)
 	if err != nil {
@@ -504,10 +531,10 @@ type watchCmd struct {
 
 func (c *watchCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 	if err := checkRunID(c.RunID); err != nil {
-		return fail(err)
+		return usage(err)
 	}
 	if c.Interval <= 0 || c.Timeout < 0 {
-		return fail(fmt.Errorf("--interval %s must be positive and --timeout %s not negative", c.Interval, c.Timeout))
+		return usage(fmt.Errorf("--interval %s must be positive and --timeout %s not negative", c.Interval, c.Timeout))
 	}
 	b, err := c.open(ctx, cfg, env, true)
 	if err != nil {

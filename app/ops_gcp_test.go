@@ -166,5 +166,9 @@ func TestOpsGCPOverURL(t *testing.T) {
 	nc := &statusCmd{RunID: "chain@2026-05-04", opsTarget: opsTarget{URL: g.base,
 		tokens: func(context.Context, string) (oauth2.TokenSource, error) { return nil, errors.New("no credentials") }}}
 	err = nc.Run(context.Background(), &Config{}, &appEnv{stdout: &stdout, stderr: &stderr})
-	wantExit(t, err, 1, "HTTP 401", "audience")
+	// No credentials: the hint says so, not "--audience".
+	wantExit(t, err, 1, "HTTP 401", "no Google credentials were found", "gcloud auth application-default login")
+	if strings.Contains(err.Error(), "--audience") {
+		t.Fatalf("the audience hint for a missing token: %v", err)
+	}
 }

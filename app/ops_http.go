@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,6 +24,9 @@ type httpOps struct {
 	audience string
 	tokens   oauth2.TokenSource // nil: no Authorization header
 	client   *http.Client
+	// why401 is the hint for a 401, fitting where the token came from (or
+	// why none was sent).
+	why401 func(serviceMsg string) string
 }
 
 var _ opsBackend = (*httpOps)(nil)
@@ -111,7 +115,7 @@ func (h *httpOps) do(ctx context.Context, method, path string, query url.Values,
 		}
 		switch resp.StatusCode {
 		case http.StatusUnauthorized:
-			se.Hint = fmt.Sprintf("the service did not accept the identity token (audience %s; set --audience to the service's OIDC_AUDIENCE)", h.audience)
+			se.Hint = h.hint401(se.Msg)
 		case http.StatusForbidden:
 			se.Hint = "your identity must be listed in the service's ALLOWED_OPERATORS"
 		}
@@ -131,6 +135,13 @@ func runPath(runID string) string { return "/pipeline/runs/" + url.PathEscape(ru
 func (h *httpOps) Enqueue(ctx context.Context, req pipeline.EnqueueRequest) (pipeline.EnqueueResult, error) {
 	runID := req.RunID
 	if runID == "" {
+		if req.Pipeline == "" {
+			p, err := h.onlyPipeline(ctx)
+			if err != nil {
+				return pipeline.EnqueueResult{}, err
+			}
+			req.Pipeline = p
+		}
 		// PIPELINE@DATE: the route creates the run if it does not exist.
 		runID = pipeline.RunID(req.Pipeline, req.Date)
 	}
@@ -206,4 +217,37 @@ func (h *httpOps) Wake() <-chan struct{}      { return nil }
 func (h *httpOps) Close() error {
 	h.client.CloseIdleConnections()
 	return nil
+}
+
+// onlyPipeline asks the service for its pipelines and returns the only one,
+// as the local backend defaults --pipeline.
+func (h *httpOps) onlyPipeline(ctx context.Context) (string, error) {
+	var out pipeline.PipelinesResponse
+	if err := h.do(ctx, http.MethodGet, "/pipeline/pipelines", nil, nil, &out); err != nil {
+		if errors.Is(err, pipeline.ErrNotFound) {
+			return "", fmt.Errorf("--pipeline is required: the service does not list its pipelines (an older version): %w", err)
+		}
+		return "", err
+	}
+	names := make([]string, 0, len(out.Pipelines))
+	for _, p := range out.Pipelines {
+		names = append(names, p.Name)
+	}
+	if len(names) != 1 {
+		return "", usage(fmt.Errorf("--pipeline is required: the service has %d pipelines (%s)", len(names), strings.Join(names, ", ")))
+	}
+	return names[0], nil
+}
+
+// hint401 says what to do about a 401, by its cause.
+func (h *httpOps) hint401(msg string) string {
+	if h.why401 != nil {
+		if hint := h.why401(msg); hint != "" {
+			return hint
+		}
+	}
+	if strings.Contains(msg, "audience") {
+		return fmt.Sprintf("the token's audience is %s; set --audience to the service's OIDC_AUDIENCE (default its SERVICE_URL, exactly)", h.audience)
+	}
+	return "the service did not accept the identity token"
 }

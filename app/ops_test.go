@@ -266,8 +266,11 @@ func TestOpsCancel(t *testing.T) {
 	if r.Status != pipeline.RunCancelled || stepOf(t, r, "load").Status != pipeline.StepCancelled {
 		t.Fatalf("after cancel: %s %+v", r.Status, r.Steps)
 	}
-	_, _, err := e.run("cancel", "chain@2026-04-06")
-	wantExit(t, err, 1, "already cancelled")
+	// Cancelling it again reports the state and succeeds: what was asked holds.
+	out, _, err := e.run("cancel", "chain@2026-04-06")
+	if err != nil || !strings.Contains(out, "chain@2026-04-06 was already cancelled: nothing to do") {
+		t.Fatalf("second cancel: %v\n%s", err, out)
+	}
 	if srv.count("/load") != 0 {
 		t.Fatalf("load ran in a cancelled run")
 	}
@@ -360,33 +363,34 @@ func TestOpsBadInput(t *testing.T) {
 	for _, c := range []struct {
 		args []string
 		want string
+		code int // 2: bad input found before anything is done; 1: the operation failed
 	}{
-		{[]string{"enqueue", "fetch"}, "give the run"},
-		{[]string{"enqueue", "fetch", "--date", "2026-04-09", "--run", "chain@2026-04-09"}, "not both"},
-		{[]string{"enqueue", "fetch", "--date", "2026-13-40"}, `--date "2026-13-40" is not a date`},
-		{[]string{"enqueue", "fetch", "--run", "chain"}, `run "chain" is not PIPELINE@KEY`},
-		{[]string{"enqueue", "nope", "--run", "chain@2026-04-09"}, `has no step "nope"`},
-		{[]string{"enqueue", "fetch", "--run", "chain@2026-04-09", "-p", "a=b"}, "--param"},
-		{[]string{"enqueue", "fetch", "--date", "2026-04-09", "--pipeline", "other"}, `pipeline "other"`},
-		{[]string{"status", "chain@2026-01-31"}, "chain@2026-01-31: not found"},
-		{[]string{"status", "not a run"}, "is not PIPELINE@KEY"},
-		{[]string{"watch", "chain@2026-01-31"}, "not found"},
-		{[]string{"resume", "chain@2026-01-31"}, "not found"},
-		{[]string{"cancel", "chain@@x"}, "is not PIPELINE@KEY"},
-		{[]string{"backfill", "--from", "2026-02-03", "--to", "2026-02-01"}, "--from 2026-02-03 is after --to 2026-02-01"},
-		{[]string{"backfill", "--from", "yesterday", "--to", "2026-02-01"}, `--from "yesterday" is not a date`},
-		{[]string{"backfill", "--from", "2026-02-01", "--to", "2026-02-01", "--max-parallel", "0"}, "--max-parallel 0 must be 1..50"},
-		{[]string{"runs", "--since", "last week"}, `--since "last week"`},
-		{[]string{"runs", "--status", "done"}, `--status "done" is not one of`},
-		{[]string{"stats", "--since", "soon"}, `--since "soon"`},
-		{[]string{"stats", "--since", "800000d"}, `--since "800000d" reaches back more than 36500 days`},
-		{[]string{"stats", "--since", "9223372036854775807d"}, `--since "9223372036854775807d" reaches back more than 36500 days`},
-		{[]string{"runs", "--since", "800000d"}, `--since "800000d" reaches back more than 36500 days`},
-		{[]string{"enqueue", "fetch", "--run", "chain@2026-04-09", "--url", "ftp://x"}, "is not an http(s) URL"},
-		{[]string{"status", "chain@2026-04-09", "--id-token", "x"}, "--id-token is only used with --url"},
+		{[]string{"enqueue", "fetch"}, "give the run", 2},
+		{[]string{"enqueue", "fetch", "--date", "2026-04-09", "--run", "chain@2026-04-09"}, "not both", 2},
+		{[]string{"enqueue", "fetch", "--date", "2026-13-40"}, `--date "2026-13-40" does not exist: there is no month 13`, 2},
+		{[]string{"enqueue", "fetch", "--run", "chain"}, `run "chain" is not PIPELINE@KEY`, 2},
+		{[]string{"enqueue", "nope", "--run", "chain@2026-04-09"}, `has no step "nope"`, 1},
+		{[]string{"enqueue", "fetch", "--run", "chain@2026-04-09", "-p", "a=b"}, "--param", 2},
+		{[]string{"enqueue", "fetch", "--date", "2026-04-09", "--pipeline", "other"}, `pipeline "other"`, 1},
+		{[]string{"status", "chain@2026-01-31"}, "chain@2026-01-31: not found", 1},
+		{[]string{"status", "not a run"}, "is not PIPELINE@KEY", 2},
+		{[]string{"watch", "chain@2026-01-31"}, "not found", 1},
+		{[]string{"resume", "chain@2026-01-31"}, "not found", 1},
+		{[]string{"cancel", "chain@@x"}, "is not PIPELINE@KEY", 2},
+		{[]string{"backfill", "--from", "2026-02-03", "--to", "2026-02-01"}, "--from 2026-02-03 is after --to 2026-02-01", 2},
+		{[]string{"backfill", "--from", "yesterday", "--to", "2026-02-01"}, `--from "yesterday" is not a date`, 2},
+		{[]string{"backfill", "--from", "2026-02-01", "--to", "2026-02-01", "--max-parallel", "0"}, "--max-parallel 0 must be 1..50", 2},
+		{[]string{"runs", "--since", "last week"}, `--since "last week"`, 2},
+		{[]string{"runs", "--status", "done"}, `--status "done" is not one of`, 2},
+		{[]string{"stats", "--since", "soon"}, `--since "soon"`, 2},
+		{[]string{"stats", "--since", "800000d"}, `--since "800000d" reaches back more than 36500 days`, 2},
+		{[]string{"stats", "--since", "9223372036854775807d"}, `--since "9223372036854775807d" reaches back more than 36500 days`, 2},
+		{[]string{"runs", "--since", "800000d"}, `--since "800000d" reaches back more than 36500 days`, 2},
+		{[]string{"enqueue", "fetch", "--run", "chain@2026-04-09", "--url", "ftp://x"}, "is not an http(s) URL", 2},
+		{[]string{"status", "chain@2026-04-09", "--id-token", "x"}, "--id-token is only used with --url", 2},
 	} {
 		_, _, err := e.run(c.args...)
-		t.Run(strings.Join(c.args, " "), func(t *testing.T) { wantExit(t, err, 1, c.want) })
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) { wantExit(t, err, c.code, c.want) })
 	}
 	// Usage errors are kong's: exit 2.
 	_, stderr, err := e.run("backfill", "--from", "2026-02-01")
@@ -438,7 +442,7 @@ func TestOpsLocalStoreInUse(t *testing.T) {
 	}
 	defer db.Close()
 	_, _, err = e.run("runs")
-	wantExit(t, err, 1, "in use by another pipeline process", "--url http://127.0.0.1:PORT")
+	wantExit(t, err, 1, "held by another pipeline process", "--url http://127.0.0.1:PORT")
 }
 
 // --url against a local `pipeline serve` (auth off): the same commands over
@@ -446,7 +450,7 @@ func TestOpsLocalStoreInUse(t *testing.T) {
 func TestOpsURLAgainstALocalService(t *testing.T) {
 	srv := newStepServer(t)
 	e := newOpsEnv(t, chainYAML(srv.URL))
-	cfg := &Config{File: []string{e.file}, Backend: "local", Data: e.data, Auth: "off", LogLevel: "error", LeaseGrace: 30 * time.Second, stepSets: exampleSteps()}
+	cfg := &Config{File: []string{e.file}, Backend: "local", Data: e.data, Auth: "off", LogLevel: "error", LeaseGrace: durationOf(30 * time.Second), stepSets: exampleSteps()}
 	a, err := buildApp(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -471,8 +475,11 @@ func TestOpsURLAgainstALocalService(t *testing.T) {
 	wantExit(t, err, 1, "already succeeded", "HTTP 409")
 	_, _, err = run("status", "chain@2026-02-02")
 	wantExit(t, err, 1, "not found", "HTTP 404")
-	_, _, err = run("enqueue", "fetch", "--date", "2026-04-12")
-	wantExit(t, err, 1, "--pipeline is required")
+	// Without --pipeline, the service's only pipeline (GET /pipeline/pipelines).
+	out, _, err = run("enqueue", "fetch", "--date", "2026-04-13", "--wait")
+	if err != nil || !strings.Contains(out, "enqueued fetch of chain@2026-04-13") {
+		t.Fatalf("enqueue --url without --pipeline: %v\n%s", err, out)
+	}
 	out, _, err = run("watch", "chain@2026-04-12", "--interval", "20ms")
 	if err != nil || !strings.Contains(out, "run chain@2026-04-12 succeeded") {
 		t.Fatalf("watch --url: %v\n%s", err, out)

@@ -51,7 +51,7 @@ func TestPauseCommands(t *testing.T) {
 		t.Fatalf("unpause printed:\n%s", out)
 	}
 	_, _, err := e.run("pause", "nope")
-	wantExit(t, err, 1, `pipeline "nope"`, "loaded: [daily]")
+	wantExit(t, err, 1, `pipeline "nope" is unknown`, "loaded: daily")
 	// The deploy script's TSV is unchanged.
 	if out := e.ok("schedules"); out != "daily\t0 6 * * *\tEurope/Paris\t45s\n" {
 		t.Errorf("schedules TSV = %q", out)
@@ -62,7 +62,7 @@ func TestPauseCommands(t *testing.T) {
 // its caller.
 func TestPauseThroughTheService(t *testing.T) {
 	e := newOpsEnv(t, scheduledYAML)
-	cfg := &Config{File: []string{e.file}, Backend: "local", Data: e.data, Auth: "off", LogLevel: "error", LeaseGrace: 30 * time.Second}
+	cfg := &Config{File: []string{e.file}, Backend: "local", Data: e.data, Auth: "off", LogLevel: "error", LeaseGrace: durationOf(30 * time.Second)}
 	a, err := buildApp(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -31,10 +31,13 @@ type runCmd struct {
 
 func (r *runCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 	if cfg.Backend != "local" {
-		return fmt.Errorf("run uses the embedded backends (PIPELINE_BACKEND=local); against gcp start runs with the service's POST /pipeline/start")
+		return exitCode{code: ExitUsage, msg: "run uses the embedded backends (PIPELINE_BACKEND=local); against gcp start runs with the service's POST /pipeline/start"}
 	}
 	if r.Timeout <= 0 {
-		return fmt.Errorf("--timeout %s must be positive", r.Timeout)
+		return exitCode{code: ExitUsage, msg: fmt.Sprintf("--timeout %s must be positive", r.Timeout)}
+	}
+	if err := preflight(cfg); err != nil {
+		return err // before the log directory is created
 	}
 	logw, logPath, err := r.logWriter(cfg, env)
 	if err != nil {
@@ -70,6 +73,8 @@ func (r *runCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 	def := a.orch.Catalog().Get(res.Run.Pipeline)
 	if res.Created {
 		fmt.Fprintf(env.stdout, "run %s started: %d step(s), date %s (%s)\n", res.Run.ID, len(def.Steps), res.Run.Date, def.TimeZone)
+	} else if res.Run.Status == pipeline.RunFailed || res.Run.Status == pipeline.RunCancelled {
+		fmt.Fprintf(env.stdout, "run %s exists and %s; `pipeline resume %s` re-runs its failed step(s), --key starts a separate run\n", res.Run.ID, res.Run.Status, res.Run.ID)
 	} else {
 		fmt.Fprintf(env.stdout, "run %s exists (%s); following it — use --key to run again\n", res.Run.ID, res.Run.Status)
 	}
@@ -92,7 +97,11 @@ func (r *runCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 		fmt.Fprintf(env.stdout, "logs: %s\n", logPath)
 	}
 	if final.Status != pipeline.RunSucceeded {
-		return exitCode{code: 1, msg: fmt.Sprintf("run %s %s: %s", final.ID, final.Status, final.Error)}
+		msg := fmt.Sprintf("run %s %s: %s", final.ID, final.Status, final.Error)
+		if final.Status == pipeline.RunFailed {
+			msg += fmt.Sprintf("\nnext: `pipeline resume %s` re-runs its failed step(s) and what follows them", final.ID)
+		}
+		return exitCode{code: 1, msg: msg}
 	}
 	return nil
 }

@@ -20,6 +20,9 @@ func (s *schedulesCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error 
 	if s.State {
 		return s.state(ctx, cfg, env)
 	}
+	if err := checkPipelineFiles(cfg); err != nil {
+		return err
+	}
 	catalog, err := loadCatalog(cfg)
 	if err != nil {
 		var problems []string

@@ -2,7 +2,11 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/pipelinehq/pipeline/scheduler"
@@ -10,14 +14,18 @@ import (
 
 type serveCmd struct {
 	Port           int           `env:"PORT" default:"8080" help:"Port to listen on (Cloud Run sets PORT)."`
-	Host           string        `env:"PIPELINE_HOST" default:"" help:"Interface to listen on (default all)."`
+	Host           string        `env:"PIPELINE_HOST" default:"" help:"Interface to listen on (default: all with auth on; 127.0.0.1 with auth off, give 0.0.0.0 to listen on all)."`
+	Dev            bool          `help:"Local development: auth off (PIPELINE_AUTH=off), listening on 127.0.0.1 only unless --host is given."`
 	Cron           bool          `env:"PIPELINE_CRON" default:"true" negatable:"" help:"Local backend: fire each pipeline's schedule in its time zone, as Cloud Scheduler would, and the reconcile tick."`
 	ReconcileEvery time.Duration `env:"PIPELINE_RECONCILE_EVERY" default:"5m" help:"Local backend: how often the local cron calls POST /pipeline/reconcile (the stuck-run sweeper)."`
 }
 
 func (s *serveCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 	if s.Port < 0 || s.Port > 65535 {
-		return fmt.Errorf("PORT: %d is not a port", s.Port)
+		return exitCode{code: ExitUsage, msg: fmt.Sprintf("PORT: %d is not a port (0..65535)", s.Port)}
+	}
+	if s.Dev {
+		cfg.Auth = "off"
 	}
 	log := newLogger(cfg, env.stdout)
 	a, err := buildApp(ctx, cfg, log)
@@ -25,9 +33,26 @@ func (s *serveCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 		return err
 	}
 	defer a.close()
-	ln, err := a.listen(fmt.Sprintf("%s:%d", s.Host, s.Port))
+	ln, err := a.listen(net.JoinHostPort(listenHost(s.Host, cfg.Auth == "off"), strconv.Itoa(s.Port)))
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("port %d is already in use (another pipeline serve?): choose another with --port N or PORT=N", s.Port)
+	}
 	if err != nil {
 		return err
+	}
+	if cfg.Auth == "off" {
+		s.announceAuthOff(env, ln.Addr().String())
+	}
+	if cfg.Backend == "local" {
+		host, port, _ := net.SplitHostPort(ln.Addr().String())
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		forget, err := recordHolder(cfg, "http://"+net.JoinHostPort(host, port))
+		if err != nil {
+			return err
+		}
+		defer forget()
 	}
 	if cfg.Backend == "local" && s.Cron {
 		cron := &scheduler.Local{
@@ -49,4 +74,31 @@ func (s *serveCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 		log.Info("pipeline service listening", "addr", ln.Addr().String(), "backend", cfg.Backend,
 			"auth", cfg.Auth, "pipelines", len(a.orch.Catalog().All()), "started_at", time.Now().UTC().Format(time.RFC3339Nano))
 	})
+}
+
+// listenHost is the interface serve binds: the one given, else every
+// interface with auth on (Cloud Run) and loopback only with auth off, so that
+// a service without token checks is reachable from this machine only unless
+// the user names an address.
+func listenHost(given string, authOff bool) string {
+	if given == "" && authOff {
+		return "127.0.0.1"
+	}
+	return given
+}
+
+// announceAuthOff tells the user, on stderr and beyond the JSON log, that
+// every caller is accepted and where.
+func (s *serveCmd) announceAuthOff(env *appEnv, addr string) {
+	mode := "PIPELINE_AUTH=off"
+	if s.Dev {
+		mode = "DEVELOPMENT MODE (--dev)"
+	}
+	fmt.Fprintf(env.stderr, "pipeline: %s: AUTHENTICATION IS OFF, every caller is accepted.\n", mode)
+	host, port, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		fmt.Fprintf(env.stderr, "pipeline: listening on %s only (this machine); try: curl -s http://%s/pipeline/runs\n", addr, addr)
+		return
+	}
+	fmt.Fprintf(env.stderr, "pipeline: WARNING: listening on %s (port %s), reachable from other machines without any token check.\n", addr, port)
 }

@@ -44,6 +44,9 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (claims, error) 
 	}
 	tok, err := v.sig.Verify(ctx, raw)
 	if err != nil {
+		if why := v.explain.explain(ctx, h.Alg, h.Kid, now); why != "" {
+			return claims{}, unauthorized("signature: no usable key for the token (alg %q, kid %q): %s", h.Alg, h.Kid, why)
+		}
 		return claims{}, unauthorized("signature: no key of the issuer verifies the token (alg %q, kid %q): %v", h.Alg, h.Kid, err)
 	}
 	var payload json.RawMessage

@@ -27,6 +27,9 @@ type Verifier struct {
 	allowed  map[string]struct{}   // lower-cased emails
 	listName string
 	now      func() time.Time
+	// explain names a JWKS problem behind a signature failure (discovered
+	// issuers only; nil otherwise).
+	explain *jwksExplainer
 }
 
 var _ pipeline.Authenticator = (*Verifier)(nil)
@@ -69,11 +72,12 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		v.issuers = []string{cfg.Issuer}
 		v.issuer = cfg.Issuer
 		if v.keySet == nil {
-			ks, err := discoverKeySet(ctx, cfg.Issuer)
+			ks, jwksURI, err := discoverKeySet(ctx, cfg.Issuer)
 			if err != nil {
 				return nil, err
 			}
 			v.keySet = ks
+			v.explain = &jwksExplainer{uri: jwksURI, client: client}
 		}
 	}
 	v.sig = oidc.NewVerifier(v.issuer, v.keySet, &oidc.Config{
@@ -87,25 +91,26 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	return v, nil
 }
 
-// discoverKeySet finds the issuer's JWKS by OpenID Connect discovery.
-func discoverKeySet(ctx context.Context, issuer string) (oidc.KeySet, error) {
+// discoverKeySet finds the issuer's JWKS by OpenID Connect discovery and
+// returns it with its URI.
+func discoverKeySet(ctx context.Context, issuer string) (oidc.KeySet, string, error) {
 	p, err := oidc.NewProvider(ctx, issuer)
 	if err != nil {
-		return nil, fmt.Errorf("auth: discovery for issuer %q: %w", issuer, err)
+		return nil, "", fmt.Errorf("auth: discovery for issuer %q: %w", issuer, err)
 	}
 	var meta struct {
 		JWKSURI string `json:"jwks_uri"`
 	}
 	if err := p.Claims(&meta); err != nil {
-		return nil, fmt.Errorf("auth: discovery for issuer %q: %w", issuer, err)
+		return nil, "", fmt.Errorf("auth: discovery for issuer %q: %w", issuer, err)
 	}
 	if meta.JWKSURI == "" {
-		return nil, fmt.Errorf("auth: discovery for issuer %q: no jwks_uri", issuer)
+		return nil, "", fmt.Errorf("auth: discovery for issuer %q: no jwks_uri", issuer)
 	}
 	if err := checkIssuerURL(meta.JWKSURI); err != nil {
-		return nil, fmt.Errorf("auth: discovery for issuer %q: jwks_uri: %w", issuer, err)
+		return nil, "", fmt.Errorf("auth: discovery for issuer %q: jwks_uri: %w", issuer, err)
 	}
-	return oidc.NewRemoteKeySet(ctx, meta.JWKSURI), nil
+	return oidc.NewRemoteKeySet(ctx, meta.JWKSURI), meta.JWKSURI, nil
 }
 
 func allowSet(emails []string) map[string]struct{} {

@@ -134,3 +134,48 @@ func TestReadmeFirstScreenStatesThePrerequisites(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeLayoutNamesEveryPackage: the README's Layout table names every
+// Go package of the module (a newcomer's map must not miss a directory).
+func TestReadmeLayoutNamesEveryPackage(t *testing.T) {
+	readme := read(t, "README.md")
+	start := strings.Index(readme, "\n## Layout")
+	if start < 0 {
+		t.Fatal("README.md has no Layout section")
+	}
+	layout := readme[start+1:]
+	if end := strings.Index(layout, "\n## "); end >= 0 {
+		layout = layout[:end]
+	}
+	dirs := map[string]bool{}
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && path != ".." || d.Name() == "data" || d.Name() == "node_modules" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			rel, err := filepath.Rel("..", filepath.Dir(path))
+			if err != nil {
+				return err
+			}
+			dirs[filepath.ToSlash(rel)] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) < 10 {
+		t.Fatalf("found only %d packages: is the walk rooted at the repository?", len(dirs))
+	}
+	for dir := range dirs {
+		if dir == "." || dir == "queue" {
+			continue // the module root has no package; queue holds only its doc
+		}
+		if !strings.Contains(layout, "`"+dir+"`") && !strings.Contains(layout, "`"+dir+"/`") {
+			t.Errorf("the README's Layout does not name %s", dir)
+		}
+	}
+}

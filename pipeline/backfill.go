@@ -17,6 +17,9 @@ const (
 	// stalePending is how long a non-backfill run may stay pending (its start
 	// crashed before the roots were enqueued) before the sweeper launches it.
 	stalePending = time.Minute
+	// launchPage is the page size when launching the pending runs of one
+	// pipeline.
+	launchPage = 10
 )
 
 // BackfillRequest asks for one run per date from From to To (inclusive).
@@ -50,14 +53,14 @@ func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) (Backf
 	if err != nil {
 		return BackfillResult{}, err
 	}
-	from, err1 := time.ParseInLocation(time.DateOnly, req.From, def.Location)
-	to, err2 := time.ParseInLocation(time.DateOnly, req.To, def.Location)
+	from, err1 := ParseDate(req.From, def.Location)
+	to, err2 := ParseDate(req.To, def.Location)
 	var errs []error
 	if err1 != nil {
-		errs = append(errs, fmt.Errorf("%w: from %q is not YYYY-MM-DD", ErrInvalid, req.From))
+		errs = append(errs, fmt.Errorf("%w: from %v", ErrInvalid, err1))
 	}
 	if err2 != nil {
-		errs = append(errs, fmt.Errorf("%w: to %q is not YYYY-MM-DD", ErrInvalid, req.To))
+		errs = append(errs, fmt.Errorf("%w: to %v", ErrInvalid, err2))
 	}
 	if err1 == nil && err2 == nil {
 		switch days := int(to.Sub(from).Hours()/24) + 1; {
@@ -126,7 +129,13 @@ func (o *Orchestrator) launchPendingOf(ctx context.Context, pipe string) ([]stri
 	var launched []string
 	now := o.now()
 	var failed error
-	err := o.pages(ctx, RunFilter{Pipeline: pipe, Status: RunPending, OldestFirst: true}, func(r Run) bool {
+	f := RunFilter{Pipeline: pipe, Status: RunPending, OldestFirst: true}
+	if pipe != "" {
+		// A run of the pipeline ended: usually one slot to fill, so small
+		// pages (each document read is billed on Firestore).
+		f.Limit = launchPage
+	}
+	err := o.pages(ctx, f, func(r Run) bool {
 		def := o.catalog.Get(r.Pipeline)
 		if def == nil {
 			return true

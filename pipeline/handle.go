@@ -83,9 +83,9 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	if gs == nil {
 		return StepResult{}, fmt.Errorf("%w: run %s (definition %s) has no step %q (steps: %v)", ErrNotFound, p.RunID, rg.Version, p.Step, rg.StepNames())
 	}
-	date, err := time.ParseInLocation(time.DateOnly, p.Date, rg.Location())
+	date, err := ParseDate(p.Date, rg.Location())
 	if err != nil {
-		return StepResult{}, fmt.Errorf("%w: date %q is not YYYY-MM-DD", ErrInvalid, p.Date)
+		return StepResult{}, fmt.Errorf("%w: date %v", ErrInvalid, err)
 	}
 	log := o.log.With("run", p.RunID, "step", p.Step, "generation", p.Generation)
 
@@ -451,6 +451,7 @@ func (o *Orchestrator) finishRunFrom(ctx context.Context, r Run, status RunStatu
 		}
 		now := o.now().UTC()
 		x.Status, x.Error, x.FinishedAt, x.UpdatedAt, x.Notify = status, msg, now, now, NotifyPending
+		x.Summary = Summarize(x.Steps)
 		return true
 	})
 	if err != nil {

@@ -71,6 +71,7 @@ func NewHandler(cfg ServerConfig) (http.Handler, error) {
 	g.POST("/start", s.start, invokers)
 	g.POST("/steps/:step", s.step, invokers)
 	g.POST("/reconcile", s.reconcile, invokers)
+	g.GET("/pipelines", s.listPipelines, either)
 	g.GET("/runs", s.listRuns, either)
 	g.GET("/runs/:run", s.getRun, either)
 	g.POST("/runs/:run/steps/:step/enqueue", s.enqueue, operators)
@@ -177,7 +178,7 @@ func readJSON(c *echo.Context, v any, allowEmpty bool) error {
 	if dec.More() {
 		return fmt.Errorf("%w: malformed JSON body: trailing data after the object", ErrInvalid)
 	}
-	if err := duplicateKey(data); err != nil {
+	if err := duplicateKey(data, v); err != nil {
 		return fmt.Errorf("%w: malformed JSON body: %v", ErrInvalid, err)
 	}
 	return nil
@@ -292,7 +293,7 @@ func (s *server) getRun(c *echo.Context) error {
 	}
 	r, err := s.o.ledger.GetRun(c.Request().Context(), id)
 	if err != nil {
-		return fmt.Errorf("run %s: %w", id, err)
+		return s.o.catalog.ExplainMissingRun(id, fmt.Errorf("run %s: %w", id, err))
 	}
 	r.Marks = RunMarks(r)
 	return c.JSON(http.StatusOK, r)

@@ -307,3 +307,41 @@ func (m multiKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, e
 	}
 	return nil, last
 }
+
+// An impossible date is reported as a day that does not exist, on every route
+// that takes a date, and changes nothing.
+func TestAPIImpossibleDatesSayTheyDoNotExist(t *testing.T) {
+	a := newAPI(t)
+	for _, c := range []struct{ path, body, want string }{
+		{"/pipeline/start", `{"pipeline":"chain","date":"2026-02-29"}`, `date "2026-02-29" does not exist: February 2026 has 28 days`},
+		{"/pipeline/start", `{"pipeline":"chain","date":"2026-13-01"}`, `date "2026-13-01" does not exist: there is no month 13`},
+		{"/pipeline/steps/a", `{"run_id":"chain@2026-02-29","generation":1,"date":"2026-02-29"}`, `date "2026-02-29" does not exist`},
+		{"/pipeline/start", `{"pipeline":"chain","date":"next week"}`, `date "next week" is not a date YYYY-MM-DD`},
+	} {
+		code, out := a.do("POST", c.path, a.token, []byte(c.body), nil)
+		if msg, _ := out["error"].(string); code != 400 || !strings.Contains(msg, c.want) {
+			t.Errorf("POST %s %s = %d %v, want 400 saying %q", c.path, c.body, code, out, c.want)
+		}
+	}
+	if runs, _ := a.ledger.ListRuns(ctx, pipeline.RunFilter{}); len(runs) != 0 {
+		t.Fatalf("impossible dates created %d run(s)", len(runs))
+	}
+}
+
+// GET /pipeline/pipelines lists the loaded pipelines (a client defaults
+// --pipeline to the only one); it needs a token like every route.
+func TestAPIListsPipelines(t *testing.T) {
+	a := newAPI(t)
+	code, out := a.do("GET", "/pipeline/pipelines", a.token, nil, nil)
+	list, _ := out["pipelines"].([]any)
+	if code != 200 || len(list) != 1 {
+		t.Fatalf("= %d %v", code, out)
+	}
+	p := list[0].(map[string]any)
+	if p["name"] != "chain" || len(p["steps"].([]any)) == 0 || p["time_zone"] == "" {
+		t.Fatalf("pipeline = %v", p)
+	}
+	if code, _ := a.do("GET", "/pipeline/pipelines", "", nil, nil); code != 401 {
+		t.Fatalf("without a token: %d, want 401", code)
+	}
+}

@@ -111,6 +111,9 @@ func Parse(file string, data []byte, reg *steps.Registry) ([]*Definition, error)
 			s.problems = append(s.problems, syntaxProblem(file, data, err))
 			break
 		}
+		if emptyDocument(&doc) { // a stray "---", or a document of comments
+			continue
+		}
 		before := len(s.problems)
 		fd := decodeDef(s, &doc)
 		d := build(s, fd, reg)
@@ -120,6 +123,16 @@ func Parse(file string, data []byte, reg *steps.Registry) ([]*Definition, error)
 	}
 	sortProblems(s.problems)
 	return defs, errors.Join(s.problems...)
+}
+
+func emptyDocument(doc *yaml.Node) bool {
+	if doc.Kind == yaml.DocumentNode {
+		if len(doc.Content) == 0 {
+			return true
+		}
+		doc = doc.Content[0]
+	}
+	return doc.Kind == yaml.ScalarNode && doc.Tag == "!!null" && doc.Value == ""
 }
 
 // sortProblems orders a file's problems by their place (stable: problems

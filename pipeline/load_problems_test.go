@@ -158,3 +158,57 @@ func TestSuggestOnlyCloseNames(t *testing.T) {
 		t.Errorf("case slip not suggested:\n%s", msg)
 	}
 }
+
+// TestParseSelfReferencingYAML: anchors that include themselves are
+// problems at their place, not an endless recursion.
+func TestParseSelfReferencingYAML(t *testing.T) {
+	for _, c := range []struct{ src, want string }{
+		{"&a {<<: *a, name: x}", `c.yaml:1:5: the merge (<<) includes the mapping it is in`},
+		{"name: x\nsteps:\n  - &m {name: a, kind: noop, <<: *m}\n", `c.yaml:3:30: pipeline "x": the merge (<<) includes the mapping it is in`},
+		{"name: x\nsteps: &s [*s]\n", `c.yaml:2:8: pipeline "x": step 1 must be a mapping (name, kind, ...), not a list`},
+	} {
+		_, err := pipeline.Parse("c.yaml", []byte(c.src), problemRegistry())
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: err = %v, want %s", c.src, err, c.want)
+		}
+	}
+}
+
+// FuzzParse: any input gives definitions or placed problems, never a panic
+// or a hang; and a file that parses parses again to the same pipelines.
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "load", "*.yaml"))
+	files = append(files, filepath.Join("..", "pipelines", "daily.yaml"))
+	for _, p := range files {
+		if data, err := os.ReadFile(p); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte("&a {<<: [*a, *a], name: x}"))
+	reg := problemRegistry()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		defs, err := pipeline.Parse("f.yaml", data, reg)
+		if err != nil {
+			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+				if !strings.HasPrefix(e.Error(), "f.yaml:") {
+					t.Fatalf("problem without its file: %v", e)
+				}
+			}
+		}
+		for _, d := range defs {
+			if d.Name == "" || len(d.Steps) == 0 || d.Location == nil {
+				t.Fatalf("invalid definition returned: %+v", d)
+			}
+		}
+	})
+}
+
+// TestParseSkipsEmptyDocuments: a stray "---" or a document of comments
+// between pipelines is no pipeline and no problem.
+func TestParseSkipsEmptyDocuments(t *testing.T) {
+	src := "---\n# the first pipeline\n---\nname: x\nsteps: [{name: a, kind: noop}]\n---\n"
+	defs, err := pipeline.Parse("e.yaml", []byte(src), problemRegistry())
+	if err != nil || len(defs) != 1 || defs[0].Name != "x" {
+		t.Fatalf("defs = %v, err = %v", defs, err)
+	}
+}

@@ -51,6 +51,7 @@ type fileStep struct {
 type sink struct {
 	file     string
 	problems []error
+	merged   int // entries expanded from merge keys so far
 }
 
 // add records a problem at n (n may be nil: then the problem has no place).
@@ -65,16 +66,34 @@ func (s *sink) add(n *yaml.Node, format string, args ...any) {
 // pair is one key and its value in a mapping.
 type pair struct{ key, val *yaml.Node }
 
+// maxMergedPairs bounds the entries merge keys may expand to in one file,
+// against documents that alias themselves exponentially.
+const maxMergedPairs = 100000
+
 // pairs lists a mapping's entries with YAML merge keys (<<) resolved: keys
 // written in the mapping win over merged ones. Duplicate keys are reported.
 func pairs(s *sink, where string, m *yaml.Node) []pair {
+	return mergedPairs(s, where, m, map[*yaml.Node]bool{})
+}
+
+func mergedPairs(s *sink, where string, m *yaml.Node, visiting map[*yaml.Node]bool) []pair {
+	visiting[m] = true
+	defer delete(visiting, m)
 	var own, merged []pair
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := m.Content[i], resolve(m.Content[i+1])
 		if k.Tag == "!!merge" {
 			for _, src := range mergeSources(v) {
-				merged = append(merged, pairs(s, where, src)...)
+				if visiting[src] {
+					s.add(k, "%sthe merge (<<) includes the mapping it is in", where)
+					continue
+				}
+				if s.merged += len(src.Content) / 2; s.merged > maxMergedPairs {
+					s.add(k, "%smerge keys (<<) expand to more than %d entries", where, maxMergedPairs)
+					return own
+				}
+				merged = append(merged, mergedPairs(s, where, src, visiting)...)
 			}
 			continue
 		}

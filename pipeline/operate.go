@@ -63,7 +63,19 @@ func (o *Orchestrator) Enqueue(ctx context.Context, req EnqueueRequest) (Enqueue
 		return EnqueueResult{}, err
 	}
 	gen := cur.Generation
-	if req.Force || req.Only || cur.Status != StepPending || cur.Attempts > 0 {
+	neverRan := cur.Status == StepPending && cur.Attempts == 0
+	if neverRan && !req.Force && cur.Only != req.Only {
+		// A step that never ran keeps its generation: only is recorded in
+		// the step, so its (possibly already queued) task obeys it.
+		next := cur
+		next.Only, next.UpdatedAt = req.Only, o.now().UTC()
+		if _, err := o.ledger.UpdateStep(ctx, next); err != nil {
+			if errors.Is(err, ErrConflict) {
+				err = fmt.Errorf("%w: %s changed meanwhile; try again", ErrConflict, cur.Step)
+			}
+			return EnqueueResult{}, fmt.Errorf("enqueue %s of %s: %w", req.Step, r.ID, err)
+		}
+	} else if req.Force || !neverRan {
 		// A new generation (a new task name), recording force and only in
 		// the step so that every re-enqueue of it keeps them.
 		if err := o.renew(ctx, cur, req.Force, req.Only); err != nil {
@@ -297,7 +309,7 @@ func (o *Orchestrator) Cancel(ctx context.Context, runID string) (Run, error) {
 	}
 	r, err := o.ledger.GetRun(ctx, runID)
 	if err != nil {
-		return Run{}, fmt.Errorf("cancel %s: %w", runID, err)
+		return Run{}, o.catalog.ExplainMissingRun(runID, fmt.Errorf("cancel %s: %w", runID, err))
 	}
 	if r.Status.Terminal() {
 		return r, fmt.Errorf("%w: run %s already %s", ErrConflict, runID, r.Status)

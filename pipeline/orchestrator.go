@@ -258,11 +258,7 @@ func (o *Orchestrator) pipelineFor(name string) (*Definition, error) {
 		}
 		return nil, fmt.Errorf("%w: pipeline is required (loaded: %v)", ErrInvalid, o.names())
 	}
-	def := o.catalog.Get(name)
-	if def == nil {
-		return nil, fmt.Errorf("%w: pipeline %q (loaded: %v)", ErrNotFound, name, o.names())
-	}
-	return def, nil
+	return o.catalog.Lookup(name)
 }
 
 func (o *Orchestrator) names() []string {
@@ -275,9 +271,9 @@ func (o *Orchestrator) names() []string {
 
 func runDate(req StartRequest, loc *time.Location, now time.Time) (string, error) {
 	if req.Date != "" {
-		t, err := time.ParseInLocation(time.DateOnly, req.Date, loc)
+		t, err := ParseDate(req.Date, loc)
 		if err != nil {
-			return "", fmt.Errorf("%w: date %q is not YYYY-MM-DD", ErrInvalid, req.Date)
+			return "", fmt.Errorf("%w: date %v", ErrInvalid, err)
 		}
 		return t.Format(time.DateOnly), nil
 	}

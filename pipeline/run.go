@@ -101,6 +101,9 @@ type Run struct {
 	// Marks are the run's schedule marks (RunMarks), filled for readers of the
 	// API; the ledger does not store them.
 	Marks []string `json:"marks,omitempty"`
+	// Summary is written once when the run finishes: each step's status,
+	// attempts and duration, so that listings need not read the steps.
+	Summary []StepSummary `json:"summary,omitempty"`
 	// Steps is filled by Ledger.GetRun, in definition order where known.
 	Steps []StepRun `json:"steps,omitempty"`
 }

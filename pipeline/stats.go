@@ -61,10 +61,15 @@ func (o *Orchestrator) Stats(ctx context.Context, pipeline string, since time.Ti
 	}
 	byPipe := map[string]*acc{}
 	var names []string
-	for _, summary := range runs {
-		r, err := o.ledger.GetRun(ctx, summary.ID)
-		if err != nil {
-			return nil, fmt.Errorf("stats: %w", err)
+	for _, r := range runs {
+		// A finished run's summary stands for its steps; others are read.
+		stepSums := r.Summary
+		if !SummaryFinal(r) {
+			full, err := o.ledger.GetRun(ctx, r.ID)
+			if err != nil {
+				return nil, fmt.Errorf("stats: %w", err)
+			}
+			r, stepSums = full, Summarize(full.Steps)
 		}
 		a := byPipe[r.Pipeline]
 		if a == nil {
@@ -84,11 +89,16 @@ func (o *Orchestrator) Stats(ctx context.Context, pipeline string, since time.Ti
 			a.Unfinished++
 		}
 		if r.Status == RunSucceeded || r.Status == RunFailed {
-			if d := r.WorkDuration(); d > 0 {
-				a.durs = append(a.durs, float64(d.Microseconds())/1000)
+			// The run's work duration (Run.WorkDuration) from its summary.
+			var work time.Duration
+			for _, s := range stepSums {
+				work += s.Duration()
+			}
+			if work > 0 {
+				a.durs = append(a.durs, float64(work.Microseconds())/1000)
 			}
 		}
-		for _, s := range r.Steps {
+		for _, s := range stepSums {
 			sa := a.steps[s.Step]
 			if sa == nil {
 				sa = &stepAcc{StepStats: StepStats{Step: s.Step}}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/pipelinehq/pipeline/pipeline"
 )
 
@@ -60,8 +62,8 @@ func (l *Local) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (l *Local) loop(ctx context.Context, def *pipeline.Definition, sched Schedule) {
-	next := sched.Next(l.Now().In(def.Location))
+func (l *Local) loop(ctx context.Context, def *pipeline.Definition, sched cron.Schedule) {
+	next := pipeline.NextFire(sched, def.Location, l.Now())
 	l.Logger.Info("local scheduler armed", "pipeline", def.Name, "schedule", def.Schedule, "time_zone", def.TimeZone, "next", next.Format(time.RFC3339))
 	for {
 		t := time.NewTimer(time.Until(next))

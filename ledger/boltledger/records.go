@@ -15,20 +15,21 @@ import (
 // runRecord is a run as stored: the domain's fields (including the ones its
 // JSON hides) and the run's step names in creation order.
 type runRecord struct {
-	Pipeline   string            `json:"pipeline"`
-	Key        string            `json:"key"`
-	Date       string            `json:"date"`
-	Params     map[string]string `json:"params,omitempty"`
-	Status     string            `json:"status"`
-	Error      string            `json:"error,omitempty"`
-	Trigger    string            `json:"trigger,omitempty"`
-	CreatedAt  time.Time         `json:"created_at"`
-	UpdatedAt  time.Time         `json:"updated_at,omitzero"`
-	StartedAt  time.Time         `json:"started_at,omitzero"`
-	FinishedAt time.Time         `json:"finished_at,omitzero"`
-	Notify     string            `json:"notify,omitempty"`
-	Notes      map[string]string `json:"notes,omitempty"`
-	Steps      []string          `json:"steps"`
+	Pipeline   string                 `json:"pipeline"`
+	Key        string                 `json:"key"`
+	Date       string                 `json:"date"`
+	Params     map[string]string      `json:"params,omitempty"`
+	Status     string                 `json:"status"`
+	Error      string                 `json:"error,omitempty"`
+	Trigger    string                 `json:"trigger,omitempty"`
+	CreatedAt  time.Time              `json:"created_at"`
+	UpdatedAt  time.Time              `json:"updated_at,omitzero"`
+	StartedAt  time.Time              `json:"started_at,omitzero"`
+	FinishedAt time.Time              `json:"finished_at,omitzero"`
+	Notify     string                 `json:"notify,omitempty"`
+	Notes      map[string]string      `json:"notes,omitempty"`
+	Steps      []string               `json:"steps"`
+	Summary    []pipeline.StepSummary `json:"summary,omitempty"`
 	// DefVersion and Graph are the run's definition, written by CreateRun
 	// only (UpdateRun keeps them).
 	DefVersion string          `json:"def_version,omitempty"`
@@ -59,6 +60,7 @@ func newRunRecord(r pipeline.Run, steps []string) (runRecord, error) {
 		FinishedAt: r.FinishedAt,
 		Notify:     string(r.Notify),
 		Notes:      r.Notes,
+		Summary:    r.Summary,
 		Steps:      steps,
 		DefVersion: r.DefinitionVersion,
 		Graph:      graph,
@@ -89,6 +91,7 @@ func (rec runRecord) run(id string, version int64) (pipeline.Run, error) {
 		FinishedAt: rec.FinishedAt,
 		Notify:     pipeline.NotifyState(rec.Notify),
 		Notes:      rec.Notes,
+		Summary:    rec.Summary,
 		Version:    version,
 		WriteID:    rec.WriteID,
 

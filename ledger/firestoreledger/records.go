@@ -27,6 +27,7 @@ const (
 	fFinishedAt = "finished_at"
 	fNotify     = "notify"
 	fNotes      = "notes"
+	fSummary    = "summary"
 	fDefVersion = "def_version"
 	fGraph      = "graph"
 	fWriteID    = "write_id"
@@ -66,6 +67,39 @@ type runDoc struct {
 	// WriteID identifies the last write, so that a writer whose reply was
 	// lost recognises its own write.
 	WriteID string `firestore:"write_id"`
+	// Summary is the steps' summary written when the run finishes.
+	Summary []summaryDoc `firestore:"summary"`
+}
+
+// summaryDoc is one step of a run's summary.
+type summaryDoc struct {
+	Step        string `firestore:"step"`
+	Status      string `firestore:"status"`
+	Attempts    int    `firestore:"attempts"`
+	MaxAttempts int    `firestore:"max_attempts"`
+	Micros      int64  `firestore:"us"`
+}
+
+func toSummaryDocs(ss []pipeline.StepSummary) []summaryDoc {
+	if len(ss) == 0 {
+		return nil
+	}
+	out := make([]summaryDoc, len(ss))
+	for i, s := range ss {
+		out[i] = summaryDoc{Step: s.Step, Status: string(s.Status), Attempts: s.Attempts, MaxAttempts: s.MaxAttempts, Micros: s.Micros}
+	}
+	return out
+}
+
+func fromSummaryDocs(ds []summaryDoc) []pipeline.StepSummary {
+	if len(ds) == 0 {
+		return nil
+	}
+	out := make([]pipeline.StepSummary, len(ds))
+	for i, d := range ds {
+		out[i] = pipeline.StepSummary{Step: d.Step, Status: pipeline.StepStatus(d.Status), Attempts: d.Attempts, MaxAttempts: d.MaxAttempts, Micros: d.Micros}
+	}
+	return out
 }
 
 // stepDoc is a step document. Seq is the step's position in CreateRun's
@@ -113,6 +147,7 @@ func toRunDoc(r pipeline.Run) (runDoc, error) {
 		FinishedAt: ts(r.FinishedAt),
 		Notify:     string(r.Notify),
 		Notes:      r.Notes,
+		Summary:    toSummaryDocs(r.Summary),
 		DefVersion: r.DefinitionVersion,
 		Graph:      graph,
 		WriteID:    r.WriteID,
@@ -124,7 +159,7 @@ func toRunDoc(r pipeline.Run) (runDoc, error) {
 func runUpdates(r pipeline.Run) []firestore.Update {
 	d, _ := toRunDoc(pipeline.Run{ID: r.ID, Pipeline: r.Pipeline, Key: r.Key, Date: r.Date, Params: r.Params,
 		Status: r.Status, Error: r.Error, Trigger: r.Trigger, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
-		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notify: r.Notify, Notes: r.Notes, WriteID: r.WriteID})
+		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notify: r.Notify, Notes: r.Notes, WriteID: r.WriteID, Summary: r.Summary})
 	return []firestore.Update{
 		{Path: fDate, Value: d.Date},
 		{Path: fParams, Value: d.Params},
@@ -136,6 +171,7 @@ func runUpdates(r pipeline.Run) []firestore.Update {
 		{Path: fFinishedAt, Value: d.FinishedAt},
 		{Path: fNotify, Value: d.Notify},
 		{Path: fNotes, Value: d.Notes},
+		{Path: fSummary, Value: d.Summary},
 		{Path: fWriteID, Value: d.WriteID},
 	}
 }
@@ -205,6 +241,7 @@ func (d runDoc) run(version int64) (pipeline.Run, error) {
 		FinishedAt: unts(d.FinishedAt),
 		Notify:     pipeline.NotifyState(d.Notify),
 		Notes:      d.Notes,
+		Summary:    fromSummaryDocs(d.Summary),
 		Version:    version,
 		WriteID:    d.WriteID,
 
@@ -286,7 +323,7 @@ func unts(t *time.Time) time.Time {
 func storedRun(r pipeline.Run, v int64) pipeline.Run {
 	d, _ := toRunDoc(pipeline.Run{ID: r.ID, Pipeline: r.Pipeline, Key: r.Key, Date: r.Date, Params: r.Params,
 		Status: r.Status, Error: r.Error, Trigger: r.Trigger, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
-		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notify: r.Notify, Notes: r.Notes, WriteID: r.WriteID})
+		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notify: r.Notify, Notes: r.Notes, WriteID: r.WriteID, Summary: r.Summary})
 	out, _ := d.run(v)
 	out.DefinitionVersion, out.Graph = r.DefinitionVersion, r.Graph
 	return out

@@ -141,8 +141,8 @@ func TestSweeperAlertsThroughDiscord(t *testing.T) {
 	now := time.Date(2026, 3, 6, 5, 31, 0, 0, time.UTC) // 06:31 in Paris
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	set := func(t time.Time) { mu.Lock(); defer mu.Unlock(); now = t }
-	// The notifier shares the fake clock: its outage pacing (one call per
-	// alert per interval while Discord is down) follows the sweeper's time.
+	// The notifier keeps the orchestrator's time: its claim grace and its
+	// pacing after a failed call (OutageInterval) pass when the test says so.
 	e := newEnv(t, []string{"extract"}, func(c *discord.Config) { c.Now = clock })
 	ctx := context.Background()
 	reg := steps.NewRegistry()

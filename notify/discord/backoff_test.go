@@ -54,7 +54,10 @@ func (e *env) endedRun(key string) pipeline.Event {
 func TestOutageIsPacedPerRunAndDeliveredOnceAfter(t *testing.T) {
 	clk := &fakeClock{now: time.Date(2026, 3, 5, 6, 0, 0, 0, time.UTC)}
 	const maxRetries = 3
-	e := newEnv(t, []string{"a"}, func(c *discord.Config) { c.Now, c.MaxRetries = clk.Now, maxRetries })
+	// A short final budget: these Notify calls are meant to give up.
+	e := newEnv(t, []string{"a"}, func(c *discord.Config) {
+		c.Now, c.MaxRetries, c.FinalBudget = clk.Now, maxRetries, 2*time.Second
+	})
 	var events []pipeline.Event
 	for i := range 10 {
 		events = append(events, e.endedRun(fmt.Sprintf("2026-02-%02d", i+1)))
@@ -102,7 +105,9 @@ func TestOutageIsPacedPerRunAndDeliveredOnceAfter(t *testing.T) {
 // stays owed (no retry inside its budget) and goes once the time has passed.
 func TestRetryAfterOn503IsHonoured(t *testing.T) {
 	clk := &fakeClock{now: time.Date(2026, 3, 5, 6, 0, 0, 0, time.UTC)}
-	e := newEnv(t, []string{"a"}, func(c *discord.Config) { c.Now = clk.Now })
+	// The final budget (2 s) is shorter than Retry-After: Notify gives up
+	// at once rather than wait.
+	e := newEnv(t, []string{"a"}, func(c *discord.Config) { c.Now, c.FinalBudget = clk.Now, 2*time.Second })
 	ev := e.endedRun("2026-02-01")
 	e.srv.Unavailable(1, 20)
 	if err := e.n.Notify(context.Background(), ev); err == nil {

@@ -35,6 +35,10 @@ type Config struct {
 	Revision string
 	// Project is the GCP project for the Cloud Logging link; no link without it.
 	Project string
+	// DashboardURL is PIPELINE_DASHBOARD_URL, the dashboard's address (e.g.
+	// https://pipeline.example.com/ui/): messages link to the run's page
+	// under it. No link without it.
+	DashboardURL string
 	// Store is the ledger, where the live message ID and the final-post marker
 	// are kept in Run.Notes.
 	Store  RunStore

@@ -150,7 +150,7 @@ func (n *Notifier) syncLive(ctx context.Context, r pipeline.Run) (pipeline.Run, 
 				continue // posted by someone else meanwhile: edit theirs
 			}
 			msgID, err := n.client.post(ctx, r.ID, &discordgo.WebhookParams{
-				Embeds:          []*discordgo.MessageEmbed{Render(r, n.cfg.Revision)},
+				Embeds:          []*discordgo.MessageEmbed{linkRun(Render(r, n.cfg.Revision), n.cfg.DashboardURL, r.ID)},
 				AllowedMentions: noMentions(),
 			})
 			if err != nil {
@@ -161,7 +161,7 @@ func (n *Notifier) syncLive(ctx context.Context, r pipeline.Run) (pipeline.Run, 
 			defer cancel()
 			return n.notes.finish(rctx, r, NoteLive, token, msgID)
 		}
-		embeds := []*discordgo.MessageEmbed{Render(r, n.cfg.Revision)}
+		embeds := []*discordgo.MessageEmbed{linkRun(Render(r, n.cfg.Revision), n.cfg.DashboardURL, r.ID)}
 		err := n.client.edit(ctx, r.ID, id, &discordgo.WebhookEdit{Embeds: &embeds, AllowedMentions: noMentions()})
 		if !errors.Is(err, errNotFound) {
 			if err != nil {
@@ -205,7 +205,7 @@ func (n *Notifier) postFinal(ctx context.Context, r pipeline.Run) error {
 func (n *Notifier) finalMessage(r pipeline.Run) *discordgo.WebhookParams {
 	if r.Status != pipeline.RunFailed {
 		return &discordgo.WebhookParams{
-			Embeds:          []*discordgo.MessageEmbed{completionEmbed(r, n.cfg.Revision)},
+			Embeds:          []*discordgo.MessageEmbed{linkRun(completionEmbed(r, n.cfg.Revision), n.cfg.DashboardURL, r.ID)},
 			AllowedMentions: noMentions(),
 		}
 	}
@@ -219,7 +219,7 @@ func (n *Notifier) finalMessage(r pipeline.Run) *discordgo.WebhookParams {
 	}
 	return &discordgo.WebhookParams{
 		Content:         n.mention.content(),
-		Embeds:          []*discordgo.MessageEmbed{failureEmbed(r, n.cfg.Revision, n.cfg.Project)},
+		Embeds:          []*discordgo.MessageEmbed{linkRun(failureEmbed(r, n.cfg.Revision, n.cfg.Project), n.cfg.DashboardURL, r.ID)},
 		AllowedMentions: am,
 	}
 }

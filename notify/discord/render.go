@@ -268,3 +268,27 @@ func fmtDuration(d time.Duration) string {
 	}
 	return d.Round(time.Second).String()
 }
+
+// RunPageURL links to the run's page on the dashboard whose address is base
+// (PIPELINE_DASHBOARD_URL, e.g. https://pipeline.example.com/ui/), or is ""
+// without one.
+func RunPageURL(base, runID string) string {
+	if base == "" {
+		return ""
+	}
+	return strings.TrimSuffix(base, "/") + "/runs/" + url.PathEscape(runID)
+}
+
+// linkRun adds the run page's link to e when the dashboard is configured:
+// as the title's link unless it has one (the logs), and as a field.
+func linkRun(e *discordgo.MessageEmbed, base, runID string) *discordgo.MessageEmbed {
+	u := RunPageURL(base, runID)
+	if u == "" {
+		return e
+	}
+	if e.URL == "" {
+		e.URL = u
+	}
+	e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: "Dashboard", Value: "[Open the run](" + u + ")"})
+	return Clamp(e)
+}

@@ -73,6 +73,9 @@ func runDiff(got, want pipeline.Run) []string {
 	if !maps.Equal(got.Notes, want.Notes) {
 		d = append(d, fmt.Sprintf("Notes = %v, want %v", got.Notes, want.Notes))
 	}
+	if !slices.Equal(got.Summary, want.Summary) { // nil and empty are equal
+		d = append(d, fmt.Sprintf("Summary = %v, want %v", got.Summary, want.Summary))
+	}
 	return d
 }
 

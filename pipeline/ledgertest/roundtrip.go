@@ -63,9 +63,19 @@ func (s suite) testRoundTrip(t *testing.T) {
 		r2.FinishedAt = at(time.Hour + time.Microsecond)
 		r2.Notify = pipeline.NotifyDone
 		r2.Notes = map[string]string{"discord.message": "1234567890", "discord.final": "sent"}
+		// The summary written at finish: listings show it without the steps.
+		r2.Summary = []pipeline.StepSummary{
+			{Step: "only", Status: pipeline.StepSucceeded, Attempts: 2, MaxAttempts: 3, Micros: 1234567},
+			{Step: "never", Status: pipeline.StepPending, MaxAttempts: 3},
+		}
 		got := mustUpdateRun(ctx, t, l, r2)
 		checkRun(t, "UpdateRun result", got, r2)
 		checkRun(t, "GetRun after UpdateRun", mustGetRun(ctx, t, l, r.ID), r2)
+		listed, err := l.ListRuns(ctx, pipeline.RunFilter{Pipeline: r.Pipeline})
+		if err != nil || len(listed) != 1 {
+			t.Fatalf("ListRuns: %v, %d runs", err, len(listed))
+		}
+		checkRun(t, "ListRuns after UpdateRun", listed[0], r2)
 	})
 
 	t.Run("run zero values stay zero and can be cleared", func(t *testing.T) {

@@ -1,0 +1,44 @@
+package pipeline
+
+import "time"
+
+// StepSummary is one step of a finished run in the run record's compact
+// summary: what a dashboard grid shows without reading the step records.
+type StepSummary struct {
+	Step        string     `json:"step"`
+	Status      StepStatus `json:"status"`
+	Attempts    int        `json:"attempts,omitempty"`
+	MaxAttempts int        `json:"max_attempts,omitempty"`
+	// Micros is the last attempt's duration in microseconds.
+	Micros int64 `json:"us,omitempty"`
+}
+
+// Duration is the step's last attempt's duration.
+func (s StepSummary) Duration() time.Duration { return time.Duration(s.Micros) * time.Microsecond }
+
+// Summarize is the compact summary of steps, in their order.
+func Summarize(steps []StepRun) []StepSummary {
+	if len(steps) == 0 {
+		return nil
+	}
+	out := make([]StepSummary, len(steps))
+	for i, s := range steps {
+		out[i] = StepSummary{Step: s.Step, Status: s.Status, Attempts: s.Attempts, MaxAttempts: s.MaxAttempts, Micros: s.Duration().Microseconds()}
+	}
+	return out
+}
+
+// SummaryFinal reports whether a run's summary can stand for its steps: the
+// run ended, it has a summary, and no step in it was still in flight when
+// it was written (a parallel branch may end after its run failed).
+func SummaryFinal(r Run) bool {
+	if !r.Status.Terminal() || len(r.Summary) == 0 {
+		return false
+	}
+	for _, s := range r.Summary {
+		if s.Status == StepRunning || s.Status == StepRetrying {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,87 @@
+package ui
+
+import (
+	"fmt"
+	"html/template"
+	"strings"
+	"time"
+
+	"github.com/pipelinehq/pipeline/pipeline"
+)
+
+// pageNames are the page templates; each is parsed with layout.html.
+var pageNames = []string{"grid", "run", "stats", "queue", "error"}
+
+func (h *Handler) parse() error {
+	h.pages = map[string]*template.Template{}
+	for _, p := range pageNames {
+		t, err := template.New(p).Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/"+p+".html")
+		if err != nil {
+			return fmt.Errorf("ui: template %s: %w", p, err)
+		}
+		h.pages[p] = t
+	}
+	return nil
+}
+
+// Cell states beyond the step states: a step that never ran.
+const notRun = "notrun"
+
+var icons = map[string]string{
+	string(pipeline.StepSucceeded): "✓",
+	string(pipeline.StepFailed):    "✗",
+	string(pipeline.StepRunning):   "▶",
+	string(pipeline.StepRetrying):  "↻",
+	string(pipeline.StepPending):   "○",
+	string(pipeline.StepSkipped):   "»",
+	string(pipeline.StepCancelled): "⊘",
+	notRun:                         "·",
+}
+
+var labels = map[string]string{
+	string(pipeline.StepSucceeded): "succeeded",
+	string(pipeline.StepFailed):    "failed",
+	string(pipeline.StepRunning):   "running",
+	string(pipeline.StepRetrying):  "retrying",
+	string(pipeline.StepPending):   "pending",
+	string(pipeline.StepSkipped):   "skipped",
+	string(pipeline.StepCancelled): "cancelled",
+	notRun:                         "not run",
+}
+
+var funcs = template.FuncMap{
+	"icon":  func(s string) string { return icons[s] },
+	"label": func(s string) string { return labels[s] },
+	"dur":   fmtDur,
+	"ts":    fmtTime,
+	"pct":   func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
+	"ms":    func(f float64) string { return fmtDur(time.Duration(f * float64(time.Millisecond))) },
+	"str":   func(v any) string { return fmt.Sprint(v) },
+	"split": strings.Fields,
+}
+
+// fmtDur prints a duration for people: 850ms, 12.3s, 4m05s, 2h10m.
+func fmtDur(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "–"
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+// fmtTime prints a time in loc (UTC if nil), or "–".
+func fmtTime(t time.Time, loc *time.Location) string {
+	if t.IsZero() {
+		return "–"
+	}
+	if loc == nil {
+		loc = time.UTC
+	}
+	return t.In(loc).Format("2006-01-02 15:04:05 MST")
+}
