@@ -127,16 +127,26 @@ func fail(status pipeline.StepStatus, msg string) func(*pipeline.StepRun) {
 func (e *env) finish(status pipeline.RunStatus, msg string) pipeline.Event {
 	e.t.Helper()
 	ctx := context.Background()
-	r, err := e.l.GetRun(ctx, e.run.ID)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	steps := r.Steps
-	r.Steps = nil
-	r.Status, r.Error, r.FinishedAt, r.UpdatedAt, r.Notify = status, msg, time.Now().UTC(), time.Now().UTC(), pipeline.NotifyPending
-	stored, err := e.l.UpdateRun(ctx, r)
-	if err != nil {
-		e.t.Fatal(err)
+	// The notifier's worker writes the run too (its Notes): like the
+	// orchestrator, re-read and write again when it got there first.
+	var stored pipeline.Run
+	var steps []pipeline.StepRun
+	for {
+		r, err := e.l.GetRun(ctx, e.run.ID)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		steps = r.Steps
+		r.Steps = nil
+		r.Status, r.Error, r.FinishedAt, r.UpdatedAt, r.Notify = status, msg, time.Now().UTC(), time.Now().UTC(), pipeline.NotifyPending
+		stored, err = e.l.UpdateRun(ctx, r)
+		if errors.Is(err, pipeline.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		break
 	}
 	stored.Steps = steps
 	kind := map[pipeline.RunStatus]pipeline.EventKind{
