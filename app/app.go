@@ -131,7 +131,7 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 	}
 	notifiers = append(notifiers, extra...)
 	a.orch, err = pipeline.New(pipeline.Config{Catalog: catalog, Ledger: led, Queue: q, Notifier: notifiers, Logger: log, LeaseGrace: cfg.LeaseGrace.Duration, Registry: reg,
-		Jobs: schedulerJobs(cfg, os.Getenv, log)})
+		Jobs: a.schedulerJobs(cfg, os.Getenv, log)})
 	if err != nil {
 		a.close()
 		return nil, err

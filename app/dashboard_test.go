@@ -348,6 +348,31 @@ func TestDashboardInABrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("an operator pauses and resumes the schedule from the grid", func(t *testing.T) {
+		const pauseForm = `form[data-action="/ui/api/pipelines/web/pause"]`
+		op.run(t, "open the grid", chromedp.Navigate(e.operator), chromedp.WaitVisible(chromedp.CSS(pauseForm)))
+		op.run(t, "give a reason", chromedp.SendKeys(chromedp.CSS(pauseForm+` input[name="reason"]`), "warehouse migration"))
+		op.run(t, "ask to pause", chromedp.Click(chromedp.CSS(pauseForm+" button")))
+		op.waitJS(t, "the confirmation", `document.getElementById("confirm").open && document.getElementById("confirm-text").textContent.includes("Pause web's schedule?")`)
+		op.run(t, "confirm", chromedp.Click(chromedp.CSS("#confirm-ok")))
+		op.waitJS(t, "the result", `document.getElementById("result").textContent.includes("Paused web")`)
+		st, err := e.a.orch.PauseState(context.Background(), "web")
+		if err != nil || !st.Paused || st.Reason != "warehouse migration" {
+			t.Fatalf("ledger after the pause button: %+v %v", st, err)
+		}
+		op.run(t, "reload", chromedp.Navigate(e.operator), chromedp.WaitVisible(chromedp.CSS(`form[data-action="/ui/api/pipelines/web/unpause"]`)))
+		if text := evalJS[string](t, op, `document.querySelector("strong.paused").parentElement.textContent`); !strings.Contains(text, "warehouse migration") {
+			t.Errorf("grid does not say why it is paused: %q", text)
+		}
+		op.run(t, "ask to resume", chromedp.Click(chromedp.CSS(`form[data-action="/ui/api/pipelines/web/unpause"] button`)))
+		op.waitJS(t, "the confirmation", `document.getElementById("confirm").open && document.getElementById("confirm-text").textContent.includes("Resume web's schedule?")`)
+		op.run(t, "confirm", chromedp.Click(chromedp.CSS("#confirm-ok")))
+		op.waitJS(t, "the result", `document.getElementById("result").textContent.includes("Resumed web")`)
+		if st, _ := e.a.orch.PauseState(context.Background(), "web"); st.Paused {
+			t.Fatal("still paused after the resume button")
+		}
+	})
+
 	t.Run("stats and queue pages", func(t *testing.T) {
 		op.run(t, "open stats", chromedp.Navigate(e.operator+"stats"), chromedp.WaitVisible(chromedp.CSS("table.stats")))
 		rows := evalJS[[]string](t, op, `Array.from(document.querySelectorAll('table.stats tbody th')).map(th => th.textContent)`)

@@ -12,7 +12,7 @@ import (
 // CLOUD_RUN_REGION, else CLOUD_TASKS_LOCATION. Without K_SERVICE (a terminal
 // without it, the emulators) it is nil: a pause is then only recorded in the
 // ledger, which already makes the start route skip the scheduler's calls.
-func schedulerJobs(cfg *Config, getenv func(string) string, log *slog.Logger) pipeline.JobControl {
+func (a *app) schedulerJobs(cfg *Config, getenv func(string) string, log *slog.Logger) pipeline.JobControl {
 	if cfg.Backend != "gcp" || getenv("K_SERVICE") == "" {
 		return nil
 	}
@@ -25,5 +25,6 @@ func schedulerJobs(cfg *Config, getenv func(string) string, log *slog.Logger) pi
 		log.Warn("pause will not pause the Cloud Scheduler jobs", "error", err.Error())
 		return nil
 	}
+	a.closers = append(a.closers, j.Close)
 	return j
 }

@@ -26,6 +26,9 @@ steps:
 // schedules --state, refused with a clear message for an unknown pipeline.
 func TestPauseCommands(t *testing.T) {
 	e := newOpsEnv(t, scheduledYAML)
+	if out := e.ok("validate"); !strings.Contains(out, "start within 20m0s, deadline 07:30") {
+		t.Errorf("validate does not show start_within and deadline:\n%s", out)
+	}
 	out := e.ok("pause", "daily", "--reason", "warehouse migration")
 	if !strings.Contains(out, "daily is paused (by cli:") || !strings.Contains(out, "warehouse migration") || !strings.Contains(out, "pipeline unpause daily") {
 		t.Fatalf("pause printed:\n%s", out)

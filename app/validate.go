@@ -49,7 +49,11 @@ func describe(env *appEnv, d *pipeline.Definition) {
 		if s, err := pipeline.ParseSchedule(d.Schedule); err == nil {
 			next := pipeline.NextFire(s, d.Location, time.Now()).In(d.Location)
 			fmt.Fprintf(env.stdout, ", schedule %q (next %s)", d.Schedule, next.Format("2006-01-02 15:04 MST"))
+			fmt.Fprintf(env.stdout, ", start within %s", d.StartWithin)
 		}
+	}
+	if d.Deadline != nil {
+		fmt.Fprintf(env.stdout, ", deadline %s", d.Deadline.Text)
 	}
 	fmt.Fprintln(env.stdout)
 	for _, s := range d.Steps {

@@ -106,39 +106,38 @@ func (d *Definition) CronSchedule() cron.Schedule {
 }
 
 // checkTiming validates deadline and start_within against the schedule and
-// fills the definition's fields.
-func (d *Definition) checkTiming(deadline, startWithin string) []error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+// fills the definition's fields; bad reports a problem at a key of the file.
+func (d *Definition) checkTiming(deadline, startWithin string, bad func(key, format string, args ...any)) {
 	d.cron = d.CronSchedule() // parsed once, before the definition is shared
 	if startWithin != "" {
 		v, err := time.ParseDuration(startWithin)
 		switch {
 		case err != nil || v <= 0 || v > 24*time.Hour:
-			bad("start_within %q is not a positive duration of at most 24h, like 30m", startWithin)
+			bad("start_within", "start_within %q is not a positive duration of at most 24h, like 30m", startWithin)
 		case d.Schedule == "":
-			bad("start_within %q needs a schedule: it is how long after a scheduled time the run must exist", startWithin)
+			bad("start_within", "start_within %q needs a schedule: it is how long after a scheduled time the run must exist", startWithin)
 		}
 		d.StartWithin = v
 	} else if d.Schedule != "" {
 		d.StartWithin = DefaultStartWithin
 	}
 	if deadline == "" {
-		return errs
+		return
 	}
 	dl, err := ParseDeadline(deadline)
 	if err != nil {
-		return append(errs, err)
+		bad("deadline", "%v", err)
+		return
 	}
 	d.Deadline = &dl
 	if dl.Relative() {
 		if d.Schedule == "" {
-			bad(`deadline %q counts from the scheduled time but the pipeline has no schedule: give a wall-clock time like "07:30"`, deadline)
+			bad("deadline", `deadline %q counts from the scheduled time but the pipeline has no schedule: give a wall-clock time like "07:30"`, deadline)
 		}
-		return errs
+		return
 	}
 	if d.CronSchedule() == nil || d.Location == nil {
-		return errs
+		return
 	}
 	// The deadline must fall after the scheduled time on every day it fires:
 	// try a fortnight without daylight-saving changes.
@@ -150,12 +149,11 @@ func (d *Definition) checkTiming(deadline, startWithin string) []error {
 			continue
 		}
 		if due, _ := d.DeadlineOn(date); !due.After(s) {
-			bad(`deadline %q falls before the scheduled time %s of the run's date: give a later time, or one on the next day like "+1d %s"`,
+			bad("deadline", `deadline %q falls before the scheduled time %s of the run's date: give a later time, or one on the next day like "+1d %s"`,
 				deadline, s.In(d.Location).Format("15:04"), clockText(dl.Clock))
-			break
+			return
 		}
 	}
-	return errs
 }
 
 func clockText(c time.Duration) string {

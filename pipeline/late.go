@@ -55,15 +55,10 @@ func watchedDeadline(def *Definition, r Run) (time.Time, bool) {
 
 func (o *Orchestrator) checkDeadline(ctx context.Context, def *Definition, r Run, dl, now time.Time, rep *ScheduleReport) error {
 	dlText := dl.UTC().Format(time.RFC3339)
-	late := now.After(dl)
 	claimed := alertOwed(now)
 	stored, wrote, err := o.updateRun(ctx, r, func(x *Run) bool {
-		if x.Status.Terminal() {
-			return false
-		}
-		noted := x.Notes[NoteDeadline] == dlText
-		claim := late && alertDue(x.Notes[NoteLate], now)
-		if noted && !claim {
+		note, claim := decideLate(*x, dl, now)
+		if !note && !claim {
 			return false
 		}
 		x.Notes = maps.Clone(x.Notes)
@@ -113,6 +108,19 @@ func (o *Orchestrator) checkDeadline(ctx context.Context, def *Definition, r Run
 		return fmt.Errorf("late alert of %s: %w", r.ID, err)
 	}
 	return nil
+}
+
+// decideLate is the late-run decision, a pure function of the recorded run:
+// note the deadline on an unfinished run that lacks it (so that its
+// completion can say how late it finished), and claim the late alert of an
+// unfinished run past its deadline whose alert is not sent or being sent.
+func decideLate(r Run, deadline, now time.Time) (note, claim bool) {
+	if r.Status.Terminal() {
+		return false, false
+	}
+	note = r.Notes[NoteDeadline] != deadline.UTC().Format(time.RFC3339)
+	claim = now.After(deadline) && alertDue(r.Notes[NoteLate], now)
+	return note, claim
 }
 
 // stepInProgress is the step a late run is in: the first (in definition

@@ -217,13 +217,7 @@ func build(s *sink, fd fileDef, reg *steps.Registry) *Definition {
 		}
 		d.MaxRunDuration = v
 	}
-	for _, err := range d.checkTiming(fd.Deadline, fd.StartWithin) {
-		at := fd.at["deadline"]
-		if strings.HasPrefix(err.Error(), "start_within") {
-			at = fd.at["start_within"]
-		}
-		bad(at, "%v", err)
-	}
+	d.checkTiming(fd.Deadline, fd.StartWithin, func(key, format string, args ...any) { bad(fd.at[key], format, args...) })
 	if len(fd.Steps) == 0 {
 		bad(fd.at["steps"], "no steps")
 	}

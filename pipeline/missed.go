@@ -48,71 +48,112 @@ func (o *Orchestrator) CheckSchedules(ctx context.Context) ScheduleReport {
 }
 
 // checkMissedStart reports the latest scheduled start of def when its run
-// does not exist start_within after it, and the follow-up once it does.
+// does not exist start_within after it, and the follow-up once it does. It
+// reads only what decideStart needs: nothing before the start is due, the
+// run, then the mark and the pause.
 func (o *Orchestrator) checkMissedStart(ctx context.Context, def *Definition, now time.Time, rep *ScheduleReport) error {
 	sched := def.CronSchedule()
 	if sched == nil || def.StartWithin <= 0 {
 		return nil
 	}
-	fire := PrevFire(sched, def.Location, now)
-	if fire.IsZero() {
+	f := startFacts{Now: now, Fire: PrevFire(sched, def.Location, now), StartWithin: def.StartWithin}
+	if f.Fire.IsZero() || now.Before(f.Fire.Add(f.StartWithin)) {
 		return nil
 	}
-	due := fire.Add(def.StartWithin)
-	if now.Before(due) {
-		return nil
-	}
-	date := fire.In(def.Location).Format(time.DateOnly)
-	markID := MarkID(MarkMissedStart, def.Name, date)
+	date := f.Fire.In(def.Location).Format(time.DateOnly)
 	run, err := o.ledger.GetRun(ctx, RunID(def.Name, date))
 	switch {
 	case err == nil:
-		if !run.CreatedAt.After(due) {
+		f.RunCreated = run.CreatedAt
+		if !run.CreatedAt.After(f.Fire.Add(f.StartWithin)) {
 			return nil // started in time
 		}
-		return o.followUp(ctx, def, fire, run, markID, now, rep)
 	case !errors.Is(err, ErrNotFound):
 		return fmt.Errorf("missed-start check of %s %s: %w", def.Name, date, err)
 	}
-	pause, err := o.PauseState(ctx, def.Name)
-	if err != nil {
-		return err
-	}
-	if pause.pausedAt(fire) || pause.pausedAt(now) {
-		return nil
-	}
-	m, _, err := o.ledger.CreateMark(ctx, func() Mark {
-		m := NewMark(MarkMissedStart, def.Name, date, now)
-		m.Fields[markExpected] = fire.UTC().Format(time.RFC3339)
-		return m
-	}())
-	if err != nil {
+	m, err := o.ledger.GetMark(ctx, MarkID(MarkMissedStart, def.Name, date))
+	switch {
+	case err == nil:
+		f.Alert, f.FollowUp = m.Fields[markAlert], m.Fields[markFollowUp]
+	case !errors.Is(err, ErrNotFound):
 		return fmt.Errorf("missed-start check of %s %s: %w", def.Name, date, err)
 	}
-	alert := &ScheduleAlert{
-		Pipeline: def.Name, Date: date, TimeZone: def.TimeZone, Expected: fire, Late: now.Sub(fire),
-		Causes: missedStartCauses, Check: "pipeline doctor",
+	if f.RunCreated.IsZero() {
+		if f.Pause, err = o.PauseState(ctx, def.Name); err != nil {
+			return err
+		}
 	}
-	sent, err := o.sendMarked(ctx, m, markAlert, now, Event{Kind: EventStartMissed, Run: Run{Pipeline: def.Name, Date: date, Key: date}, Schedule: alert})
-	if sent {
-		rep.Alerts = append(rep.Alerts, fmt.Sprintf("%s %s %s", EventStartMissed, def.Name, date))
+	switch decideStart(f) {
+	case startFollowUp:
+		return o.followUp(ctx, def, f.Fire, run, m, now, rep)
+	case startAlert:
+		if m.ID == "" {
+			nm := NewMark(MarkMissedStart, def.Name, date, now)
+			nm.Fields[markExpected] = f.Fire.UTC().Format(time.RFC3339)
+			if m, _, err = o.ledger.CreateMark(ctx, nm); err != nil {
+				return fmt.Errorf("missed-start check of %s %s: %w", def.Name, date, err)
+			}
+		}
+		alert := &ScheduleAlert{
+			Pipeline: def.Name, Date: date, TimeZone: def.TimeZone, Expected: f.Fire, Late: now.Sub(f.Fire),
+			Causes: missedStartCauses, Check: "pipeline doctor",
+		}
+		sent, err := o.sendMarked(ctx, m, markAlert, now, Event{Kind: EventStartMissed, Run: Run{Pipeline: def.Name, Date: date, Key: date}, Schedule: alert})
+		if sent {
+			rep.Alerts = append(rep.Alerts, fmt.Sprintf("%s %s %s", EventStartMissed, def.Name, date))
+		}
+		return err
 	}
-	return err
+	return nil
+}
+
+// startFacts are the recorded facts the missed-start check decides on.
+type startFacts struct {
+	Now, Fire   time.Time
+	StartWithin time.Duration
+	// RunCreated is when the date's run was created (zero: no run).
+	RunCreated time.Time
+	Pause      PauseState
+	// Alert and FollowUp are the states of the date's missed-start mark
+	// ("" when there is no mark).
+	Alert, FollowUp string
+}
+
+// startVerdict is what the missed-start check does.
+type startVerdict int
+
+const (
+	startNothing  startVerdict = iota // not due, started in time, paused, or already said
+	startAlert                        // claim and send the missed-start alert
+	startFollowUp                     // claim and send "started N late"
+)
+
+// decideStart is the missed-start decision, a pure function of recorded
+// state: alert when no run exists start_within after the fire time and the
+// pipeline was not paused then (nor is now) and the alert is not sent or
+// being sent; follow up when the run appeared after that, the alert was
+// sent, and the follow-up is not sent or being sent.
+func decideStart(f startFacts) startVerdict {
+	due := f.Fire.Add(f.StartWithin)
+	switch {
+	case f.Fire.IsZero() || f.Now.Before(due):
+		return startNothing
+	case !f.RunCreated.IsZero():
+		if f.RunCreated.After(due) && f.Alert == alertSent && alertDue(f.FollowUp, f.Now) {
+			return startFollowUp
+		}
+		return startNothing
+	case f.Pause.pausedAt(f.Fire) || f.Pause.pausedAt(f.Now):
+		return startNothing
+	case alertDue(f.Alert, f.Now):
+		return startAlert
+	}
+	return startNothing
 }
 
 // followUp posts "started N late" once for a run whose missed start was
 // reported, and notes it on the run.
-func (o *Orchestrator) followUp(ctx context.Context, def *Definition, fire time.Time, run Run, markID string, now time.Time, rep *ScheduleReport) error {
-	m, err := o.ledger.GetMark(ctx, markID)
-	if errors.Is(err, ErrNotFound) {
-		return nil // no alert was sent: nothing to follow up
-	}
-	if err != nil {
-		return fmt.Errorf("missed-start follow-up of %s: %w", run.ID, err)
-	}
-	if m.Fields[markAlert] != alertSent || !alertDue(m.Fields[markFollowUp], now) {
-		return nil
-	}
+func (o *Orchestrator) followUp(ctx context.Context, def *Definition, fire time.Time, run Run, m Mark, now time.Time, rep *ScheduleReport) error {
 	late := run.CreatedAt.Sub(fire)
 	if run.Notes[NoteStartedLate] == "" {
 		if _, _, err := o.updateRun(ctx, run, func(x *Run) bool {

@@ -36,8 +36,10 @@ type gridPipeline struct {
 	TimeZone string
 	Next     time.Time
 	Loc      *time.Location
-	Cols     []gridCol
-	Rows     []gridRow
+	// Pause is whether the pipeline is paused (pipeline pause), by whom and why.
+	Pause pipeline.PauseState
+	Cols  []gridCol
+	Rows  []gridRow
 }
 
 type gridCol struct {
@@ -121,8 +123,13 @@ func (h *Handler) gridFor(ctx context.Context, def *pipeline.Definition, days in
 	gp := gridPipeline{Name: def.Name, Schedule: def.Schedule, TimeZone: loc.String(), Loc: loc}
 	if def.Schedule != "" {
 		if s, err := pipeline.ParseSchedule(def.Schedule); err == nil {
-			gp.Next = s.Next(now)
+			gp.Next = pipeline.NextFire(s, loc, now) // the local cron's and the sweeper's rule
 		}
+		pause, err := h.o.PauseState(ctx, def.Name)
+		if err != nil {
+			return gridPipeline{}, false, err
+		}
+		gp.Pause = pause
 	}
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, loc)
 	first := today.AddDate(0, 0, -(days - 1))

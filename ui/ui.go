@@ -93,6 +93,8 @@ func New(cfg Config) (*Handler, error) {
 	m.HandleFunc("POST /ui/api/runs/{run}/steps/{step}/rerun", h.action(h.rerun))
 	m.HandleFunc("POST /ui/api/start", h.action(h.start))
 	m.HandleFunc("POST /ui/api/backfill", h.action(h.backfill))
+	m.HandleFunc("POST /ui/api/pipelines/{pipeline}/pause", h.action(h.pause))
+	m.HandleFunc("POST /ui/api/pipelines/{pipeline}/unpause", h.action(h.unpause))
 	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, access{}, fmt.Errorf("%w: no dashboard page at %s %s (pages: /ui/, /ui/runs/RUN, /ui/stats, /ui/queue)", pipeline.ErrNotFound, r.Method, r.URL.Path))
 	})

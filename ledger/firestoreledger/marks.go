@@ -24,6 +24,8 @@ type markDoc struct {
 	Fields    map[string]string `firestore:"fields"`
 	CreatedAt time.Time         `firestore:"created_at"`
 	UpdatedAt *time.Time        `firestore:"updated_at"`
+	// WriteID recognises this ledger's own write whose reply was lost.
+	WriteID string `firestore:"write_id"`
 }
 
 func toMarkDoc(m pipeline.Mark) markDoc {
@@ -102,13 +104,18 @@ func (l *Ledger) UpdateMark(ctx context.Context, m pipeline.Mark) (pipeline.Mark
 		return pipeline.Mark{}, errNoVersion(ctx, ref, "update mark %s", m.ID)
 	}
 	d := toMarkDoc(m)
+	d.WriteID = newWriteID()
 	res, err := ref.Update(ctx, []firestore.Update{
 		{Path: "fields", Value: d.Fields},
 		{Path: "updated_at", Value: d.UpdatedAt},
+		{Path: fWriteID, Value: d.WriteID},
 	}, firestore.LastUpdateTime(updateTime(m.Version)))
 	if err != nil {
-		_, cerr := casError(ctx, ref, "", err, "update mark %s", m.ID)
-		return pipeline.Mark{}, cerr
+		snap, err := casError(ctx, ref, d.WriteID, err, "update mark %s", m.ID)
+		if err != nil {
+			return pipeline.Mark{}, err
+		}
+		return d.mark(m.ID, version(snap.UpdateTime)), nil // our write; its reply was lost
 	}
 	return d.mark(m.ID, version(res.UpdateTime)), nil
 }

@@ -29,7 +29,7 @@ func (n *Notifier) scheduleAlert(ctx context.Context, e pipeline.Event) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.FinalBudget)
 	defer cancel()
 	embed := ScheduleEmbed(e, n.cfg.Revision)
-	if _, err := n.client.post(ctx, "schedule:"+e.Schedule.Pipeline, &discordgo.WebhookParams{Embeds: []*discordgo.MessageEmbed{embed}, AllowedMentions: noMentions()}); err != nil {
+	if _, err := n.client.post(ctx, scheduleKey(e), &discordgo.WebhookParams{Embeds: []*discordgo.MessageEmbed{embed}, AllowedMentions: noMentions()}); err != nil {
 		return fmt.Errorf("discord: %s alert of %s %s: %w", e.Kind, e.Schedule.Pipeline, e.Schedule.Date, err)
 	}
 	n.log.InfoContext(ctx, "schedule alert sent", "event", string(e.Kind), "pipeline", e.Schedule.Pipeline, "date", e.Schedule.Date)
@@ -119,4 +119,10 @@ func fmtMinutes(d time.Duration) string {
 		return fmt.Sprintf("%d min", int(d.Minutes()))
 	}
 	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+// scheduleKey is what the client paces an alert's calls by during an outage:
+// its own key, apart from any run's.
+func scheduleKey(e pipeline.Event) string {
+	return "schedule:" + string(e.Kind) + ":" + e.Schedule.Pipeline + ":" + e.Schedule.Date
 }
