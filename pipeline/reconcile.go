@@ -151,7 +151,14 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 	if err != nil {
 		return fmt.Errorf("reconcile %s: %w", runID, err)
 	}
-	if status, msg, ok := settled(r.Steps); ok {
+	def, gerr := o.graphForRun(r) // the run's own graph, not the loaded one
+	status, msg, ok := settled(r.Steps)
+	if ok && status == RunSucceeded && gerr == nil && !runDone(def.Graph, r.Steps) {
+		// Every step succeeded, but one ran on an input since superseded:
+		// not finished; the step loop below runs it again.
+		ok = false
+	}
+	if ok {
 		// Every step has ended but the run's finish was lost (a crash or a
 		// failed write after the last step): finish it, and notify.
 		if err := o.finishRunFrom(ctx, r, status, msg); err != nil {
@@ -164,8 +171,7 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 		}
 		return nil
 	}
-	def, err := o.graphForRun(r) // the run's own graph, not the loaded one
-	if err != nil {
+	if gerr != nil {
 		return nil // an old run of a pipeline no longer loaded: leave it alone
 	}
 	now := o.now().UTC()
