@@ -54,6 +54,7 @@ func runCLI(ctx context.Context, args []string, o *options) error {
 		return exitCode{code: 2}
 	}
 	c.Config.stepSets = o.steps
+	c.Config.wrap = o.wrap
 	env := &appEnv{stdout: stdout, stderr: stderr}
 	return kctx.Run(&c.Config, env)
 }
