@@ -12,8 +12,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,6 +49,9 @@ type stackOptions struct {
 	tasksHost string
 	// auth forces auth on for the local backend (gcp always has it on).
 	auth bool
+	// binary runs the service as a process (the chaos-pipeline binary), so
+	// that it can be killed; hook and wrap do not apply then.
+	binary bool
 }
 
 // stack is the service wired by package app, in this process, on the local
@@ -68,6 +73,10 @@ type stack struct {
 	stop       context.CancelFunc
 	done       chan error
 	client     *http.Client
+	// proc is the running process (binary mode); interrupted holds the pids
+	// killed or terminated, whose bodies in flight may run again.
+	proc        *exec.Cmd
+	interrupted map[int]bool
 }
 
 func newStack(t *testing.T, backend, yaml string, opts stackOptions) *stack {
@@ -78,7 +87,7 @@ func newStack(t *testing.T, backend, yaml string, opts stackOptions) *stack {
 	dir := t.TempDir()
 	s := &stack{t: t, backend: backend, opts: opts, dir: dir, data: filepath.Join(dir, "data"),
 		file: filepath.Join(dir, "chaos.yaml"), port: freePort(t), logs: &syncBuffer{},
-		client: &http.Client{Timeout: 30 * time.Second}}
+		client: &http.Client{Timeout: 30 * time.Second}, interrupted: map[int]bool{}}
 	s.base = fmt.Sprintf("http://127.0.0.1:%d", s.port)
 	if backend == "gcp" {
 		host := fsemu.Host(t)
@@ -147,6 +156,10 @@ func (s *stack) args() []string {
 
 func (s *stack) start() {
 	s.t.Helper()
+	if s.opts.binary {
+		s.startProcess()
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop, s.done = cancel, make(chan error, 1)
 	opts := []app.Option{
@@ -157,6 +170,11 @@ func (s *stack) start() {
 		app.WithWrappers(s.opts.wrap),
 	}
 	go func() { s.done <- app.Main(ctx, s.args(), opts...) }()
+	s.waitHealthy()
+}
+
+func (s *stack) waitHealthy() {
+	s.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -177,8 +195,15 @@ func (s *stack) start() {
 	s.t.Fatalf("service not healthy:\n%s", s.logs.String())
 }
 
-// shutdown stops the service gracefully (as SIGTERM does) and waits for it.
+// shutdown stops the service (in-process: gracefully, as SIGTERM does) and
+// waits for it.
 func (s *stack) shutdown() {
+	if s.opts.binary {
+		if s.proc != nil { // the figures are taken: no need to wait for a graceful exit
+			s.signal(syscall.SIGKILL)
+		}
+		return
+	}
 	if s.stop == nil {
 		return
 	}
@@ -370,3 +395,64 @@ steps:
 }
 
 var _ = strings.TrimSpace
+
+var buildOnce struct {
+	sync.Once
+	path string
+	err  error
+}
+
+// binaryPath builds the chaos-pipeline command once per test binary.
+func binaryPath(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "chaos-bin")
+		if err != nil {
+			buildOnce.err = err
+			return
+		}
+		buildOnce.path = filepath.Join(dir, "chaos-pipeline")
+		out, err := exec.Command("go", "build", "-o", buildOnce.path, "./cmd/chaos-pipeline").CombinedOutput()
+		if err != nil {
+			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildOnce.err != nil {
+		t.Fatal(buildOnce.err)
+	}
+	return buildOnce.path
+}
+
+func (s *stack) startProcess() {
+	s.t.Helper()
+	cmd := exec.Command(binaryPath(s.t), s.args()...)
+	cmd.Env = os.Environ()
+	cmd.Stdout, cmd.Stderr = s.logs, s.logs
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.proc = cmd
+	s.done = make(chan error, 1)
+	go func() { s.done <- cmd.Wait() }()
+	s.waitHealthy()
+}
+
+// signal sends sig to the process, waits for it to exit and returns how long
+// that took; its pid counts as interrupted.
+func (s *stack) signal(sig syscall.Signal) time.Duration {
+	s.t.Helper()
+	at := time.Now()
+	s.interrupted[s.proc.Process.Pid] = true
+	if err := s.proc.Process.Signal(sig); err != nil {
+		s.t.Fatal(err)
+	}
+	select {
+	case <-s.done:
+	case <-time.After(60 * time.Second):
+		_ = s.proc.Process.Kill()
+		<-s.done
+		s.t.Errorf("service did not exit within 60 s of %v", sig)
+	}
+	s.proc = nil
+	return time.Since(at)
+}
