@@ -81,6 +81,13 @@ type stack struct {
 
 func newStack(t *testing.T, backend, yaml string, opts stackOptions) *stack {
 	t.Helper()
+	return newStackWith(t, backend, yaml, opts, nil)
+}
+
+// newStackWith is newStack with a hook that runs once the emulators exist and
+// before the service starts (to put proxies in front of them).
+func newStackWith(t *testing.T, backend, yaml string, opts stackOptions, ready func(*stack)) *stack {
+	t.Helper()
 	if opts.leaseGrace == 0 {
 		opts.leaseGrace = time.Second
 	}
@@ -111,6 +118,9 @@ func newStack(t *testing.T, backend, yaml string, opts stackOptions) *stack {
 		s.emu = emu
 	}
 	s.writeDefinition(yaml)
+	if ready != nil {
+		ready(s)
+	}
 	s.start()
 	t.Cleanup(func() {
 		s.shutdown()
