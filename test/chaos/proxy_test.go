@@ -21,8 +21,13 @@ type proxy struct {
 	wg     sync.WaitGroup
 	quit   chan struct{}
 	once   sync.Once
+	// drop, when set, resets both sides instead of forwarding a share of the
+	// upstream's replies (the request reached the server; its answer is
+	// lost).
+	drop *dice
+	// counters of dropped replies
 	// counters
-	accepted, refused, resets atomic.Int64
+	accepted, refused, resets, dropped atomic.Int64
 }
 
 func newProxy(t *testing.T, target string, refuseShare float64) *proxy {
@@ -68,7 +73,28 @@ func (p *proxy) pipe(c net.Conn) {
 		once.Do(func() { c.Close(); up.Close() })
 	}
 	go func() { _, _ = io.Copy(up, c); done() }()
-	_, _ = io.Copy(c, up)
+	if p.drop == nil {
+		_, _ = io.Copy(c, up)
+	} else {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := up.Read(buf)
+			if n > 0 && p.drop.roll() != 0 {
+				p.dropped.Add(1)
+				reset(c)
+				reset(up)
+				break
+			}
+			if n > 0 {
+				if _, werr := c.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+	}
 	done()
 	p.track(c, false)
 	p.track(up, false)
@@ -122,8 +148,13 @@ func (p *proxy) resetEvery(interval time.Duration) (stop func()) {
 	return func() { once.Do(func() { close(ch) }) }
 }
 
-// calm stops refusing connections.
-func (p *proxy) calm() { p.d.off.Store(true) }
+// calm stops refusing connections and dropping replies.
+func (p *proxy) calm() {
+	p.d.off.Store(true)
+	if p.drop != nil {
+		p.drop.off.Store(true)
+	}
+}
 
 func (p *proxy) close() {
 	p.once.Do(func() { close(p.quit) })

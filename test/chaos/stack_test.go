@@ -122,13 +122,43 @@ func newStackWith(t *testing.T, backend, yaml string, opts stackOptions, ready f
 		ready(s)
 	}
 	s.start()
+	stopSweeper := s.sweep(reconcileEvery)
 	t.Cleanup(func() {
+		stopSweeper()
+		at := time.Now()
 		s.shutdown()
+		t.Logf("shutdown took %s", time.Since(at))
 		if t.Failed() {
 			t.Logf("--- service logs (%s):\n%s", backend, tail(s.logs.String(), 8000))
 		}
 	})
 	return s
+}
+
+// reconcileEvery is how often the suite calls POST /pipeline/reconcile, as
+// the deployment's Scheduler job does every 5 minutes (compressed here so that
+// what the sweeper heals is healed within a test).
+const reconcileEvery = 3 * time.Second
+
+// sweep calls the reconcile route every interval until stopped; failures
+// (the service is down, a fault) are ignored, as Scheduler's next tick would.
+func (s *stack) sweep(every time.Duration) (stop func()) {
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tk := time.NewTicker(every)
+		defer tk.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tk.C:
+				_, _, _ = s.do("POST", "/pipeline/reconcile", schedulerSA, nil, nil)
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
 }
 
 func (s *stack) writeDefinition(yaml string) {
