@@ -79,4 +79,3 @@ func ledgerFaults(t *testing.T, backend string, sz size) {
 		t.Errorf("no fault of one kind was injected (lost replies %d, failed reads %d): the scenario proved nothing", fl.lostReplies.Load(), fl.readFaults.Load())
 	}
 }
-
