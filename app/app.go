@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -64,13 +65,18 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 	return logging.New(w, level, cfg.Project)
 }
 
-// loadCatalog builds the step registry and loads the pipeline files.
-func loadCatalog(cfg *Config) (*pipeline.Catalog, error) {
+// newRegistry is the step registry: the built-in and example kinds.
+func newRegistry(cfg *Config) *steps.Registry {
 	reg := steps.NewRegistry()
 	for _, register := range cfg.stepSets {
 		register(reg, cfg)
 	}
-	return pipeline.LoadFiles(cfg.File, reg)
+	return reg
+}
+
+// loadCatalog builds the step registry and loads the pipeline files.
+func loadCatalog(cfg *Config) (*pipeline.Catalog, error) {
+	return pipeline.LoadFiles(cfg.File, newRegistry(cfg))
 }
 
 // buildApp assembles the service for cfg.Backend. extra notifiers get every
@@ -79,7 +85,8 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuration:\n%w", err)
 	}
-	catalog, err := loadCatalog(cfg)
+	reg := newRegistry(cfg)
+	catalog, err := pipeline.LoadFiles(cfg.File, reg)
 	if err != nil {
 		return nil, fmt.Errorf("pipelines:\n%w", err)
 	}
@@ -123,7 +130,8 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 	if cfg.wrap.Notifier != nil {
 		notifier = cfg.wrap.Notifier(notifier)
 	}
-	a.orch, err = pipeline.New(pipeline.Config{Catalog: catalog, Ledger: led, Queue: q, Notifier: notifier, Logger: log, LeaseGrace: cfg.LeaseGrace})
+	a.orch, err = pipeline.New(pipeline.Config{Catalog: catalog, Ledger: led, Queue: q, Notifier: notifier, Logger: log, LeaseGrace: cfg.LeaseGrace, Registry: reg,
+		Jobs: schedulerJobs(cfg, os.Getenv, log)})
 	if err != nil {
 		a.close()
 		return nil, err

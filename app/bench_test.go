@@ -57,6 +57,8 @@ type clock struct {
 	mu    sync.Mutex
 	runs  map[string]*chainTimes
 	tasks map[string]taskRef // task name -> run and step index
+	// taskName names a step's task as the service does.
+	taskName func(runID, step string, gen int) string
 }
 
 type taskRef struct {
@@ -65,7 +67,7 @@ type taskRef struct {
 }
 
 func newClock() *clock {
-	return &clock{runs: map[string]*chainTimes{}, tasks: map[string]taskRef{}}
+	return &clock{runs: map[string]*chainTimes{}, tasks: map[string]taskRef{}, taskName: pipeline.TaskName}
 }
 
 // expect registers a run before it is started.
@@ -75,7 +77,7 @@ func (c *clock) expect(runID string) *chainTimes {
 	defer c.mu.Unlock()
 	c.runs[runID] = ct
 	for i := range benchSteps {
-		c.tasks[pipeline.TaskName(runID, fmt.Sprintf("s%d", i), 1)] = taskRef{ct, i}
+		c.tasks[c.taskName(runID, fmt.Sprintf("s%d", i), 1)] = taskRef{ct, i}
 	}
 	return ct
 }
@@ -154,6 +156,7 @@ func startLocalStack(b *testing.B) *localStack {
 		b.Fatal(err)
 	}
 	s.a = a
+	s.clock.taskName = a.orch.TaskName // names carry the ledger's namespace
 	a.handler = s.clock.wrap(a.handler)
 	ln, err := a.listen("127.0.0.1:0")
 	if err != nil {

@@ -27,6 +27,8 @@ type cli struct {
 	Cancel   cancelCmd   `cmd:"" help:"Cancel a run: no further step starts."`
 	Backfill backfillCmd `cmd:"" help:"Create one run per date from --from to --to, at most --max-parallel at once; repeating it creates nothing new."`
 	Stats    statsCmd    `cmd:"" help:"Per pipeline and step: runs, success rate, average and p95 duration (--since 7d)."`
+	Pause    pauseCmd    `cmd:"" help:"Pause a pipeline's schedule (--reason R): scheduled starts are skipped and no missed-start alert fires; on GCP its Cloud Scheduler job is paused too."`
+	Unpause  unpauseCmd  `cmd:"" help:"Resume a paused pipeline's schedule (and its Cloud Scheduler job on GCP)."`
 }
 
 // runCLI parses args and runs the chosen command.

@@ -85,7 +85,10 @@ steps:
 	if !errors.As(err, &ec) || ec.code != 1 {
 		t.Fatalf("err = %v, want exit 1", err)
 	}
-	for _, want := range []string{"7 problem(s)", "Nowhere/City", "61 * * * *", `unknown kind "shell"`, "duplicate step name", `timeout "5 minutes"`, `unknown step "zz"`} {
+	if want := file + `:6:21: pipeline "bad": step 1 ("a"): unknown kind "shell"`; !strings.Contains(stderr, "\n"+want) {
+		t.Errorf("stderr lacks a line starting %q:\n%s", want, stderr)
+	}
+	for _, want := range []string{"6 problem(s)", "Nowhere/City", "61 * * * *", `unknown kind "shell"`, "duplicate step name", `timeout "5 minutes"`, `unknown step "zz"`} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pipelinehq/pipeline/doctor"
+	"github.com/pipelinehq/pipeline/pipeline"
 )
 
 // doctorCmd checks the deployment's configuration for mistakes that break
@@ -38,24 +39,23 @@ type doctorReport struct {
 }
 
 func (d *doctorCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
+	// Pipeline files that fail to load are findings like any other: the
+	// configuration checks go on, with the pipelines that did load.
 	catalog, err := loadCatalog(cfg)
-	if err != nil {
-		var problems []string
-		collect(err, &problems)
-		fmt.Fprintf(env.stderr, "doctor: the pipeline files do not load (%d problem(s)); fix them first (pipeline validate):\n", len(problems))
-		for _, p := range problems {
-			fmt.Fprintf(env.stderr, "  - %s\n", p)
-		}
-		return exitCode{code: 1}
+	loadFindings := doctor.PipelineFiles(err)
+	var defs []*pipeline.Definition
+	if catalog != nil {
+		defs = catalog.All()
 	}
 	dc := d.config(cfg)
-	online, note := doctor.CheckOnline(ctx, dc, catalog.All(), doctor.OnlineOptions{Offline: d.Offline, Timeout: d.OnlineTimeout})
-	findings := doctor.Merge(doctor.Run(dc, catalog.All()), online)
+	online, note := doctor.CheckOnline(ctx, dc, defs, doctor.OnlineOptions{Offline: d.Offline, Timeout: d.OnlineTimeout})
+	findings := doctor.Merge(loadFindings, doctor.Run(dc, defs), online)
 	nerr, nwarn := doctor.Count(findings)
 	failed := nerr > 0 || (d.Strict && nwarn > 0)
 	if d.JSON {
 		rep := doctorReport{OK: !failed, Errors: nerr, Warnings: nwarn, Online: note, Findings: findings}
-		for _, p := range catalog.All() {
+		rep.Pipelines = []string{}
+		for _, p := range defs {
 			rep.Pipelines = append(rep.Pipelines, p.Name)
 		}
 		if rep.Findings == nil {
@@ -70,9 +70,12 @@ func (d *doctorCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 		for _, f := range findings {
 			fmt.Fprintf(env.stdout, "%s\n\n", f)
 		}
-		names := make([]string, 0, len(catalog.All()))
-		for _, p := range catalog.All() {
+		names := make([]string, 0, len(defs))
+		for _, p := range defs {
 			names = append(names, p.Name)
+		}
+		if len(names) == 0 {
+			names = append(names, "none loaded")
 		}
 		fmt.Fprintln(env.stdout, note)
 		fmt.Fprintf(env.stdout, "%d error(s), %d warning(s); backend %s, pipelines %s\n", nerr, nwarn, cfg.Backend, strings.Join(names, ", "))

@@ -3,6 +3,8 @@ package app
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -81,5 +83,44 @@ func TestSchedulesTSVAndJSON(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 ||
 		list[0] != (doctor.Schedule{Pipeline: "daily", Schedule: "0 6 * * *", TimeZone: "Europe/Paris", AttemptDeadlineSeconds: 45}) {
 		t.Fatalf("json: %v %s", err, out)
+	}
+}
+
+// TestDoctorGoesOnWhenPipelinesFailToLoad: a broken pipeline file is
+// reported as findings at its line, and the configuration checks still run
+// (here they find the trailing-slash audience) with the pipelines that loaded.
+func TestDoctorGoesOnWhenPipelinesFailToLoad(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "broken.yaml")
+	if err := os.WriteFile(bad, []byte("name: broken\nsteps:\n  - {name: a, kind: noop, timout: 5s}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := gcpArgs("--audience", "https://pipeline-prod-abc123-ew.a.run.app/", "--json")
+	args = append([]string{"--file", bad}, args...) // --file given twice: both files load
+	out, stderr, err := runArgs(t, args...)
+	var ec exitCode
+	if !errors.As(err, &ec) || ec.code != 1 {
+		t.Fatalf("err = %v, want exit 1\n%s\n%s", err, out, stderr)
+	}
+	var rep struct {
+		OK        bool
+		Pipelines []string
+		Findings  []struct{ Severity, Check, Subject, Problem, Fix string }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("json: %v\n%s", err, out)
+	}
+	var load, audience bool
+	for _, f := range rep.Findings {
+		switch f.Check {
+		case "pipelines":
+			load = f.Severity == "error" && f.Subject == bad+":3:27" && strings.Contains(f.Problem, `unknown key "timout" (did you mean "timeout"?)`) &&
+				strings.Contains(f.Fix, "pipeline validate -f "+bad)
+		case "audience":
+			audience = true
+		}
+	}
+	if rep.OK || !load || !audience || strings.Join(rep.Pipelines, ",") != "daily" {
+		t.Fatalf("want the load problem, the audience finding and the daily pipeline checked; got %s", out)
 	}
 }

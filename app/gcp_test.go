@@ -38,7 +38,12 @@ type gcpStack struct {
 
 func startGCPStack(t *testing.T, files ...string) *gcpStack {
 	t.Helper()
-	t.Setenv("FIRESTORE_EMULATOR_HOST", fsemu.Host(t))
+	return startGCPStackOn(t, startTasksEmulator(t), files...)
+}
+
+// startTasksEmulator starts a Cloud Tasks emulator for the test.
+func startTasksEmulator(t *testing.T) *emulator.Emulator {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	emu, err := emulator.Start(ctx, emulator.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second})
@@ -46,6 +51,16 @@ func startGCPStack(t *testing.T, files ...string) *gcpStack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { emu.Close() })
+	return emu
+}
+
+// startGCPStackOn starts the service on its own Firestore collection,
+// enqueueing to the queue of emu (which may be shared with other stacks).
+func startGCPStackOn(t *testing.T, emu *emulator.Emulator, files ...string) *gcpStack {
+	t.Helper()
+	t.Setenv("FIRESTORE_EMULATOR_HOST", fsemu.Host(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	if len(files) == 0 {
@@ -178,6 +193,29 @@ func TestGCPBackendRunsTheDailyChain(t *testing.T) {
 	}
 	if code, out := g.call("POST", "/pipeline/start", "intruder@example.com", map[string]string{"pipeline": "daily"}, nil); code != 403 {
 		t.Fatalf("intruder: %d %v", code, out)
+	}
+}
+
+// Two deployments (say staging and prod, two collections) sharing one Cloud
+// Tasks queue both finish their run of the same day: task names carry the
+// ledger's namespace, so neither run's tasks are taken for the other's
+// ("already exists").
+func TestGCPTwoLedgersShareAQueue(t *testing.T) {
+	emu := startTasksEmulator(t)
+	prod, staging := startGCPStackOn(t, emu), startGCPStackOn(t, emu)
+	hdr := map[string]string{"X-CloudScheduler-ScheduleTime": "2026-11-23T05:00:00Z", "X-CloudScheduler": "true"}
+	for _, g := range []*gcpStack{prod, staging} {
+		if code, out := g.call("POST", "/pipeline/start", schedulerSA, map[string]string{"pipeline": "daily"}, hdr); code != 201 {
+			t.Fatalf("start = %d %v", code, out)
+		}
+	}
+	for name, g := range map[string]*gcpStack{"prod": prod, "staging": staging} {
+		if run := g.waitRun("daily@2026-11-23"); run["status"] != "succeeded" {
+			t.Fatalf("%s run = %v", name, run)
+		}
+	}
+	if st := emu.Stats(); st.Created != 6 || st.Succeeded != 6 {
+		t.Fatalf("emulator stats %+v: want 6 tasks created and succeeded (3 per deployment)", st)
 	}
 }
 

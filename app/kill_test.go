@@ -77,6 +77,20 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// waitOutput waits (generously) until the process's output contains want:
+// the output is copied from the child's pipe by a goroutine of exec, so what
+// the child printed before answering a request may land a moment later.
+func (p *proc) waitOutput(t *testing.T, want, what string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(p.out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no %q in the output:\n%s", what, want, p.out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func startServe(t *testing.T, env []string, port int) *proc {
 	t.Helper()
 	cmd := exec.Command(binary(t), "serve", "--no-cron")
@@ -93,7 +107,7 @@ func startServe(t *testing.T, env []string, port int) *proc {
 			_ = cmd.Wait()
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // a loaded machine starts slowly
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
 		if err == nil {
@@ -154,9 +168,9 @@ steps:
 	env := []string{"PIPELINE_FILE=" + file, "PIPELINE_DATA=" + filepath.Join(dir, "data"), "PIPELINE_AUTH=off", "PIPELINE_LEASE_GRACE=1s"}
 	port := freePort(t)
 	first := startServe(t, env, port)
-	if !strings.Contains(first.out.String(), "AUTHENTICATION IS OFF") {
-		t.Fatalf("auth off was not announced loudly:\n%s", first.out.String())
-	}
+	// The announcement is printed before the service listens, but it reaches
+	// first.out through exec's copying goroutine, maybe after /healthz answered.
+	first.waitOutput(t, "AUTHENTICATION IS OFF", "auth off was not announced loudly")
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	resp, err := http.Post(base+"/pipeline/start", "application/json", strings.NewReader(`{"pipeline":"killme","date":"2026-11-23"}`))
 	if err != nil {
@@ -168,7 +182,7 @@ steps:
 	}
 	select {
 	case <-slowStarted:
-	case <-time.After(20 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatalf("step two never started:\n%s", first.out.String())
 	}
 	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {

@@ -36,6 +36,10 @@ type opsBackend interface {
 	Stats(ctx context.Context, pipelineName string, since time.Time) (statsResult, error)
 	GetRun(ctx context.Context, runID string) (pipeline.Run, error)
 	ListRuns(ctx context.Context, f pipeline.RunFilter) ([]pipeline.Run, error)
+	// Pause, Unpause and Schedules: see ops_pause.go.
+	Pause(ctx context.Context, req pipeline.PauseRequest) (pipeline.PauseState, error)
+	Unpause(ctx context.Context, req pipeline.PauseRequest) (pipeline.PauseState, error)
+	Schedules(ctx context.Context) ([]pipeline.ScheduleInfo, error)
 	// Executes reports whether the steps this backend enqueues run only while
 	// this process lives (the local backend): commands then stay until the
 	// work they caused is done.

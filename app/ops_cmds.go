@@ -259,7 +259,7 @@ func (c *runsCmd) filter(now time.Time) (pipeline.RunFilter, error) {
 	if c.Since != "" {
 		since, err := pipeline.ParseSince(c.Since, now)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("--since %q is not a duration back (7d, 36h), a date or an RFC 3339 time", c.Since))
+			errs = append(errs, fmt.Errorf("--%w", err)) // "--since "800000d" reaches back more than ..."
 		}
 		f.Since = since
 	}
@@ -476,7 +476,7 @@ type statsCmd struct {
 func (c *statsCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 	since, err := pipeline.ParseSince(c.Since, time.Now())
 	if err != nil {
-		return fail(fmt.Errorf("--since %q is not a duration back (7d, 36h), a date or an RFC 3339 time", c.Since))
+		return fail(fmt.Errorf("--%w", err))
 	}
 	b, err := c.open(ctx, cfg, env, false)
 	if err != nil {

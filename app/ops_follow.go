@@ -302,7 +302,7 @@ func stepDetail(s pipeline.StepRun) string {
 func runDetail(r pipeline.Run) string {
 	var parts []string
 	if !r.FinishedAt.IsZero() {
-		parts = append(parts, "in "+r.FinishedAt.Sub(r.CreatedAt).Round(time.Millisecond).String())
+		parts = append(parts, "in "+r.Duration().Round(time.Millisecond).String())
 	}
 	if r.Error != "" {
 		parts = append(parts, oneLine(r.Error, 80))

@@ -56,8 +56,11 @@ func printRun(w io.Writer, r pipeline.Run) {
 		fmt.Fprintf(tw, "trigger\t%s\n", r.Trigger)
 	}
 	fmt.Fprintf(tw, "created\t%s\n", timeOrDash(r.CreatedAt))
+	if !r.StartedAt.IsZero() { // the latest launch or re-run: the duration counts from it
+		fmt.Fprintf(tw, "started\t%s\n", timeOrDash(r.StartedAt))
+	}
 	if !r.FinishedAt.IsZero() {
-		fmt.Fprintf(tw, "finished\t%s (%s)\n", timeOrDash(r.FinishedAt), durOrDash(r.FinishedAt.Sub(r.CreatedAt)))
+		fmt.Fprintf(tw, "finished\t%s (%s)\n", timeOrDash(r.FinishedAt), durOrDash(r.Duration()))
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.Params)) {
 		fmt.Fprintf(tw, "param\t%s=%s\n", k, r.Params[k])
@@ -97,13 +100,13 @@ func printRuns(w io.Writer, runs []pipeline.Run) {
 	for _, r := range runs {
 		d := time.Duration(0)
 		if !r.FinishedAt.IsZero() {
-			d = r.FinishedAt.Sub(r.CreatedAt)
+			d = r.Duration()
 		}
 		trigger := r.Trigger
 		if trigger == "" {
 			trigger = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\t%s\t%s\n", r.ID, runMark(r.Status), r.Status, r.Date, trigger, timeOrDash(r.CreatedAt), durOrDash(d), oneLine(r.Error, 60))
+		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\t%s\t%s\n", r.ID, runMark(r.Status), statusWithMarks(r), r.Date, trigger, timeOrDash(r.CreatedAt), durOrDash(d), oneLine(r.Error, 60))
 	}
 	tw.Flush()
 }

@@ -379,6 +379,9 @@ func TestOpsBadInput(t *testing.T) {
 		{[]string{"runs", "--since", "last week"}, `--since "last week"`},
 		{[]string{"runs", "--status", "done"}, `--status "done" is not one of`},
 		{[]string{"stats", "--since", "soon"}, `--since "soon"`},
+		{[]string{"stats", "--since", "800000d"}, `--since "800000d" reaches back more than 36500 days`},
+		{[]string{"stats", "--since", "9223372036854775807d"}, `--since "9223372036854775807d" reaches back more than 36500 days`},
+		{[]string{"runs", "--since", "800000d"}, `--since "800000d" reaches back more than 36500 days`},
 		{[]string{"enqueue", "fetch", "--run", "chain@2026-04-09", "--url", "ftp://x"}, "is not an http(s) URL"},
 		{[]string{"status", "chain@2026-04-09", "--id-token", "x"}, "--id-token is only used with --url"},
 	} {

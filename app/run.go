@@ -241,7 +241,7 @@ func oneLine(s string, n int) string {
 func printSummary(w io.Writer, r pipeline.Run) {
 	fmt.Fprintf(w, "\nrun %s: %s", r.ID, r.Status)
 	if !r.FinishedAt.IsZero() {
-		fmt.Fprintf(w, " in %s", r.FinishedAt.Sub(r.CreatedAt).Round(time.Millisecond))
+		fmt.Fprintf(w, " in %s", r.Duration().Round(time.Millisecond))
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -12,10 +12,14 @@ import (
 // for the deploy script: the schedule and time zone come from the pipeline
 // files only.
 type schedulesCmd struct {
-	JSON bool `name:"json" help:"Print a JSON array instead of TSV."`
+	State bool `name:"state" help:"Instead, read the ledger (local store, PIPELINE_BACKEND=gcp or --url) and print each scheduled pipeline's next fire time, pause, and how its latest date went (missed, started late, late)."`
+	opsTarget
 }
 
 func (s *schedulesCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
+	if s.State {
+		return s.state(ctx, cfg, env)
+	}
 	catalog, err := loadCatalog(cfg)
 	if err != nil {
 		var problems []string

@@ -33,6 +33,10 @@ func (s *serveCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 		cron := &scheduler.Local{
 			Catalog: a.orch.Catalog(), Logger: log,
 			Fire: scheduler.HTTPFire(func() string { return a.baseURL }, a.token, a.audience, nil),
+			Paused: func(ctx context.Context, name string) (bool, error) {
+				st, err := a.orch.PauseState(ctx, name)
+				return st.Paused, err
+			},
 		}
 		a.runners = append(a.runners, cron.Run)
 		if s.ReconcileEvery > 0 {

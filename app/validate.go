@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pipelinehq/pipeline/pipeline"
+	"github.com/pipelinehq/pipeline/scheduler"
 )
 
 type validateCmd struct{}
@@ -17,8 +18,8 @@ func (v *validateCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 		var problems []string
 		collect(err, &problems)
 		fmt.Fprintf(env.stderr, "%d problem(s) in %s:\n", len(problems), strings.Join(cfg.File, ", "))
-		for _, p := range problems {
-			fmt.Fprintf(env.stderr, "  - %s\n", p)
+		for _, p := range problems { // file:line:column first, as editors and terminals link it
+			fmt.Fprintln(env.stderr, p)
 		}
 		return exitCode{code: 1}
 	}
@@ -43,7 +44,7 @@ func collect(err error, out *[]string) {
 func describe(env *appEnv, d *pipeline.Definition) {
 	fmt.Fprintf(env.stdout, "%s  time zone %s", d.Name, d.TimeZone)
 	if d.Schedule != "" {
-		if s, err := pipeline.ParseSchedule(d.Schedule); err == nil {
+		if s, err := scheduler.Parse(d.Schedule); err == nil {
 			fmt.Fprintf(env.stdout, ", schedule %q (next %s)", d.Schedule, s.Next(time.Now().In(d.Location)).Format("2006-01-02 15:04 MST"))
 		}
 	}

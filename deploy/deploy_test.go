@@ -194,6 +194,11 @@ func TestFirestoreIndexes(t *testing.T) {
 		"pipeline ASCENDING, created_at DESCENDING",
 		"status ASCENDING, created_at DESCENDING",
 		"pipeline ASCENDING, status ASCENDING, created_at DESCENDING",
+		// Pending runs oldest first (backfill, the sweeper).
+		"status ASCENDING, created_at ASCENDING",
+		"pipeline ASCENDING, status ASCENDING, created_at ASCENDING",
+		// Owed notifications by finish time.
+		"notify ASCENDING, finished_at ASCENDING",
 	}
 	slices.Sort(got)
 	slices.Sort(want)

@@ -17,7 +17,7 @@ type Check func(cfg Config, defs []*pipeline.Definition) []Finding
 
 // Checks lists every offline check, in the order they are reported.
 func Checks() []Check {
-	return []Check{Backend, Audience, Invokers, Deadlines, Attempts, TimeZones, SchedulerRetries, Discord}
+	return []Check{Backend, Audience, Invokers, Deadlines, Attempts, TimeZones, DSTGaps, SchedulerRetries, Discord}
 }
 
 // Run runs every offline check and returns the findings, errors first.
@@ -108,8 +108,6 @@ func Audience(cfg Config, _ []*pipeline.Definition) []Finding {
 	return out
 }
 
-var serviceAccountRE = regexp.MustCompile(`^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9-]+\.iam\.gserviceaccount\.com$|^[0-9]+-compute@developer\.gserviceaccount\.com$|^[a-z0-9-]+@appspot\.gserviceaccount\.com$`)
-
 // Invokers checks that the Cloud Tasks and Cloud Scheduler service accounts
 // are on ALLOWED_INVOKERS: a token from any other caller is refused with 403.
 func Invokers(cfg Config, _ []*pipeline.Definition) []Finding {
@@ -165,11 +163,14 @@ func Invokers(cfg Config, _ []*pipeline.Definition) []Finding {
 		out = append(out, f)
 	}
 	for _, sa := range []string{cfg.TasksAccount, cfg.SchedulerAccount} {
-		if sa != "" && !serviceAccountRE.MatchString(sa) {
+		if sa == "" {
+			continue
+		}
+		if p := ServiceAccountProblem(sa); p != "" {
 			out = append(out, Finding{
 				Severity: SeverityWarning, Check: "invokers", Subject: sa,
-				Problem: "does not look like a service account email (NAME@PROJECT.iam.gserviceaccount.com)",
-				Why:     "Cloud Tasks and Cloud Scheduler can only sign tokens as a service account",
+				Problem: "is not a service account email: " + p,
+				Why:     "Cloud Tasks and Cloud Scheduler can only sign tokens as a service account; " + accountRule,
 				Fix:     "gcloud iam service-accounts list --project " + cfg.project(),
 			})
 		}

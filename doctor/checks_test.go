@@ -105,7 +105,7 @@ func TestFindings(t *testing.T) {
 		{"tasks account not a service account", func(c *doctor.Config) {
 			c.TasksAccount = "alice@example.com"
 			c.AllowedInvokers = []string{"alice@example.com", schedSA}
-		}, nil, []want{{"invokers", doctor.SeverityWarning, "does not look like a service account", "gcloud iam service-accounts list"}}},
+		}, nil, []want{{"invokers", doctor.SeverityWarning, "is not a service account email: domain \"example.com\" is not a service account's", "gcloud iam service-accounts list"}}},
 		{"step longer than Cloud Run timeout", func(c *doctor.Config) { c.CloudRunTimeout = 0 }, // default 300s
 			[]*pipeline.Definition{def("nightly", "Europe/Paris", step("load", 10*time.Minute, 3))},
 			[]want{{"deadlines", doctor.SeverityError, "longer than Cloud Run's request timeout 5m0s", "--timeout=645"}}},

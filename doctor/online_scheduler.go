@@ -21,6 +21,9 @@ const (
 	reconcileDeadline = 120 * time.Second
 )
 
+// reconcileStops is what stops when the reconcile tick (the sweeper) does.
+const reconcileStops = "stalled steps are never re-driven and missed starts and late runs go unreported"
+
 // wantJob is a Scheduler job as the deploy scripts create it.
 type wantJob struct {
 	sched     Schedule // zero for the reconcile tick
@@ -88,7 +91,7 @@ func missingJob(cfg Config, w wantJob, name string) Finding {
 		Fix:     "gcloud scheduler jobs create http " + w.name + " --project " + cfg.Project + " --location " + cfg.liveRegion() + " " + jobFlags(cfg, w) + " --headers=Content-Type=application/json",
 	}
 	if w.reconcile {
-		f.Why = "nothing re-drives a step whose task was lost or fails a run past its max_run_duration: such a chain stays stopped"
+		f.Why = "nothing re-drives a step whose task was lost or fails a run past its max_run_duration, and no missed-start or late-run alert is sent: " + reconcileStops
 	}
 	if cfg.Service == "" {
 		f.Problem += fmt.Sprintf("; jobs are named SERVICE-PIPELINE and the service name is not known, so %q was assumed (set --service or K_SERVICE)", DefaultService)
@@ -106,15 +109,20 @@ func checkJob(cfg Config, w wantJob, job *schedulerpb.Job) []Finding {
 	update := cfg.jobUpdate(w.name)
 	stops := "no run starts"
 	if w.reconcile {
-		stops = "stalled steps are never re-driven"
+		stops = reconcileStops
 	}
 	switch st := job.GetState(); st {
 	case schedulerpb.Job_ENABLED:
 	case schedulerpb.Job_UPDATE_FAILED:
 		add(SeverityError, "its last update failed (state UPDATE_FAILED)", "the job may not fire as configured: "+stops, update+" "+jobFlags(cfg, w))
 	default:
-		add(SeverityError, fmt.Sprintf("is %s, not ENABLED", st), "the job does not fire: "+stops,
-			"gcloud scheduler jobs resume "+w.name+" --project "+cfg.project()+" --location "+cfg.liveRegion())
+		fix := "gcloud scheduler jobs resume " + w.name + " --project " + cfg.project() + " --location " + cfg.liveRegion()
+		why := "the job does not fire: " + stops
+		if !w.reconcile {
+			why += " (intended if it was paused with `pipeline pause " + w.sched.Pipeline + "`)"
+			fix = "pipeline unpause " + w.sched.Pipeline + " (resumes the job and the ledger's pause together), or " + fix
+		}
+		add(SeverityError, fmt.Sprintf("is %s, not ENABLED", st), why, fix)
 	}
 	ht := job.GetHttpTarget()
 	if ht == nil {

@@ -146,7 +146,7 @@ func TestOnlineChecks(t *testing.T) {
 				j.GetHttpTarget().HttpMethod = schedulerpb.HttpMethod_GET
 			},
 			want: []finding{
-				{doctor.SeverityError, "scheduler", []string{"is PAUSED, not ENABLED", "gcloud scheduler jobs resume pipeline-prod-daily"}},
+				{doctor.SeverityError, "scheduler", []string{"is PAUSED, not ENABLED", "pipeline unpause daily", "gcloud scheduler jobs resume pipeline-prod-daily"}},
 				{doctor.SeverityError, "scheduler", []string{"calls " + url + "/start, not " + url + "/pipeline/start", "--uri=" + url + "/pipeline/start"}},
 				{doctor.SeverityError, "scheduler", []string{"HTTP method GET, not POST", "--http-method=POST"}},
 				{doctor.SeverityWarning, "scheduler", []string{`schedule "0 7 * * *", but the pipeline file says "0 6 * * *"`, "--schedule='0 6 * * *'"}},
@@ -158,6 +158,16 @@ func TestOnlineChecks(t *testing.T) {
 			edit: func(w *world) { delete(w.jobs, dailyJob) },
 			want: []finding{{doctor.SeverityError, "scheduler", []string{"pipeline-prod-daily: does not exist",
 				"gcloud scheduler jobs create http pipeline-prod-daily --project acme --location europe-west1 --schedule='0 6 * * *' --time-zone=Europe/Paris --attempt-deadline=45s --uri=" + url + "/pipeline/start --http-method=POST --message-body='{\"pipeline\":\"daily\"}' --oidc-service-account-email=" + schedSA + " --oidc-token-audience=" + url + " --max-retry-attempts=3"}}},
+		},
+		{
+			name: "reconcile tick paused: nothing watches the schedules",
+			edit: func(w *world) { w.jobs[reconcileJob].State = schedulerpb.Job_PAUSED },
+			want: []finding{{doctor.SeverityError, "scheduler", []string{"pipeline-prod-reconcile: is PAUSED, not ENABLED", "missed starts and late runs go unreported", "gcloud scheduler jobs resume pipeline-prod-reconcile"}}},
+		},
+		{
+			name: "reconcile tick calls the wrong route",
+			edit: func(w *world) { w.jobs[reconcileJob].GetHttpTarget().Uri = url + "/pipeline/start" },
+			want: []finding{{doctor.SeverityError, "scheduler", []string{"pipeline-prod-reconcile: calls " + url + "/pipeline/start, not " + url + "/pipeline/reconcile", "--uri=" + url + "/pipeline/reconcile"}}},
 		},
 		{
 			name: "reconcile job missing",

@@ -21,7 +21,12 @@ var _ pipeline.Notifier = (*Log)(nil)
 func (l *Log) Notify(ctx context.Context, e pipeline.Event) error {
 	attrs := []any{"event", string(e.Kind), "run", e.Run.ID, "pipeline", e.Run.Pipeline}
 	level := slog.LevelInfo
-	if e.Step != nil {
+	if a := e.Schedule; a != nil {
+		attrs = append(attrs, "date", a.Date, "expected", a.Expected, "late_s", int64(a.Late.Seconds()))
+		if a.Step != "" {
+			attrs = append(attrs, "step", a.Step, "step_status", string(a.StepStatus), "step_since_s", int64(a.StepSince.Seconds()))
+		}
+	} else if e.Step != nil {
 		attrs = append(attrs, "step", e.Step.Step, "status", string(e.Step.Status),
 			"attempt", e.Step.Attempts, "max_attempts", e.Step.MaxAttempts)
 		if e.Step.Error != "" {
@@ -37,7 +42,7 @@ func (l *Log) Notify(ctx context.Context, e pipeline.Event) error {
 		}
 	}
 	switch e.Kind {
-	case pipeline.EventStepRetrying:
+	case pipeline.EventStepRetrying, pipeline.EventStartMissed, pipeline.EventRunLate:
 		level = slog.LevelWarn
 	case pipeline.EventStepFailed, pipeline.EventRunFailed:
 		level = slog.LevelError

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"time"
 )
@@ -92,7 +91,7 @@ func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) (Backf
 		}
 		res.Runs = append(res.Runs, BackfillRun{RunID: r.ID, Date: date, Status: r.Status, Created: created})
 	}
-	res.Launched, err = o.launchPending(ctx)
+	res.Launched, err = o.launchPendingOf(ctx, def.Name)
 	if res.Launched == nil {
 		res.Launched = []string{}
 	}
@@ -108,56 +107,81 @@ func (o *Orchestrator) Backfill(ctx context.Context, req BackfillRequest) (Backf
 	return res, err
 }
 
-// launchPending starts pending runs: backfill runs oldest date first while
-// fewer than their max_parallel backfill runs of the pipeline are running,
-// and other runs whose start crashed before their roots were enqueued.
+// launchPending starts pending runs of every pipeline (the sweeper): see
+// launchPendingOf.
 func (o *Orchestrator) launchPending(ctx context.Context) ([]string, error) {
-	pending, err := o.ledger.ListRuns(ctx, RunFilter{Status: RunPending, Limit: reconcileMaxRuns})
-	if err != nil {
-		return nil, fmt.Errorf("launch pending: %w", err)
-	}
-	sort.Slice(pending, func(i, j int) bool { return pending[i].Date < pending[j].Date })
+	return o.launchPendingOf(ctx, "")
+}
+
+// launchPendingOf starts pending runs of pipeline pipe (every pipeline when
+// empty), oldest created first: backfill runs while fewer than their
+// max_parallel backfill runs of the pipeline are running, and other runs
+// whose start crashed before their roots were enqueued. A backfill creates
+// its runs oldest date first, so its dates start in order. It pages through
+// the pending runs (at most reconcileMaxPages pages of reconcileMaxRuns), so
+// it reaches pending runs behind any number of newer ones; for one pipeline
+// it stops as soon as the pipeline has no backfill slot left.
+func (o *Orchestrator) launchPendingOf(ctx context.Context, pipe string) ([]string, error) {
 	capacity := map[string]int{}
 	var launched []string
 	now := o.now()
-	for _, r := range pending {
+	var failed error
+	err := o.pages(ctx, RunFilter{Pipeline: pipe, Status: RunPending, OldestFirst: true}, func(r Run) bool {
 		def := o.catalog.Get(r.Pipeline)
 		if def == nil {
-			continue
+			return true
 		}
 		if r.Trigger != "backfill" {
 			if now.Sub(r.CreatedAt) < stalePending {
-				continue // its own start is still enqueuing the roots
+				return true // its own start is still enqueuing the roots
 			}
 		} else {
 			left, seen := capacity[r.Pipeline]
 			if !seen {
-				limit, _ := strconv.Atoi(r.Notes[noteMaxParallel])
-				if limit < 1 {
-					limit = 1
+				var err error
+				if left, err = o.backfillSlots(ctx, r); err != nil {
+					failed = err
+					return false
 				}
-				running, err := o.ledger.ListRuns(ctx, RunFilter{Pipeline: r.Pipeline, Status: RunRunning, Limit: maxBackfillParallel + 1})
-				if err != nil {
-					return launched, fmt.Errorf("launch pending: %w", err)
-				}
-				busy := 0
-				for _, x := range running {
-					if x.Trigger == "backfill" {
-						busy++
-					}
-				}
-				left = limit - busy
 			}
 			if left <= 0 {
 				capacity[r.Pipeline] = 0
-				continue
+				return pipe == "" // one pipeline: nothing more can start
 			}
 			capacity[r.Pipeline] = left - 1
 		}
-		if _, err := o.launch(ctx, def, r); err != nil {
-			return launched, err
+		if _, err := o.launch(ctx, r); err != nil {
+			failed = err
+			return false
 		}
 		launched = append(launched, r.ID)
+		return true
+	})
+	if err == nil {
+		err = failed
+	}
+	if err != nil {
+		return launched, fmt.Errorf("launch pending: %w", err)
 	}
 	return launched, nil
+}
+
+// backfillSlots is how many more backfill runs of r's pipeline may start now:
+// r's max_parallel less the backfill runs of the pipeline running.
+func (o *Orchestrator) backfillSlots(ctx context.Context, r Run) (int, error) {
+	limit, _ := strconv.Atoi(r.Notes[noteMaxParallel])
+	if limit < 1 {
+		limit = 1
+	}
+	running, err := o.ledger.ListRuns(ctx, RunFilter{Pipeline: r.Pipeline, Status: RunRunning, Limit: maxBackfillParallel + 1})
+	if err != nil {
+		return 0, err
+	}
+	busy := 0
+	for _, x := range running {
+		if x.Trigger == "backfill" {
+			busy++
+		}
+	}
+	return limit - busy, nil
 }

@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/pipelinehq/pipeline/steps"
 )
 
@@ -24,10 +26,19 @@ type Definition struct {
 	Location       *time.Location
 	Schedule       string // cron, five fields; empty means not scheduled
 	MaxRunDuration time.Duration
-	Params         map[string]string
-	Steps          []*StepDef
-	byName         map[string]*StepDef
-	successors     map[string][]string
+	// Deadline is when a run must be finished (nil: no deadline).
+	Deadline *Deadline
+	// StartWithin is how long after a scheduled fire time its run must exist
+	// (DefaultStartWithin for scheduled pipelines; zero when not scheduled).
+	StartWithin  time.Duration
+	Params       map[string]string
+	Steps        []*StepDef
+	byName       map[string]*StepDef
+	successors   map[string][]string
+	cron         cron.Schedule // the parsed Schedule, or nil
+	line, column int           // where the name is written in its file
+	graph        *Graph
+	graphErr     error
 }
 
 // StepDef is one step of a Definition.
@@ -69,8 +80,12 @@ func (d *Definition) StepNames() []string {
 	return out
 }
 
-// index fills the lookup tables; call after Steps are final.
+// Graph is the definition's step graph, as a run created from it records it.
+func (d *Definition) Graph() *Graph { return d.graph }
+
+// index fills the lookup tables and the graph; call after Steps are final.
 func (d *Definition) index() {
+	defer func() { d.graph, d.graphErr = graphOf(d) }()
 	d.byName = make(map[string]*StepDef, len(d.Steps))
 	d.successors = make(map[string][]string, len(d.Steps))
 	for _, s := range d.Steps {
@@ -93,6 +108,9 @@ type Catalog struct {
 func NewCatalog(defs ...*Definition) *Catalog {
 	c := &Catalog{byName: map[string]*Definition{}}
 	for _, d := range defs {
+		if d.graph == nil && d.graphErr == nil {
+			d.index()
+		}
 		c.byName[d.Name] = d
 		c.order = append(c.order, d)
 	}

@@ -34,6 +34,8 @@ func ErrorStatus(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrLeaseHeld), errors.Is(err, ErrNotReady), errors.Is(err, ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, ErrShutdown):
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

@@ -63,10 +63,20 @@ type counter struct {
 	// fail decides the error of attempt n (from 1); nil means success.
 	fail func(attempt int) error
 	out  json.RawMessage
+	// started, if set, gets the body's context when a run begins; after, if
+	// set, is called as the body returns.
+	started chan context.Context
+	after   func()
 }
 
 func (c *counter) Run(ctx context.Context, in steps.Input) (json.RawMessage, error) {
 	c.runs.Add(1)
+	if c.started != nil {
+		c.started <- ctx
+	}
+	if c.after != nil {
+		defer c.after()
+	}
 	if c.delay > 0 {
 		select {
 		case <-time.After(c.delay):
@@ -95,6 +105,11 @@ type harness struct {
 	events *eventLog
 	now    time.Time
 	nowMu  sync.Mutex
+	// reg and notifiers are kept for deploy.
+	reg *steps.Registry
+	// catalog and notifiers are kept to restart the orchestrator.
+	catalog   *pipeline.Catalog
+	notifiers pipeline.Notifiers
 }
 
 type eventLog struct {
@@ -152,34 +167,47 @@ steps:
 
 func newHarness(t *testing.T, yamlText string, extra ...pipeline.Notifier) *harness {
 	t.Helper()
-	h := &harness{t: t, queue: &recQueue{}, bodies: map[string]*counter{}, events: &eventLog{},
-		now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
-	reg := steps.NewRegistry()
-	for _, k := range []string{"a", "b", "c", "root", "left", "right", "join"} {
-		c := &counter{}
-		h.bodies[k] = c
-		reg.Register(k, func(map[string]any) (steps.Step, error) { return c, nil })
-	}
-	defs, err := pipeline.Parse("test.yaml", []byte(yamlText), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	led, err := boltledger.Open(t.TempDir() + "/ledger.db")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { led.Close() })
+	return newHarnessOn(t, yamlText, led, extra...)
+}
+
+// newHarnessOn is a harness over the given ledger.
+func newHarnessOn(t *testing.T, yamlText string, led pipeline.Ledger, extra ...pipeline.Notifier) *harness {
+	t.Helper()
+	h := &harness{t: t, queue: &recQueue{}, bodies: map[string]*counter{}, events: &eventLog{},
+		now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC), reg: steps.NewRegistry()}
+	for _, k := range []string{"a", "b", "c", "d", "root", "left", "right", "join"} {
+		c := &counter{}
+		h.bodies[k] = c
+		h.reg.Register(k, func(map[string]any) (steps.Step, error) { return c, nil })
+	}
 	h.ledger = led
-	notifiers := pipeline.Notifiers{h.events}
-	notifiers = append(notifiers, extra...)
+	h.notifiers = pipeline.Notifiers{h.events}
+	h.notifiers = append(h.notifiers, extra...)
+	h.deploy(yamlText)
+	return h
+}
+
+// deploy replaces the orchestrator with one serving the definitions of
+// yamlText over the same ledger, queue and bodies: a new revision of the
+// service, as a deploy starts it.
+func (h *harness) deploy(yamlText string) {
+	h.t.Helper()
+	defs, err := pipeline.Parse("test.yaml", []byte(yamlText), h.reg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
 	h.orch, err = pipeline.New(pipeline.Config{
-		Catalog: pipeline.NewCatalog(defs...), Ledger: led, Queue: h.queue, Notifier: notifiers,
-		Now: h.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Catalog: pipeline.NewCatalog(defs...), Ledger: h.ledger, Queue: h.queue, Notifier: h.notifiers,
+		Now: h.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: h.reg,
 	})
 	if err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
-	return h
 }
 
 // clock ticks a millisecond per reading, as a real one would between calls.

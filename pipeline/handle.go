@@ -58,21 +58,16 @@ func (e *RetryableError) Error() string {
 func (e *RetryableError) Unwrap() error { return e.Err }
 
 // HandleStep handles one delivery of a step task. It runs the step's body only
-// when every predecessor has succeeded (or the task forces it), never while
-// another attempt holds the lease, and never again after success. Every state
-// change is committed before it returns.
+// when every predecessor has succeeded (or the ledger records a force), never
+// while another attempt holds the lease, and never again after success. The
+// run's own graph (recorded when it was created) decides the step's
+// predecessors and successors. Every state change is committed before it
+// returns; once the body has run, that bookkeeping no longer depends on ctx
+// (see detach).
 func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery) (StepResult, error) {
 	pipe, _, err := SplitRunID(p.RunID)
 	if err != nil {
 		return StepResult{}, err
-	}
-	def := o.catalog.Get(pipe)
-	if def == nil {
-		return StepResult{}, fmt.Errorf("%w: pipeline %q of run %s is not loaded", ErrNotFound, pipe, p.RunID)
-	}
-	sd := def.Step(p.Step)
-	if sd == nil {
-		return StepResult{}, fmt.Errorf("%w: pipeline %q has no step %q (steps: %v)", ErrNotFound, pipe, p.Step, def.StepNames())
 	}
 	if p.Generation < 1 {
 		return StepResult{}, fmt.Errorf("%w: generation must be >= 1, got %d", ErrInvalid, p.Generation)
@@ -80,95 +75,82 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	if err := validParams(p.Params); err != nil {
 		return StepResult{}, err
 	}
-	date, err := time.ParseInLocation(time.DateOnly, p.Date, def.Location)
+	rg, err := o.graphForTask(ctx, pipe, p)
+	if err != nil {
+		return StepResult{}, err
+	}
+	gs := rg.Step(p.Step)
+	if gs == nil {
+		return StepResult{}, fmt.Errorf("%w: run %s (definition %s) has no step %q (steps: %v)", ErrNotFound, p.RunID, rg.Version, p.Step, rg.StepNames())
+	}
+	date, err := time.ParseInLocation(time.DateOnly, p.Date, rg.Location())
 	if err != nil {
 		return StepResult{}, fmt.Errorf("%w: date %q is not YYYY-MM-DD", ErrInvalid, p.Date)
 	}
 	log := o.log.With("run", p.RunID, "step", p.Step, "generation", p.Generation)
 
-	names := append([]string{p.Step}, sd.After...)
+	names := append([]string{p.Step}, gs.After...)
 	got, err := o.ledger.GetSteps(ctx, p.RunID, names...)
 	if err != nil {
 		return StepResult{}, fmt.Errorf("step %s of %s: %w", p.Step, p.RunID, err)
 	}
-	cur, preds := got[0], got[1:]
+	state := stepState{Generation: p.Generation, Cur: got[0], Preds: got[1:], Now: o.now().UTC()}
+	cur := state.Cur
 	res := StepResult{RunID: p.RunID, Step: p.Step, Generation: cur.Generation, Status: cur.Status, Attempt: cur.Attempts, MaxAttempt: cur.MaxAttempts, Error: cur.Error}
 
-	switch {
-	case p.Generation < cur.Generation:
-		res.Outcome = OutcomeStaleTask
-		return res, nil
-	case p.Generation > cur.Generation:
-		return res, fmt.Errorf("%w: task generation %d is ahead of the ledger's %d", ErrConflict, p.Generation, cur.Generation)
-	}
-
-	now := o.now().UTC()
-	switch cur.Status {
-	case StepSucceeded:
-		res.Outcome, res.Output = OutcomeAlreadyDone, cur.Output
-		// A duplicate, or the retry of a delivery whose successor enqueue
-		// failed: re-enqueue (idempotent), never re-run.
-		if err := o.advance(ctx, def, p, cur); err != nil {
-			return res, err
-		}
-		return res, nil
-	case StepFailed:
-		// The retry of a delivery that failed the step but could not fail
-		// the run (a crash, a ledger error): finish the run now. Idempotent.
-		res.Outcome = OutcomeNotRunnable
-		if err := o.finishRun(ctx, p.RunID, RunFailed, fmt.Sprintf("step %s failed: %s", cur.Step, cur.Error)); err != nil {
-			return res, err
-		}
-		return res, nil
-	case StepCancelled, StepSkipped:
-		res.Outcome = OutcomeNotRunnable
-		return res, nil
-	case StepRunning:
-		if now.Before(cur.LeaseUntil) {
-			return res, fmt.Errorf("%w: %s attempt %d/%d holds the lease until %s", ErrLeaseHeld, p.Step, cur.Attempts, cur.MaxAttempts, cur.LeaseUntil.Format(time.RFC3339))
-		}
-		log.WarnContext(ctx, "lease expired; taking over", "attempt", cur.Attempts, "lease_until", cur.LeaseUntil)
-	}
-
-	if cur.Attempts > 0 || cur.Generation > 1 {
-		// A retry, a take-over or an operator's re-run: the run may have been
-		// cancelled meanwhile (Cancel cannot stop an attempt in flight, nor a
-		// re-run cascade). Rare, so worth a read.
+	dec := decide(state)
+	if dec.Act == actReadRun {
 		r, err := o.ledger.GetRun(ctx, p.RunID)
 		if err != nil {
 			return res, fmt.Errorf("step %s of %s: %w", p.Step, p.RunID, err)
 		}
-		if r.Status == RunCancelled {
-			cur.Status, cur.UpdatedAt, cur.LeaseUntil = StepCancelled, now, time.Time{}
-			if _, err := o.ledger.UpdateStep(ctx, cur); err != nil {
-				return res, fmt.Errorf("cancel %s of %s: %w", p.Step, p.RunID, err)
-			}
-			res.Outcome, res.Status = OutcomeNotRunnable, StepCancelled
-			return res, nil
-		}
+		state.Run = &r
+		dec = decide(state)
 	}
-
-	// Only the ledger can force a step past its gate (an operator's
-	// Enqueue records it): a task claiming force is not enough, so a
-	// verified invoker cannot skip the gate by crafting one.
-	forced := cur.Forced
-	if !forced {
-		for _, pr := range preds {
-			if pr.Status == StepSucceeded {
-				continue
-			}
-			if pr.Status.Terminal() {
-				res.Outcome = OutcomeBlocked
-				res.Error = fmt.Sprintf("predecessor %s is %s", pr.Step, pr.Status)
-				return res, nil
-			}
-			return res, fmt.Errorf("%w: %s waits for %s (%s)", ErrNotReady, p.Step, pr.Step, pr.Status)
+	switch dec.Act {
+	case actStale:
+		res.Outcome = OutcomeStaleTask
+		return res, nil
+	case actAhead:
+		return res, fmt.Errorf("%w: task generation %d is ahead of the ledger's %d", ErrConflict, p.Generation, cur.Generation)
+	case actAlreadyDone:
+		res.Outcome, res.Output = OutcomeAlreadyDone, cur.Output
+		// A duplicate, or the retry of a delivery whose successor enqueue
+		// failed: re-enqueue (idempotent), never re-run.
+		return res, o.advance(ctx, rg, p, cur)
+	case actFinishFailed:
+		// The retry of a delivery that failed the step but could not fail
+		// the run (a crash, a ledger error): finish the run now. Idempotent.
+		res.Outcome = OutcomeNotRunnable
+		return res, o.finishRun(ctx, p.RunID, RunFailed, fmt.Sprintf("step %s failed: %s", cur.Step, cur.Error))
+	case actNotRunnable:
+		res.Outcome = OutcomeNotRunnable
+		return res, nil
+	case actLeaseHeld:
+		return res, fmt.Errorf("%w: %s attempt %d/%d holds the lease until %s", ErrLeaseHeld, p.Step, cur.Attempts, cur.MaxAttempts, cur.LeaseUntil.Format(time.RFC3339))
+	case actCancelStep, actRunEnded:
+		status, why := StepCancelled, "run was cancelled"
+		if dec.Act == actRunEnded {
+			status, why = StepSkipped, fmt.Sprintf("run is %s: %s", state.Run.Status, state.Run.Error)
 		}
-	}
-
-	if cur.Attempts >= cur.MaxAttempts {
-		// Only reachable when the last attempt's lease expired (a crash or a
-		// kill mid-step): there is no attempt left to give.
+		stop := cur
+		stop.Status, stop.UpdatedAt, stop.LeaseUntil = status, state.Now, time.Time{}
+		if status == StepSkipped {
+			stop.Error = "not run: " + why
+		}
+		if _, err := o.ledger.UpdateStep(ctx, stop); err != nil {
+			return res, fmt.Errorf("stop %s of %s (%s): %w", p.Step, p.RunID, why, err)
+		}
+		log.InfoContext(ctx, "step not run", "reason", why)
+		res.Outcome, res.Status, res.Error = OutcomeNotRunnable, status, stop.Error
+		return res, nil
+	case actBlocked:
+		res.Outcome = OutcomeBlocked
+		res.Error = fmt.Sprintf("predecessor %s is %s", dec.Pred.Step, dec.Pred.Status)
+		return res, nil
+	case actWait:
+		return res, fmt.Errorf("%w: %s waits for %s (%s)", ErrNotReady, p.Step, dec.Pred.Step, dec.Pred.Status)
+	case actExhausted:
 		msg := fmt.Sprintf("attempt %d/%d did not finish (lease expired at %s)", cur.Attempts, cur.MaxAttempts, cur.LeaseUntil.Format(time.RFC3339))
 		if cur.Error != "" {
 			msg += "; last error: " + cur.Error
@@ -179,15 +161,32 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		}
 		res.Outcome, res.Status, res.Error = OutcomeLeaseExhausted, failed.Status, failed.Error
 		return res, nil
+	case actClaim:
+	default:
+		return res, fmt.Errorf("step %s of %s: unexpected decision %s", p.Step, p.RunID, dec.Act)
+	}
+
+	body, bodyErr := rg.body(p.Step)
+	if bodyErr != nil {
+		// The run's definition names a step this binary cannot run: fail it
+		// for good, saying which kind is missing.
+		log.ErrorContext(ctx, "step cannot run in this binary", "error", bodyErr.Error())
+		failed, err := o.failStep(ctx, cur, bodyErr.Error())
+		if err != nil {
+			return res, err
+		}
+		res.Outcome, res.Status, res.Error = OutcomeFailed, failed.Status, failed.Error
+		return res, nil
 	}
 
 	// Claim: one attempt at a time, by compare-and-swap on the step record.
+	now := state.Now
 	claim := cur
 	claim.Status = StepRunning
 	claim.Attempts++
 	claim.StartedAt = now
 	claim.FinishedAt = time.Time{}
-	claim.LeaseUntil = now.Add(sd.Timeout + o.leaseGrace)
+	claim.LeaseUntil = now.Add(gs.Timeout + o.leaseGrace)
 	claim.UpdatedAt = now
 	claimed, err := o.ledger.UpdateStep(ctx, claim)
 	if errors.Is(err, ErrConflict) {
@@ -196,20 +195,25 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	if err != nil {
 		return res, fmt.Errorf("claim %s of %s: %w", p.Step, p.RunID, err)
 	}
+	if dec.TakeOver {
+		// Logged by the one delivery whose claim won, not by every duplicate
+		// that saw the expired lease.
+		log.WarnContext(ctx, "lease expired; taking over", "attempt", cur.Attempts, "lease_until", cur.LeaseUntil)
+	}
 	res.Status, res.Attempt = claimed.Status, claimed.Attempts
 	log = log.With("attempt", claimed.Attempts, "max_attempts", claimed.MaxAttempts)
 	log.InfoContext(ctx, "step started", "task", d.TaskName, "retry_count", d.RetryCount)
 	o.notify(ctx, Event{Kind: EventStepStarted, Run: o.runStub(p), Step: &claimed})
 
-	inputs := make(map[string]json.RawMessage, len(preds))
-	for _, pr := range preds {
+	inputs := make(map[string]json.RawMessage, len(state.Preds))
+	for _, pr := range state.Preds {
 		inputs[pr.Step] = pr.Output
 	}
-	params := make(map[string]string, len(p.Params)+len(sd.Params))
+	params := make(map[string]string, len(p.Params)+len(gs.Params))
 	for k, v := range p.Params {
 		params[k] = v
 	}
-	for k, v := range sd.Params {
+	for k, v := range gs.Params {
 		params[k] = v
 	}
 	in := steps.Input{
@@ -217,8 +221,13 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		Attempt: claimed.Attempts, MaxAttempts: claimed.MaxAttempts,
 	}
 	start := time.Now()
-	out, runErr := o.runBody(ctx, sd, in)
+	out, runErr := o.runBody(ctx, p.Step, gs.Timeout, body, in)
 	elapsed := time.Since(start)
+
+	// The body ran: what follows must not be abandoned because the request
+	// ended (a dropped connection, a dispatch deadline, SIGTERM).
+	ctx, cancel := detach(ctx)
+	defer cancel()
 
 	done := claimed
 	done.UpdatedAt = o.now().UTC()
@@ -233,10 +242,25 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		log.InfoContext(ctx, "step succeeded", "duration_ms", elapsed.Milliseconds())
 		o.notify(ctx, Event{Kind: EventStepSucceeded, Run: o.runStub(p), Step: &stored})
 		res.Outcome, res.Status, res.Output, res.Error = OutcomeSucceeded, stored.Status, stored.Output, ""
-		if err := o.advance(ctx, def, p, stored); err != nil {
+		if err := o.advance(ctx, rg, p, stored); err != nil {
 			return res, err
 		}
 		return res, nil
+	}
+
+	if shuttingDown(ctx) {
+		// Shutdown interrupted the body: release the step at once (no lease
+		// to wait out) without counting the attempt, so that the retry
+		// after the restart takes over immediately.
+		done.Status, done.Attempts = StepRetrying, claimed.Attempts-1
+		done.Error = fmt.Sprintf("attempt %d interrupted by shutdown after %s (not counted): %v", claimed.Attempts, elapsed.Round(time.Millisecond), runErr)
+		stored, err := o.ledger.UpdateStep(ctx, done)
+		if err != nil {
+			return res, fmt.Errorf("release %s of %s after shutdown: %w", p.Step, p.RunID, err)
+		}
+		log.WarnContext(ctx, "step interrupted by shutdown; released for the retry", "duration_ms", elapsed.Milliseconds())
+		res.Status, res.Attempt, res.Error = stored.Status, stored.Attempts, stored.Error
+		return res, fmt.Errorf("%w: %s attempt %d interrupted; released for the retry", ErrShutdown, p.Step, claimed.Attempts)
 	}
 
 	permanent := steps.IsPermanent(runErr)
@@ -271,22 +295,25 @@ func (o *Orchestrator) runStub(p TaskPayload) Run {
 }
 
 // runBody runs a step's body with its timeout, turning a panic into an error.
-func (o *Orchestrator) runBody(ctx context.Context, sd *StepDef, in steps.Input) (out json.RawMessage, err error) {
-	ctx, cancel := context.WithTimeout(ctx, sd.Timeout)
+func (o *Orchestrator) runBody(ctx context.Context, name string, timeout time.Duration, body steps.Step, in steps.Input) (out json.RawMessage, err error) {
+	errTimeout := fmt.Errorf("step exceeded its timeout of %s: %w", timeout, context.DeadlineExceeded)
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errTimeout)
 	defer cancel()
 	defer func() {
 		if r := recover(); r != nil {
-			o.log.ErrorContext(ctx, "step panicked", "step", sd.Name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			o.log.ErrorContext(ctx, "step panicked", "step", name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			err = fmt.Errorf("step panicked: %v", r)
 		}
 	}()
-	out, err = sd.Body.Run(ctx, in)
-	if err == nil && ctx.Err() != nil {
-		err = fmt.Errorf("step exceeded its timeout of %s: %w", sd.Timeout, ctx.Err())
+	out, err = body.Run(ctx, in)
+	if err == nil && context.Cause(ctx) == errTimeout {
+		// It returned after its timeout (ignoring its context): a timeout.
+		// A success as the request ends (a dropped connection) is a success.
+		err = errTimeout
 	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && !steps.IsPermanent(err) {
-			err = fmt.Errorf("timeout after %s: %w", sd.Timeout, err)
+			err = fmt.Errorf("timeout after %s: %w", timeout, err)
 		}
 		return nil, err
 	}
@@ -323,19 +350,20 @@ func (o *Orchestrator) failStepFrom(ctx context.Context, s StepRun, msg string) 
 	return stored, nil
 }
 
-// advance enqueues the successors of a succeeded step whose predecessors have
-// all succeeded, or finishes the run when the step is a sink. Enqueue names
-// are deterministic, so doing this twice (duplicates, retries) is harmless.
-func (o *Orchestrator) advance(ctx context.Context, def *Definition, p TaskPayload, s StepRun) error {
-	if p.Only {
-		return o.maybeFinish(ctx, def, s.RunID)
+// advance enqueues the successors (in the run's graph) of a succeeded step
+// whose predecessors have all succeeded, or finishes the run when the step is
+// a sink or was run with --only. Enqueue names are deterministic, so doing
+// this twice (duplicates, retries) is harmless.
+func (o *Orchestrator) advance(ctx context.Context, rg *runGraph, p TaskPayload, s StepRun) error {
+	if p.Only || s.Only {
+		return o.maybeFinish(ctx, s.RunID)
 	}
-	succs := def.Successors(s.Step)
+	succs := rg.Successors(s.Step)
 	if len(succs) == 0 {
-		return o.maybeFinish(ctx, def, s.RunID)
+		return o.maybeFinish(ctx, s.RunID)
 	}
 	for _, next := range succs {
-		nd := def.Step(next)
+		nd := rg.Step(next)
 		names := []string{next}
 		for _, a := range nd.After {
 			if a != s.Step {
@@ -373,7 +401,7 @@ func (o *Orchestrator) advance(ctx context.Context, def *Definition, p TaskPaylo
 				}
 			}
 		}
-		if err := o.enqueue(ctx, def, s.RunID, p.Date, p.Params, next, gen); err != nil {
+		if err := o.enqueue(ctx, rg, s.RunID, p.Date, p.Params, next, gen); err != nil {
 			return err
 		}
 	}
@@ -383,7 +411,7 @@ func (o *Orchestrator) advance(ctx context.Context, def *Definition, p TaskPaylo
 // bumpGeneration resets a succeeded step to pending in a new generation.
 func (o *Orchestrator) bumpGeneration(ctx context.Context, s StepRun) (int, error) {
 	s.Generation++
-	s.Status, s.Attempts, s.Error, s.Output, s.Forced = StepPending, 0, "", nil, false
+	s.Status, s.Attempts, s.Error, s.Output, s.Forced, s.Only = StepPending, 0, "", nil, false, false
 	s.StartedAt, s.FinishedAt, s.LeaseUntil = time.Time{}, time.Time{}, time.Time{}
 	s.UpdatedAt = o.now().UTC()
 	stored, err := o.ledger.UpdateStep(ctx, s)
@@ -394,7 +422,7 @@ func (o *Orchestrator) bumpGeneration(ctx context.Context, s StepRun) (int, erro
 }
 
 // maybeFinish marks the run succeeded when every step has succeeded.
-func (o *Orchestrator) maybeFinish(ctx context.Context, def *Definition, runID string) error {
+func (o *Orchestrator) maybeFinish(ctx context.Context, runID string) error {
 	r, err := o.ledger.GetRun(ctx, runID)
 	if err != nil {
 		return fmt.Errorf("finish %s: %w", runID, err)
@@ -436,7 +464,7 @@ func (o *Orchestrator) finishRunFrom(ctx context.Context, r Run, status RunStatu
 		o.sendFinal(ctx, stored, steps)
 		if stored.Trigger == "backfill" {
 			// A slot is free: start the backfill's next date.
-			if _, err := o.launchPending(ctx); err != nil {
+			if _, err := o.launchPendingOf(ctx, stored.Pipeline); err != nil {
 				o.log.WarnContext(ctx, "could not launch the next backfill run", "error", err.Error())
 			}
 		}
@@ -487,4 +515,24 @@ func (o *Orchestrator) sendFinal(ctx context.Context, r Run, stepRuns []StepRun)
 	if err != nil {
 		o.log.WarnContext(ctx, "could not record notification", "run", r.ID, "error", err.Error())
 	}
+}
+
+// failOverdue fails a run that exceeded its max_run_duration. Its steps that
+// have not started are skipped first (saying why), so that their deliveries,
+// which read no run record on a first attempt, do not run them; a step in
+// flight finishes, and its successors are skipped.
+func (o *Orchestrator) failOverdue(ctx context.Context, r Run, msg string) error {
+	now := o.now().UTC()
+	for _, s := range r.Steps {
+		if s.Status != StepPending && s.Status != StepRetrying {
+			continue
+		}
+		s.Status, s.Error, s.UpdatedAt, s.LeaseUntil = StepSkipped, "not run: run failed: "+msg, now, time.Time{}
+		if _, err := o.ledger.UpdateStep(ctx, s); err != nil && !errors.Is(err, ErrConflict) {
+			return fmt.Errorf("fail %s: skip %s: %w", r.ID, s.Step, err)
+		}
+		// A conflict is a delivery claiming it now: it runs, and its
+		// successors find themselves skipped or the run failed.
+	}
+	return o.finishRunFrom(ctx, r, RunFailed, msg)
 }

@@ -78,6 +78,7 @@ func NewHandler(cfg ServerConfig) (http.Handler, error) {
 	g.POST("/runs/:run/cancel", s.cancel, operators)
 	g.POST("/backfill", s.backfill, operators)
 	g.GET("/stats", s.stats, operators)
+	s.scheduleRoutes(g, operators, either)
 	return e, nil
 }
 
@@ -149,7 +150,8 @@ func (s *server) authenticate(a Authenticator) echo.MiddlewareFunc {
 	}
 }
 
-// readJSON decodes a bounded JSON body strictly into v; an empty body leaves v
+// readJSON decodes a bounded JSON body strictly (no unknown fields, no key
+// given twice in one object, nothing after the value) into v; an empty body leaves v
 // as is when allowEmpty.
 func readJSON(c *echo.Context, v any, allowEmpty bool) error {
 	r := c.Request()
@@ -174,6 +176,9 @@ func readJSON(c *echo.Context, v any, allowEmpty bool) error {
 	}
 	if dec.More() {
 		return fmt.Errorf("%w: malformed JSON body: trailing data after the object", ErrInvalid)
+	}
+	if err := duplicateKey(data); err != nil {
+		return fmt.Errorf("%w: malformed JSON body: %v", ErrInvalid, err)
 	}
 	return nil
 }
@@ -208,6 +213,9 @@ func (s *server) start(c *echo.Context) error {
 	}
 	if v := h.Get("X-Pipeline-Trigger"); v != "" && len(v) <= 32 {
 		req.Trigger = v
+	}
+	if skip, err := s.skipPaused(c, req); skip || err != nil {
+		return err
 	}
 	res, err := s.o.Start(c.Request().Context(), req)
 	if err != nil {
@@ -274,6 +282,9 @@ func (s *server) listRuns(c *echo.Context) error {
 	if runs == nil {
 		runs = []Run{}
 	}
+	for i := range runs {
+		runs[i].Marks = RunMarks(runs[i])
+	}
 	return c.JSON(http.StatusOK, map[string]any{"runs": runs})
 }
 
@@ -286,6 +297,7 @@ func (s *server) getRun(c *echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("run %s: %w", id, err)
 	}
+	r.Marks = RunMarks(r)
 	return c.JSON(http.StatusOK, r)
 }
 
@@ -305,25 +317,6 @@ func validRunStatus(s RunStatus) bool {
 		return true
 	}
 	return false
-}
-
-// ParseSince accepts a duration back from now ("7d", "36h") or a date/time.
-func ParseSince(v string, now time.Time) (time.Time, error) {
-	if n, ok := strings.CutSuffix(v, "d"); ok {
-		if days, err := strconv.Atoi(n); err == nil && days >= 0 {
-			return now.AddDate(0, 0, -days), nil
-		}
-	}
-	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
-		return now.Add(-d), nil
-	}
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t, nil
-	}
-	if t, err := time.Parse(time.DateOnly, v); err == nil {
-		return t, nil
-	}
-	return time.Time{}, fmt.Errorf("%w: since %q is not a duration (7d, 36h), a date or an RFC 3339 time", ErrInvalid, v)
 }
 
 // enqueueBody is the body of POST /pipeline/runs/{run}/steps/{step}/enqueue.

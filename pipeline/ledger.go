@@ -17,6 +17,10 @@ import (
 //     error matching ErrConflict and change nothing. Versions are opaque and
 //     strictly change on every write. A missing record is ErrNotFound.
 //   - Reads return ErrNotFound for a missing run or step.
+//   - Marks (see Mark) keep the same promises: CreateMark creates or returns
+//     the stored mark with created=false, UpdateMark writes only on a matching
+//     Version (ErrConflict otherwise, ErrNotFound when missing), GetMark
+//     returns ErrNotFound for a missing mark.
 //
 // Every record is one unit of contention: a backend must not serialise writes to
 // different steps of a run through one shared document.
@@ -33,19 +37,73 @@ type Ledger interface {
 	UpdateRun(ctx context.Context, r Run) (Run, error)
 	// ListRuns returns runs (without steps) matching f, newest first.
 	ListRuns(ctx context.Context, f RunFilter) ([]Run, error)
+	// CreateMark creates m unless a mark with its ID exists, which it returns.
+	CreateMark(ctx context.Context, m Mark) (stored Mark, created bool, err error)
+	// GetMark returns the mark with that ID.
+	GetMark(ctx context.Context, id string) (Mark, error)
+	// UpdateMark writes m if m.Version matches the stored version.
+	UpdateMark(ctx context.Context, m Mark) (Mark, error)
 	// Close releases the ledger's resources.
 	Close() error
 }
 
+// Namespacer is implemented by a ledger that knows where its records live (a
+// Firestore project, database and collection; a bbolt file's id). Task names
+// include the namespace, so that ledgers sharing one queue never collide: a
+// name taken by another ledger's task would be "already exists" to this one,
+// and its run would never advance. Config.Namespace overrides it.
+type Namespacer interface {
+	Namespace() string
+}
+
 // RunFilter selects runs for ListRuns. Zero fields match everything.
+//
+// A listing is ordered by creation time, newest first (OldestFirst reverses
+// it), ties broken by run ID in the same direction. With NotifyPending it is
+// ordered by finish time instead, and Since, Before and Cursor bound the
+// finish time.
 type RunFilter struct {
 	Pipeline string
 	Status   RunStatus
-	// Since keeps runs created at or after it.
+	// NotifyPending keeps only runs whose final notification is owed
+	// (Run.Notify is NotifyPending), ordered by finish time. It cannot be
+	// combined with Pipeline or Status (ErrInvalid): a backend answers it
+	// from an index of owed runs, not by scanning.
+	NotifyPending bool
+	// Since keeps runs created (finished, with NotifyPending) at or after it.
 	Since time.Time
-	// Before keeps runs created strictly before it: the next page of a
-	// newest-first listing starts before the last run of the previous one.
+	// Before keeps runs created (finished, with NotifyPending) strictly
+	// before it.
 	Before time.Time
+	// OldestFirst lists in ascending time order.
+	OldestFirst bool
+	// Cursor continues a listing: only runs strictly past it in the
+	// listing's order are returned. Set it with Next.
+	Cursor *RunCursor
 	// Limit caps the number of runs returned; 0 means 100.
 	Limit int
+}
+
+// RunCursor is a place in a listing: the ordering time and ID of a run.
+type RunCursor struct {
+	At    time.Time
+	RunID string
+}
+
+// Next returns f continued past last, the last run of a page listed with f.
+func (f RunFilter) Next(last Run) RunFilter {
+	at := last.CreatedAt
+	if f.NotifyPending {
+		at = last.FinishedAt
+	}
+	f.Cursor = &RunCursor{At: at, RunID: last.ID}
+	return f
+}
+
+// OrderTime is the time r is ordered by in a listing with f.
+func (f RunFilter) OrderTime(r Run) time.Time {
+	if f.NotifyPending {
+		return r.FinishedAt
+	}
+	return r.CreatedAt
 }

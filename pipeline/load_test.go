@@ -119,7 +119,7 @@ steps:
 		t.Fatalf("want one line per problem:\n%s", err)
 	}
 	for _, l := range lines {
-		if !strings.HasPrefix(l, `f.yaml: pipeline "x": step 1 ("a"): `) {
+		if !strings.HasPrefix(l, `f.yaml:4:33: pipeline "x": step 1 ("a"): `) { // the settings mapping
 			t.Errorf("line without its place: %q", l)
 		}
 	}

@@ -15,6 +15,11 @@ const (
 	EventRunSucceeded  EventKind = "run_succeeded"
 	EventRunFailed     EventKind = "run_failed"
 	EventRunCancelled  EventKind = "run_cancelled"
+	// Schedule alerts (Event.Schedule says what was expected), sent by the
+	// sweeper once per pipeline and date.
+	EventStartMissed EventKind = "start_missed" // no run start_within after the scheduled time
+	EventStartedLate EventKind = "started_late" // the follow-up: the run of a missed start appeared
+	EventRunLate     EventKind = "run_late"     // a run not finished by its deadline
 )
 
 // Event is a committed change of a run. Step is set for step events.
@@ -22,6 +27,8 @@ type Event struct {
 	Kind EventKind
 	Run  Run
 	Step *StepRun
+	// Schedule is set for schedule alerts.
+	Schedule *ScheduleAlert
 }
 
 // Notifier tells people about runs. Notify must not block for long and its

@@ -42,43 +42,43 @@ func (o *Orchestrator) Enqueue(ctx context.Context, req EnqueueRequest) (Enqueue
 	if err := validParams(req.Params); err != nil {
 		return EnqueueResult{}, err
 	}
-	def, r, created, err := o.runFor(ctx, req)
+	_, r, created, err := o.runFor(ctx, req)
 	if err != nil {
 		return EnqueueResult{}, err
 	}
-	sd := def.Step(req.Step)
-	if sd == nil {
-		return EnqueueResult{}, fmt.Errorf("%w: pipeline %q has no step %q (steps: %v)", ErrNotFound, def.Name, req.Step, def.StepNames())
+	rg, err := o.graphForRun(r)
+	if err != nil {
+		return EnqueueResult{}, err
 	}
-	got, err := o.ledger.GetSteps(ctx, r.ID, append([]string{req.Step}, sd.After...)...)
+	gs := rg.Step(req.Step)
+	if gs == nil {
+		return EnqueueResult{}, fmt.Errorf("%w: run %s (definition %s) has no step %q (steps: %v)", ErrNotFound, r.ID, rg.Version, req.Step, rg.StepNames())
+	}
+	got, err := o.ledger.GetSteps(ctx, r.ID, append([]string{req.Step}, gs.After...)...)
 	if err != nil {
 		return EnqueueResult{}, fmt.Errorf("enqueue %s of %s: %w", req.Step, r.ID, err)
 	}
 	cur, preds := got[0], got[1:]
-	now := o.now().UTC()
-	if cur.Status == StepRunning && now.Before(cur.LeaseUntil) {
-		return EnqueueResult{}, fmt.Errorf("%w: %s of %s is running (attempt %d/%d, lease until %s); wait for it or cancel the run", ErrLeaseHeld, req.Step, r.ID, cur.Attempts, cur.MaxAttempts, cur.LeaseUntil.Format(time.RFC3339))
-	}
-	if !req.Force {
-		var waiting []string
-		for _, p := range preds {
-			if p.Status != StepSucceeded {
-				waiting = append(waiting, fmt.Sprintf("%s (%s)", p.Step, p.Status))
-			}
-		}
-		if len(waiting) > 0 {
-			return EnqueueResult{}, fmt.Errorf("%w: %s of %s waits for %v; --force runs it anyway", ErrNotReady, req.Step, r.ID, waiting)
-		}
-		switch cur.Status {
-		case StepSucceeded:
-			return EnqueueResult{}, fmt.Errorf("%w: %s of %s already succeeded (generation %d); --force runs it again", ErrConflict, req.Step, r.ID, cur.Generation)
-		case StepRetrying:
-			return EnqueueResult{}, fmt.Errorf("%w: %s of %s is being retried by the queue (attempt %d/%d)", ErrConflict, req.Step, r.ID, cur.Attempts, cur.MaxAttempts)
-		}
+	if err := o.checkEnqueue(r.ID, req, cur, preds); err != nil {
+		return EnqueueResult{}, err
 	}
 	gen := cur.Generation
-	if req.Force || cur.Status != StepPending || cur.Attempts > 0 {
-		if err := o.renew(ctx, cur, req.Force); err != nil {
+	neverRan := cur.Status == StepPending && cur.Attempts == 0
+	if neverRan && !req.Force && cur.Only != req.Only {
+		// A step that never ran keeps its generation: only is recorded in
+		// the step, so its (possibly already queued) task obeys it.
+		next := cur
+		next.Only, next.UpdatedAt = req.Only, o.now().UTC()
+		if _, err := o.ledger.UpdateStep(ctx, next); err != nil {
+			if errors.Is(err, ErrConflict) {
+				err = fmt.Errorf("%w: %s changed meanwhile; try again", ErrConflict, cur.Step)
+			}
+			return EnqueueResult{}, fmt.Errorf("enqueue %s of %s: %w", req.Step, r.ID, err)
+		}
+	} else if req.Force || !neverRan {
+		// A new generation (a new task name), recording force and only in
+		// the step so that every re-enqueue of it keeps them.
+		if err := o.renew(ctx, cur, req.Force, req.Only); err != nil {
 			return EnqueueResult{}, fmt.Errorf("enqueue %s of %s: %w", req.Step, r.ID, err)
 		}
 		gen = cur.Generation + 1
@@ -90,7 +90,7 @@ func (o *Orchestrator) Enqueue(ctx context.Context, req EnqueueRequest) (Enqueue
 	if err := o.reopen(ctx, fresh, req.Only); err != nil {
 		return EnqueueResult{}, err
 	}
-	t := o.task(def, r.ID, r.Date, r.Params, req.Step, gen)
+	t := o.task(rg, r.ID, r.Date, r.Params, req.Step, gen)
 	t.Payload.Force, t.Payload.Only = req.Force, req.Only
 	if err := o.queue.Enqueue(ctx, t); err != nil {
 		return EnqueueResult{}, fmt.Errorf("enqueue %s of %s (generation %d): %w", req.Step, r.ID, gen, err)
@@ -99,12 +99,40 @@ func (o *Orchestrator) Enqueue(ctx context.Context, req EnqueueRequest) (Enqueue
 	return EnqueueResult{RunID: r.ID, Step: req.Step, Generation: gen, TaskName: t.Name, Created: created}, nil
 }
 
+// checkEnqueue refuses an operator's enqueue of cur (with predecessors
+// preds) that the gate or the step's state forbids, saying what to do.
+func (o *Orchestrator) checkEnqueue(runID string, req EnqueueRequest, cur StepRun, preds []StepRun) error {
+	now := o.now().UTC()
+	if cur.Status == StepRunning && now.Before(cur.LeaseUntil) {
+		return fmt.Errorf("%w: %s of %s is running (attempt %d/%d, lease until %s); wait for it or cancel the run", ErrLeaseHeld, req.Step, runID, cur.Attempts, cur.MaxAttempts, cur.LeaseUntil.Format(time.RFC3339))
+	}
+	if req.Force {
+		return nil
+	}
+	var waiting []string
+	for _, p := range preds {
+		if p.Status != StepSucceeded {
+			waiting = append(waiting, fmt.Sprintf("%s (%s)", p.Step, p.Status))
+		}
+	}
+	if len(waiting) > 0 {
+		return fmt.Errorf("%w: %s of %s waits for %v; --force runs it anyway", ErrNotReady, req.Step, runID, waiting)
+	}
+	switch cur.Status {
+	case StepSucceeded:
+		return fmt.Errorf("%w: %s of %s already succeeded (generation %d); --force runs it again", ErrConflict, req.Step, runID, cur.Generation)
+	case StepRetrying:
+		return fmt.Errorf("%w: %s of %s is being retried by the queue (attempt %d/%d)", ErrConflict, req.Step, runID, cur.Attempts, cur.MaxAttempts)
+	}
+	return nil
+}
+
 // renew puts a step back to pending in a new generation (a new task name).
-func (o *Orchestrator) renew(ctx context.Context, cur StepRun, forced bool) error {
+func (o *Orchestrator) renew(ctx context.Context, cur StepRun, forced, only bool) error {
 	next := cur
 	next.Generation++
 	next.Status, next.Attempts, next.Error, next.Output = StepPending, 0, "", nil
-	next.Forced = forced
+	next.Forced, next.Only = forced, only
 	next.StartedAt, next.FinishedAt, next.LeaseUntil = time.Time{}, time.Time{}, time.Time{}
 	next.UpdatedAt = o.now().UTC()
 	_, err := o.ledger.UpdateStep(ctx, next)
@@ -205,59 +233,72 @@ type ResumeResult struct {
 }
 
 // Resume re-enqueues a run from its failed, cancelled or never-run steps
-// whose predecessors succeeded, keeping what succeeded.
+// whose predecessors succeeded, keeping what succeeded. It decides everything
+// from one read before it writes: a resume it refuses changes nothing.
 func (o *Orchestrator) Resume(ctx context.Context, runID string) (ResumeResult, error) {
-	pipe, _, err := SplitRunID(runID)
-	if err != nil {
-		return ResumeResult{}, err
-	}
-	def, err := o.pipelineFor(pipe)
-	if err != nil {
+	if _, _, err := SplitRunID(runID); err != nil {
 		return ResumeResult{}, err
 	}
 	r, err := o.ledger.GetRun(ctx, runID)
 	if err != nil {
 		return ResumeResult{}, fmt.Errorf("resume %s: %w", runID, err)
 	}
-	byName := map[string]StepRun{}
-	for _, s := range r.Steps {
-		byName[s.Step] = s
+	rg, err := o.graphForRun(r)
+	if err != nil {
+		return ResumeResult{}, err
 	}
 	res := ResumeResult{RunID: runID, Enqueued: []EnqueueResult{}}
-	for _, sd := range def.Steps {
-		s := byName[sd.Name]
-		if s.Status == StepSucceeded || s.Status == StepRunning || s.Status == StepRetrying {
-			continue
-		}
-		ready := true
-		for _, a := range sd.After {
-			if byName[a].Status != StepSucceeded {
-				ready = false
-			}
-		}
-		if !ready {
-			// Enqueued by its predecessors when they succeed; a step a
-			// cancel marked must be pending again for that.
-			if s.Status == StepCancelled || s.Status == StepSkipped {
-				if err := o.renew(ctx, s, false); err != nil {
-					return res, fmt.Errorf("resume %s: %w", runID, err)
-				}
-			}
-			continue
-		}
-		e, err := o.Enqueue(ctx, EnqueueRequest{RunID: runID, Step: sd.Name})
-		if err != nil {
-			return res, err
-		}
-		res.Enqueued = append(res.Enqueued, e)
-	}
-	if len(res.Enqueued) == 0 {
+	ready, renew := resumePlan(rg.Graph, r.Steps)
+	if len(ready) == 0 {
 		if r.Status == RunSucceeded {
 			return res, fmt.Errorf("%w: run %s already succeeded; enqueue a step with --force to run it again", ErrConflict, runID)
 		}
 		return res, fmt.Errorf("%w: run %s has no failed or pending step whose predecessors succeeded (steps running or retrying are left to the queue)", ErrConflict, runID)
 	}
+	for _, s := range renew {
+		// Enqueued by its predecessors when they succeed; a step a cancel
+		// (or the sweeper) marked must be pending again for that.
+		if err := o.renew(ctx, s, false, false); err != nil {
+			return res, fmt.Errorf("resume %s: %w", runID, err)
+		}
+	}
+	for _, name := range ready {
+		e, err := o.Enqueue(ctx, EnqueueRequest{RunID: runID, Step: name})
+		if err != nil {
+			return res, err
+		}
+		res.Enqueued = append(res.Enqueued, e)
+	}
 	return res, nil
+}
+
+// resumePlan lists, in graph order, the steps a resume enqueues (not
+// succeeded nor in flight, every predecessor succeeded) and the cancelled or
+// skipped steps it puts back to pending for their predecessors to enqueue.
+func resumePlan(g *Graph, stepRuns []StepRun) (ready []string, renew []StepRun) {
+	byName := map[string]StepRun{}
+	for _, s := range stepRuns {
+		byName[s.Step] = s
+	}
+	for _, gs := range g.Steps {
+		s, ok := byName[gs.Name]
+		if !ok || s.Status == StepSucceeded || s.Status == StepRunning || s.Status == StepRetrying {
+			continue
+		}
+		all := true
+		for _, a := range gs.After {
+			if byName[a].Status != StepSucceeded {
+				all = false
+			}
+		}
+		switch {
+		case all:
+			ready = append(ready, gs.Name)
+		case s.Status == StepCancelled || s.Status == StepSkipped:
+			renew = append(renew, s)
+		}
+	}
+	return ready, renew
 }
 
 // Cancel stops a run: no further step starts. A step running now finishes (its

@@ -34,7 +34,7 @@ func TestForcedRerunRunsAgainAndAPlainDuplicateDoesNot(t *testing.T) {
 	// --force: a new generation, a new task name, and the body runs again;
 	// its successors run again too.
 	res, err := h.orch.Enqueue(ctx, pipeline.EnqueueRequest{RunID: id, Step: "b", Force: true})
-	if err != nil || res.Generation != 2 || res.TaskName != pipeline.TaskName(id, "b", 2) {
+	if err != nil || res.Generation != 2 || res.TaskName != h.orch.TaskName(id, "b", 2) {
 		t.Fatalf("forced enqueue = %+v, %v", res, err)
 	}
 	h.drain(50)
@@ -273,7 +273,7 @@ func TestReconcileHealsStuckRuns(t *testing.T) {
 		t.Fatalf("reconcile after the lease = %+v, %v", rep, err)
 	}
 	tasks := h.queue.take()
-	if len(tasks) != 1 || tasks[0].Name == pipeline.TaskName("chain@2026-11-23", "a", 1) {
+	if len(tasks) != 1 || tasks[0].Name == h.orch.TaskName("chain@2026-11-23", "a", 1) {
 		t.Fatalf("sweeper tasks %+v: want one with a fresh name", tasks)
 	}
 	// Idempotent: a second tick enqueues the same name (deduplicated).

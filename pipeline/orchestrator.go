@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/pipelinehq/pipeline/steps"
 )
 
 // Orchestrator drives runs through their steps. It is stateless between calls:
@@ -19,8 +21,13 @@ type Orchestrator struct {
 	notifier Notifier
 	log      *slog.Logger
 	now      func() time.Time
+	registry *steps.Registry
+	graphs   graphCache
 	// leaseGrace is added to a step's timeout to form its lease.
 	leaseGrace time.Duration
+	// namespace is the ledger's namespace, part of every task name.
+	namespace string
+	jobs      JobControl
 }
 
 // Config wires an Orchestrator.
@@ -33,6 +40,17 @@ type Config struct {
 	Now      func() time.Time // optional
 	// LeaseGrace is added to the step timeout to form the lease (default 30s).
 	LeaseGrace time.Duration
+	// Namespace goes into every task name (see TaskNameIn); default the
+	// ledger's own (Namespacer), if it has one.
+	Namespace string
+	// Registry builds the bodies of steps that a run's recorded definition
+	// has and the loaded one does not (or has with other settings): a run
+	// keeps its definition across deploys. Optional: without it such steps
+	// fail, naming their kind.
+	Registry *steps.Registry
+	// Jobs pauses and resumes the pipelines' Cloud Scheduler jobs (gcp);
+	// optional.
+	Jobs JobControl
 }
 
 // New returns an Orchestrator.
@@ -53,6 +71,8 @@ func New(cfg Config) (*Orchestrator, error) {
 	o := &Orchestrator{
 		catalog: cfg.Catalog, ledger: cfg.Ledger, queue: cfg.Queue,
 		notifier: cfg.Notifier, log: cfg.Logger, now: cfg.Now, leaseGrace: cfg.LeaseGrace,
+		registry: cfg.Registry,
+		jobs:     cfg.Jobs,
 	}
 	if o.notifier == nil {
 		o.notifier = Notifiers(nil)
@@ -65,6 +85,10 @@ func New(cfg Config) (*Orchestrator, error) {
 	}
 	if o.leaseGrace == 0 {
 		o.leaseGrace = 30 * time.Second
+	}
+	o.namespace = cfg.Namespace
+	if ns, ok := cfg.Ledger.(Namespacer); ok && o.namespace == "" {
+		o.namespace = ns.Namespace()
 	}
 	return o, nil
 }
@@ -112,7 +136,7 @@ func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult
 		o.log.InfoContext(ctx, "run created", "run", stored.ID, "pipeline", def.Name, "date", stored.Date, "trigger", req.Trigger)
 	}
 	if stored.Status == RunPending {
-		stored, err = o.launch(ctx, def, stored)
+		stored, err = o.launch(ctx, stored)
 		if err != nil {
 			return StartResult{}, err
 		}
@@ -149,12 +173,14 @@ func (o *Orchestrator) create(ctx context.Context, req StartRequest, status RunS
 		params[k] = v
 	}
 	now := o.now().UTC()
+	g := def.Graph()
 	run := Run{
 		ID: RunID(def.Name, key), Pipeline: def.Name, Key: key, Date: date, Params: params,
 		Status: status, Trigger: req.Trigger, CreatedAt: now, UpdatedAt: now,
+		DefinitionVersion: g.Version, Graph: g,
 	}
-	srs := make([]StepRun, len(def.Steps))
-	for i, s := range def.Steps {
+	srs := make([]StepRun, len(g.Steps))
+	for i, s := range g.Steps {
 		srs[i] = StepRun{RunID: run.ID, Step: s.Name, Status: StepPending, Generation: 1, MaxAttempts: s.MaxAttempts, UpdatedAt: now}
 	}
 	stored, created, err := o.ledger.CreateRun(ctx, run, srs)
@@ -164,15 +190,20 @@ func (o *Orchestrator) create(ctx context.Context, req StartRequest, status RunS
 	return def, stored, created, nil
 }
 
-// launch enqueues the roots of a pending run and marks it running.
-func (o *Orchestrator) launch(ctx context.Context, def *Definition, r Run) (Run, error) {
-	roots := def.Roots()
+// launch enqueues the roots (in the run's graph) of a pending run and marks
+// it running.
+func (o *Orchestrator) launch(ctx context.Context, r Run) (Run, error) {
+	rg, err := o.graphForRun(r)
+	if err != nil {
+		return r, fmt.Errorf("launch %s: %w", r.ID, err)
+	}
+	roots := rg.Roots()
 	current, err := o.ledger.GetSteps(ctx, r.ID, roots...)
 	if err != nil {
 		return r, fmt.Errorf("launch %s: %w", r.ID, err)
 	}
 	for _, s := range current {
-		if err := o.enqueue(ctx, def, r.ID, r.Date, r.Params, s.Step, s.Generation); err != nil {
+		if err := o.enqueue(ctx, rg, r.ID, r.Date, r.Params, s.Step, s.Generation); err != nil {
 			return r, err
 		}
 	}
@@ -271,18 +302,24 @@ func validParams(p map[string]string) error {
 	return nil
 }
 
-// task is the queue task of one step of a run in a generation.
-func (o *Orchestrator) task(def *Definition, runID, date string, params map[string]string, step string, gen int) Task {
+// task is the queue task of one step (of the run's graph rg) of a run in a
+// generation.
+func (o *Orchestrator) task(rg *runGraph, runID, date string, params map[string]string, step string, gen int) Task {
+	timeout := DefaultTimeout
+	if gs := rg.Step(step); gs != nil {
+		timeout = gs.Timeout
+	}
 	return Task{
-		Name:     TaskName(runID, step, gen),
-		Payload:  TaskPayload{RunID: runID, Step: step, Generation: gen, Date: date, Params: params},
-		Deadline: def.Step(step).Timeout + o.leaseGrace/2,
+		Name: o.TaskName(runID, step, gen),
+		Payload: TaskPayload{RunID: runID, Step: step, Generation: gen, Date: date, Params: params,
+			DefinitionVersion: rg.Version},
+		Deadline: timeout + o.leaseGrace/2,
 	}
 }
 
 // enqueue puts the task of one step of a run on the queue (idempotent by name).
-func (o *Orchestrator) enqueue(ctx context.Context, def *Definition, runID, date string, params map[string]string, step string, gen int) error {
-	t := o.task(def, runID, date, params, step, gen)
+func (o *Orchestrator) enqueue(ctx context.Context, rg *runGraph, runID, date string, params map[string]string, step string, gen int) error {
+	t := o.task(rg, runID, date, params, step, gen)
 	if err := o.queue.Enqueue(ctx, t); err != nil {
 		return fmt.Errorf("enqueue %s of %s (generation %d): %w", step, runID, gen, err)
 	}
@@ -303,7 +340,20 @@ func (o *Orchestrator) notify(ctx context.Context, e Event) (err error) {
 			o.log.WarnContext(ctx, "notification failed", "run", e.Run.ID, "event", string(e.Kind), "error", err.Error())
 		}
 	}()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
+	if shuttingDown(ctx) {
+		// The process is about to exit: a final notification stays owed in
+		// the ledger and is sent by the next instance's sweeper.
+		return fmt.Errorf("not sent: %w", ErrShutdown)
+	}
+	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
 	defer cancel()
-	return o.notifier.Notify(ctx, e)
+	// A shutdown while the notifier waits (an unreachable Discord) ends the
+	// wait: the process must exit within Cloud Run's grace.
+	stop := context.AfterFunc(requestOf(ctx), func() {
+		if shuttingDown(ctx) {
+			cancel()
+		}
+	})
+	defer stop()
+	return o.notifier.Notify(nctx, e)
 }

@@ -31,7 +31,7 @@ func TestStartIsIdempotentAndUsesTheTimeZone(t *testing.T) {
 		t.Fatalf("status after start = %s, want running", res.Run.Status)
 	}
 	first := h.queue.take()
-	if len(first) != 1 || first[0].Payload.Step != "a" || first[0].Name != pipeline.TaskName("chain@2026-11-24", "a", 1) {
+	if len(first) != 1 || first[0].Payload.Step != "a" || first[0].Name != h.orch.TaskName("chain@2026-11-24", "a", 1) {
 		t.Fatalf("enqueued %+v, want the root a", first)
 	}
 	// A Scheduler retry for the same tick, and a duplicate a minute later.
@@ -295,7 +295,7 @@ func TestFailedSuccessorEnqueueIsHealedByTheRetryWithoutRerun(t *testing.T) {
 		t.Fatalf("a ran %d times", n)
 	}
 	next := h.queue.take()
-	if len(next) != 1 || next[0].Name != pipeline.TaskName(task.Payload.RunID, "b", 1) {
+	if len(next) != 1 || next[0].Name != h.orch.TaskName(task.Payload.RunID, "b", 1) {
 		t.Fatalf("successor tasks %+v", next)
 	}
 	// A third delivery enqueues the same name again: the queue dedups it.

@@ -35,10 +35,15 @@ type TaskPayload struct {
 	// transition needs no read of the run record.
 	Date   string            `json:"date"`
 	Params map[string]string `json:"params,omitempty"`
+	// DefinitionVersion is the version of the run's graph (Run.Graph), so
+	// that the handler finds the graph without reading the run. A hint: the
+	// run record is the truth.
+	DefinitionVersion string `json:"definition_version,omitempty"`
 	// Force says an operator forced this generation; informational: the
 	// handler trusts only the step record's Forced.
 	Force bool `json:"force,omitempty"`
-	// Only runs the step without chaining on to its successors.
+	// Only runs the step without chaining on to its successors; the handler
+	// also honours the step record's Only.
 	Only bool `json:"only,omitempty"`
 }
 

@@ -16,7 +16,9 @@ const (
 	// staleRetry is how long a step may sit in "retrying" before the sweeper
 	// assumes its task is gone (e.g. the queue gave up) and enqueues it again.
 	staleRetry = 15 * time.Minute
-	// owedLookback bounds the search for ended runs whose notification is owed.
+	// owedLookback bounds the search for ended runs whose notification is
+	// owed, by finish time: a run that ended (or ended anew after a re-run)
+	// within it is reached however long ago it was created.
 	owedLookback = 48 * time.Hour
 )
 
@@ -26,63 +28,77 @@ type ReconcileReport struct {
 	Reenqueued  []string `json:"reenqueued"`   // run/step
 	FailedSteps []string `json:"failed_steps"` // run/step
 	FailedRuns  []string `json:"failed_runs"`
+	Finished    []string `json:"finished"` // runs whose steps had all succeeded
 	Notified    []string `json:"notified"`
 	Launched    []string `json:"launched"`
 	Errors      []string `json:"errors,omitempty"`
+	// Alerts lists the schedule alerts sent (missed starts, late runs).
+	Alerts []string `json:"alerts"`
 }
 
 // Reconcile is the stuck-run sweeper, meant for a Scheduler tick every few
-// minutes. For running runs it re-enqueues a step whose lease expired with
-// attempts left (and fails it when none are left), re-enqueues ready steps
-// that were never enqueued (or whose task the queue dropped), and fails runs
-// older than their pipeline's max_run_duration. It also sends owed final
-// notifications and launches pending runs (backfill) within their limit.
-// It is idempotent: task names are deterministic per attempt.
+// minutes. For running runs it finishes a run whose steps have all ended (its
+// finish was lost), re-enqueues a step whose lease expired with attempts left
+// (and fails it when none are left), re-enqueues ready steps that were never
+// enqueued (or whose task the queue dropped), and fails runs older than their
+// pipeline's max_run_duration. It also sends owed final notifications (runs
+// that ended within owedLookback, by finish time) and launches pending runs
+// (backfill, oldest first) within their limit.
+//
+// Its work per call is bounded: each of the three listings (running runs,
+// owed notifications, pending runs) reads at most reconcileMaxPages pages of
+// reconcileMaxRuns runs; the next tick continues. It is idempotent: task
+// names are deterministic per attempt.
 func (o *Orchestrator) Reconcile(ctx context.Context) (ReconcileReport, error) {
-	rep := ReconcileReport{Reenqueued: []string{}, FailedSteps: []string{}, FailedRuns: []string{}, Notified: []string{}, Launched: []string{}}
-	err := o.pages(ctx, RunFilter{Status: RunRunning}, func(r Run) {
+	rep := ReconcileReport{Reenqueued: []string{}, FailedSteps: []string{}, FailedRuns: []string{}, Finished: []string{}, Notified: []string{}, Launched: []string{}}
+	err := o.pages(ctx, RunFilter{Status: RunRunning}, func(r Run) bool {
 		rep.RunsChecked++
 		if err := o.reconcileRun(ctx, r.ID, &rep); err != nil {
 			rep.Errors = append(rep.Errors, err.Error())
 		}
+		return true
 	})
 	if err != nil {
 		return rep, err
 	}
-	now := o.now()
-	for _, status := range []RunStatus{RunSucceeded, RunFailed, RunCancelled} {
-		var owed []Run
-		err := o.pages(ctx, RunFilter{Status: status, Since: now.Add(-owedLookback)}, func(r Run) {
-			if o.owed(r) {
-				owed = append(owed, r)
-			}
-		})
+	var owed []Run
+	err = o.pages(ctx, RunFilter{NotifyPending: true, Since: o.now().Add(-owedLookback), OldestFirst: true}, func(r Run) bool {
+		if o.owed(r) {
+			owed = append(owed, r)
+		}
+		return true
+	})
+	if err != nil {
+		return rep, err
+	}
+	for _, r := range owed {
+		full, err := o.ledger.GetRun(ctx, r.ID)
 		if err != nil {
-			return rep, err
+			rep.Errors = append(rep.Errors, err.Error())
+			continue
 		}
-		for _, r := range owed {
-			full, err := o.ledger.GetRun(ctx, r.ID)
-			if err != nil {
-				rep.Errors = append(rep.Errors, err.Error())
-				continue
-			}
-			steps := full.Steps
-			full.Steps = nil
-			o.sendFinal(ctx, full, steps)
-			rep.Notified = append(rep.Notified, r.ID)
+		if !o.owed(full) {
+			continue // sent meanwhile
 		}
+		steps := full.Steps
+		full.Steps = nil
+		o.sendFinal(ctx, full, steps)
+		rep.Notified = append(rep.Notified, r.ID)
 	}
 	launched, err := o.launchPending(ctx)
 	rep.Launched = append(rep.Launched, launched...)
 	if err != nil {
 		rep.Errors = append(rep.Errors, err.Error())
 	}
+	sched := o.checkSchedules(ctx, o.now())
+	rep.Alerts = sched.Alerts
+	rep.Errors = append(rep.Errors, sched.Errors...)
 	return rep, nil
 }
 
-// pages calls fn for the runs matching f, newest first, reading at most
-// reconcileMaxPages pages of reconcileMaxRuns.
-func (o *Orchestrator) pages(ctx context.Context, f RunFilter, fn func(Run)) error {
+// pages calls fn for the runs matching f, in f's order, reading at most
+// reconcileMaxPages pages of reconcileMaxRuns, until fn returns false.
+func (o *Orchestrator) pages(ctx context.Context, f RunFilter, fn func(Run) bool) error {
 	f.Limit = reconcileMaxRuns
 	for range reconcileMaxPages {
 		runs, err := o.ledger.ListRuns(ctx, f)
@@ -90,28 +106,64 @@ func (o *Orchestrator) pages(ctx context.Context, f RunFilter, fn func(Run)) err
 			return fmt.Errorf("reconcile: %w", err)
 		}
 		for _, r := range runs {
-			fn(r)
+			if !fn(r) {
+				return nil
+			}
 		}
 		if len(runs) < reconcileMaxRuns {
 			return nil
 		}
-		f.Before = runs[len(runs)-1].CreatedAt
+		f = f.Next(runs[len(runs)-1])
 	}
 	return nil
 }
 
+// settled is what a running run whose steps have all ended should become,
+// decided from its steps alone: failed when a step failed (a failed step
+// always fails its run), succeeded when every step succeeded or was skipped.
+// ok is false while a step is still to run (or was cancelled: an operator's
+// resume decides).
+func settled(steps []StepRun) (status RunStatus, msg string, ok bool) {
+	if len(steps) == 0 {
+		return "", "", false
+	}
+	done := true
+	for _, s := range steps {
+		switch s.Status {
+		case StepFailed:
+			return RunFailed, fmt.Sprintf("step %s failed: %s", s.Step, s.Error), true
+		case StepSucceeded, StepSkipped:
+		default:
+			done = false
+		}
+	}
+	if !done {
+		return "", "", false
+	}
+	return RunSucceeded, "", true
+}
+
 func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *ReconcileReport) error {
-	pipe, _, err := SplitRunID(runID)
-	if err != nil {
-		return err
-	}
-	def := o.catalog.Get(pipe)
-	if def == nil {
-		return nil // a pipeline no longer loaded: leave its runs alone
-	}
 	r, err := o.ledger.GetRun(ctx, runID)
 	if err != nil {
 		return fmt.Errorf("reconcile %s: %w", runID, err)
+	}
+	if status, msg, ok := settled(r.Steps); ok {
+		// Every step has ended but the run's finish was lost (a crash or a
+		// failed write after the last step): finish it, and notify.
+		if err := o.finishRunFrom(ctx, r, status, msg); err != nil {
+			return err
+		}
+		if status == RunFailed {
+			rep.FailedRuns = append(rep.FailedRuns, runID)
+		} else {
+			rep.Finished = append(rep.Finished, runID)
+		}
+		return nil
+	}
+	def, err := o.graphForRun(r) // the run's own graph, not the loaded one
+	if err != nil {
+		return nil // an old run of a pipeline no longer loaded: leave it alone
 	}
 	now := o.now().UTC()
 	started := r.StartedAt
@@ -120,7 +172,7 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 	}
 	if now.Sub(started) > def.MaxRunDuration {
 		msg := fmt.Sprintf("run exceeded max_run_duration %s (started %s)", def.MaxRunDuration, started.Format(time.RFC3339))
-		if err := o.finishRunFrom(ctx, r, RunFailed, msg); err != nil {
+		if err := o.failOverdue(ctx, r, msg); err != nil {
 			return err
 		}
 		rep.FailedRuns = append(rep.FailedRuns, runID)
@@ -143,14 +195,6 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 		}
 		name := runID + "/" + sd.Name
 		switch {
-		case s.Status == StepFailed:
-			// Its delivery failed the step but not the run (a crash or a
-			// ledger error in between): finish the run, and notify.
-			if err := o.finishRunFrom(ctx, r, RunFailed, fmt.Sprintf("step %s failed: %s", s.Step, s.Error)); err != nil {
-				return err
-			}
-			rep.FailedRuns = append(rep.FailedRuns, runID)
-			return nil
 		case s.Status == StepRunning && !now.Before(s.LeaseUntil):
 			if s.Attempts >= s.MaxAttempts {
 				msg := fmt.Sprintf("attempt %d/%d did not finish (lease expired at %s)", s.Attempts, s.MaxAttempts, s.LeaseUntil.Format(time.RFC3339))
@@ -193,8 +237,9 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 	return nil
 }
 
-func (o *Orchestrator) sweepEnqueue(ctx context.Context, def *Definition, r Run, s StepRun, suffix string) error {
+func (o *Orchestrator) sweepEnqueue(ctx context.Context, def *runGraph, r Run, s StepRun, suffix string) error {
 	t := o.task(def, r.ID, r.Date, r.Params, s.Step, s.Generation)
+	t.Payload.Force, t.Payload.Only = s.Forced, s.Only
 	t.Name += suffix
 	if err := o.queue.Enqueue(ctx, t); err != nil {
 		return fmt.Errorf("reconcile: enqueue %s of %s: %w", s.Step, r.ID, err)

@@ -83,9 +83,24 @@ type Run struct {
 	// the run), kept in the ledger so it survives restarts and is shared by
 	// every instance. Written with UpdateRun like any other run field.
 	Notes map[string]string `json:"-"`
+	// DefinitionVersion identifies the definition the run was created from
+	// (Graph.Version); empty for runs recorded before runs kept their graph.
+	DefinitionVersion string `json:"definition_version,omitempty"`
+	// Graph is the run's own step graph, recorded by CreateRun and never
+	// changed afterwards: the run is driven by it, whatever is deployed now.
+	// Nil for runs recorded before runs kept their graph (the loaded
+	// definition drives those).
+	Graph *Graph `json:"-"`
 	// Version is the ledger's concurrency token: UpdateRun succeeds only when it
 	// matches the stored one. Opaque to the domain.
 	Version int64 `json:"-"`
+	// WriteID identifies the write that stored this version of the record
+	// (set by the ledger on every write), so that a writer whose reply was
+	// lost can recognise the stored record as its own write.
+	WriteID string `json:"-"`
+	// Marks are the run's schedule marks (RunMarks), filled for readers of the
+	// API; the ledger does not store them.
+	Marks []string `json:"marks,omitempty"`
 	// Steps is filled by Ledger.GetRun, in definition order where known.
 	Steps []StepRun `json:"steps,omitempty"`
 }
@@ -106,9 +121,43 @@ type StepRun struct {
 	Error      string          `json:"error,omitempty"`
 	Output     json.RawMessage `json:"output,omitempty"`
 	Forced     bool            `json:"forced,omitempty"`
+	// Only says an operator enqueued this generation with --only: it runs
+	// without chaining on to its successors. Kept in the record so that
+	// every re-enqueue (retries, the sweeper) keeps it.
+	Only bool `json:"only,omitempty"`
 	// Version is the ledger's concurrency token: UpdateStep succeeds only when it
 	// matches the stored one. Opaque to the domain.
 	Version int64 `json:"-"`
+	// WriteID identifies the write that stored this version (see Run.WriteID).
+	WriteID string `json:"-"`
+}
+
+// Duration is how long the run's latest execution took: from StartedAt (its
+// launch, or the operator's re-run that reopened it) to FinishedAt. Zero
+// while the run is not finished. A re-run weeks later therefore reports the
+// re-run's own time, not the weeks between. Records without StartedAt (a run
+// cancelled before it launched) count from CreatedAt.
+func (r Run) Duration() time.Duration {
+	start := r.StartedAt
+	if start.IsZero() {
+		start = r.CreatedAt
+	}
+	if r.FinishedAt.IsZero() || start.IsZero() || r.FinishedAt.Before(start) {
+		return 0
+	}
+	return r.FinishedAt.Sub(start)
+}
+
+// WorkDuration is the sum of the durations of its steps' last attempts: the
+// time the run's steps took, whatever the calendar time between them (queue
+// waits, or an operator's re-run of one step weeks later, which replaces only
+// that step's figure). Stats use it.
+func (r Run) WorkDuration() time.Duration {
+	var sum time.Duration
+	for _, s := range r.Steps {
+		sum += s.Duration()
+	}
+	return sum
 }
 
 // Duration is how long the step's last attempt ran, or zero.
@@ -137,10 +186,22 @@ func SplitRunID(id string) (pipeline, key string, err error) {
 }
 
 // TaskName is the deterministic queue task name of a step of a run in a
-// generation. It starts with a hash so that names do not share prefixes (Cloud
-// Tasks hot-spots on sequential prefixes), and it fits [A-Za-z0-9_-]{1,500}.
+// generation, in no ledger namespace: TaskNameIn("", ...).
 func TaskName(runID, step string, generation int) string {
-	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%d", runID, step, generation)))
+	return TaskNameIn("", runID, step, generation)
+}
+
+// TaskNameIn is the deterministic queue task name of a step of a run in a
+// generation, for the ledger namespace ns (see Namespacer): two ledgers that
+// share a queue (staging and prod collections, two databases) never share a
+// name. It starts with a hash so that names do not share prefixes (Cloud
+// Tasks hot-spots on sequential prefixes), and it fits [A-Za-z0-9_-]{1,500}.
+func TaskNameIn(ns, runID, step string, generation int) string {
+	key := fmt.Sprintf("%s\x00%s\x00%d", runID, step, generation)
+	if ns != "" {
+		key = ns + "\x00" + key
+	}
+	sum := sha256.Sum256([]byte(key))
 	return fmt.Sprintf("%s-%s-g%d", hex.EncodeToString(sum[:8]), sanitizeName(step), generation)
 }
 

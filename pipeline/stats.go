@@ -31,7 +31,7 @@ type PipelineStats struct {
 	Cancelled   int         `json:"cancelled"`
 	Unfinished  int         `json:"unfinished"`
 	SuccessRate float64     `json:"success_rate"` // succeeded / (succeeded + failed)
-	AvgMillis   float64     `json:"avg_ms"`
+	AvgMillis   float64     `json:"avg_ms"`       // of Run.WorkDuration, over succeeded and failed runs
 	P95Millis   float64     `json:"p95_ms"`
 	Steps       []StepStats `json:"steps"`
 	Truncated   bool        `json:"truncated,omitempty"` // more runs than were read
@@ -39,6 +39,10 @@ type PipelineStats struct {
 
 // Stats computes per pipeline and step: runs, success rate, average and p95
 // duration, over runs created since since (at most maxStatsRuns of them).
+// Durations are attempt durations: a step's is its last attempt's, a run's
+// is the sum of its steps' (Run.WorkDuration) over runs that succeeded or
+// failed, so queue waits and re-runs long after a run neither stretch nor
+// skew them.
 func (o *Orchestrator) Stats(ctx context.Context, pipeline string, since time.Time) ([]PipelineStats, error) {
 	runs, err := o.ledger.ListRuns(ctx, RunFilter{Pipeline: pipeline, Since: since, Limit: maxStatsRuns})
 	if err != nil {
@@ -79,8 +83,10 @@ func (o *Orchestrator) Stats(ctx context.Context, pipeline string, since time.Ti
 		default:
 			a.Unfinished++
 		}
-		if r.Status.Terminal() && !r.FinishedAt.IsZero() {
-			a.durs = append(a.durs, float64(r.FinishedAt.Sub(r.CreatedAt).Microseconds())/1000)
+		if r.Status == RunSucceeded || r.Status == RunFailed {
+			if d := r.WorkDuration(); d > 0 {
+				a.durs = append(a.durs, float64(d.Microseconds())/1000)
+			}
 		}
 		for _, s := range r.Steps {
 			sa := a.steps[s.Step]

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/pipelinehq/pipeline/pipeline"
 )
 
@@ -26,6 +28,8 @@ type Local struct {
 	// Retries is how many times a failed Fire is retried, with backoff, before
 	// the tick is given up (Cloud Scheduler's retry_count; default 3).
 	Retries int
+	// Paused, when set, makes the cron skip a paused pipeline's fire times.
+	Paused Paused
 }
 
 // Run blocks until ctx is done, firing every scheduled pipeline on time.
@@ -58,8 +62,8 @@ func (l *Local) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (l *Local) loop(ctx context.Context, def *pipeline.Definition, sched interface{ Next(time.Time) time.Time }) {
-	next := sched.Next(l.Now().In(def.Location))
+func (l *Local) loop(ctx context.Context, def *pipeline.Definition, sched cron.Schedule) {
+	next := pipeline.NextFire(sched, def.Location, l.Now())
 	l.Logger.Info("local scheduler armed", "pipeline", def.Name, "schedule", def.Schedule, "time_zone", def.TimeZone, "next", next.Format(time.RFC3339))
 	for {
 		t := time.NewTimer(time.Until(next))
@@ -70,11 +74,14 @@ func (l *Local) loop(ctx context.Context, def *pipeline.Definition, sched interf
 		case <-t.C:
 		}
 		l.fire(ctx, def, next)
-		next = sched.Next(next)
+		next = pipeline.NextFire(sched, def.Location, next)
 	}
 }
 
 func (l *Local) fire(ctx context.Context, def *pipeline.Definition, scheduled time.Time) {
+	if l.skipped(ctx, def, scheduled) {
+		return
+	}
 	backoff := time.Second
 	for attempt := 0; ; attempt++ {
 		err := l.Fire(ctx, def, scheduled)

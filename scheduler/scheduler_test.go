@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -59,7 +60,7 @@ steps: [{name: a, kind: noop}]
 		if _, err := time.Parse(time.RFC3339, h.scheduleTime); err != nil {
 			t.Fatalf("X-CloudScheduler-ScheduleTime %q: %v", h.scheduleTime, err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second): // generous: a loaded machine
 		t.Fatal("the schedule never fired")
 	}
 }
@@ -76,7 +77,59 @@ func TestTickPostsReconcile(t *testing.T) {
 		if h.path != "/pipeline/reconcile" {
 			t.Fatalf("hit = %+v", h)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second): // generous: a loaded machine
 		t.Fatal("never ticked")
+	}
+}
+
+// A paused pipeline's fire times are skipped: the first fire, asked while
+// paused, reaches no one; the next one (after unpausing) does.
+func TestLocalSkipsPausedPipeline(t *testing.T) {
+	defs, err := pipeline.Parse("p.yaml", []byte(`
+name: every
+schedule: "@every 1s"
+steps: [{name: a, kind: noop}]
+`), steps.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu  sync.Mutex
+		log []string
+	)
+	add := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		log = append(log, s)
+	}
+	srv, hits := server(t)
+	asks := 0
+	l := &scheduler.Local{Catalog: pipeline.NewCatalog(defs...), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Fire: func(ctx context.Context, def *pipeline.Definition, at time.Time) error {
+			add("fire")
+			return scheduler.HTTPFire(func() string { return srv.URL }, nil, "", nil)(ctx, def, at)
+		},
+		Paused: func(_ context.Context, name string) (bool, error) {
+			asks++ // one goroutine per pipeline: no race
+			add(fmt.Sprintf("asked %s paused=%v", name, asks == 1))
+			return asks == 1, nil
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = l.Run(ctx) }()
+	select {
+	case <-hits:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the schedule never fired after unpausing")
+	}
+	cancel()
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"asked every paused=true", "asked every paused=false", "fire"}
+	if len(log) < 3 || log[0] != want[0] || log[1] != want[1] || log[2] != want[2] {
+		t.Errorf("events %q; want %q first", log, want)
 	}
 }

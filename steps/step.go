@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -26,6 +27,7 @@ func (f StepFunc) Run(ctx context.Context, in Input) (json.RawMessage, error) { 
 
 // Input is what a step is given for one attempt.
 type Input struct {
+	// RunID is PIPELINE@KEY (see Key).
 	RunID    string
 	Pipeline string
 	Step     string
@@ -38,6 +40,15 @@ type Input struct {
 	// Attempt counts from 1; MaxAttempts is the step's limit.
 	Attempt     int
 	MaxAttempts int
+}
+
+// Key is the run key, the part of RunID after the "@": the run date for a
+// scheduled run, or the key an operator chose (run --key). Runs of one
+// pipeline differ by key, not by date, so a step that keeps files per run
+// names them by key. Empty when RunID has no key.
+func (in Input) Key() string {
+	_, k, _ := strings.Cut(in.RunID, "@")
+	return k
 }
 
 // DateString is the run date as YYYY-MM-DD.

@@ -7,6 +7,8 @@ resource "google_project_service" "apis" {
     "firestore.googleapis.com",
     "secretmanager.googleapis.com",
     "iam.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
   ])
   service            = each.value
   disable_on_destroy = false

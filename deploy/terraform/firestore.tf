@@ -52,3 +52,50 @@ resource "google_firestore_index" "runs_by_pipeline_status" {
     order      = "DESCENDING"
   }
 }
+
+# The sweeper and backfill launch pending runs oldest first (status, then
+# pipeline + status, by created_at ascending).
+resource "google_firestore_index" "runs_by_status_oldest" {
+  database   = google_firestore_database.ledger.name
+  collection = var.ledger_collection
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "created_at"
+    order      = "ASCENDING"
+  }
+}
+
+resource "google_firestore_index" "runs_by_pipeline_status_oldest" {
+  database   = google_firestore_database.ledger.name
+  collection = var.ledger_collection
+  fields {
+    field_path = "pipeline"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "created_at"
+    order      = "ASCENDING"
+  }
+}
+
+# Owed final notifications, by finish time (RunFilter.NotifyPending): the
+# sweeper reads only the runs whose notification is owed.
+resource "google_firestore_index" "runs_notify_pending" {
+  database   = google_firestore_database.ledger.name
+  collection = var.ledger_collection
+  fields {
+    field_path = "notify"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "finished_at"
+    order      = "ASCENDING"
+  }
+}

@@ -51,3 +51,18 @@ resource "google_secret_manager_secret_iam_member" "runtime_discord" {
   role      = "roles/secretmanager.secretAccessor"
   member    = "serviceAccount:${google_service_account.runtime.email}"
 }
+
+# `pipeline pause` and `unpause` through the service pause and resume the
+# pipelines' Scheduler jobs: the runtime may do that, and nothing more.
+resource "google_project_iam_custom_role" "scheduler_pauser" {
+  role_id     = replace("${local.name}_scheduler_pauser", "-", "_")
+  title       = "${local.name} Scheduler job pauser"
+  description = "Pause and resume Cloud Scheduler jobs (pipeline pause/unpause)."
+  permissions = ["cloudscheduler.jobs.get", "cloudscheduler.jobs.pause", "cloudscheduler.jobs.enable"]
+}
+
+resource "google_project_iam_member" "runtime_scheduler_pauser" {
+  project = var.project
+  role    = google_project_iam_custom_role.scheduler_pauser.name
+  member  = "serviceAccount:${google_service_account.runtime.email}"
+}

@@ -1,7 +1,10 @@
 # The Cloud Tasks queue that carries steps. Per-step attempt limits are the
-# handler's (it counts X-CloudTasks-TaskRetryCount), so the queue's
-# max_attempts is above every step's max_attempts: the last delivery marks
-# the step failed. A 409 (lease held, predecessors not done) also uses one.
+# handler's: it counts a step's attempts in the ledger (one per claimed
+# delivery, in the step record), not X-CloudTasks-TaskRetryCount, which it
+# only logs. The queue's max_attempts is above every step's max_attempts, so
+# the delivery that uses up a step's last attempt marks the step failed while
+# the queue still retries. A 409 (lease held, predecessors not done) uses a
+# queue attempt but no step attempt, hence the headroom.
 resource "google_cloud_tasks_queue" "steps" {
   name     = local.name
   location = var.region

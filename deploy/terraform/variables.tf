@@ -87,3 +87,9 @@ variable "discord_mention" {
   type        = string
   default     = ""
 }
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channels (projects/P/notificationChannels/ID) told when the sweeper stops ticking; empty: the alert shows in the console only."
+  type        = list(string)
+  default     = []
+}

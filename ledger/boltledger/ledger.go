@@ -15,7 +15,11 @@ var (
 	stepsBucket   = []byte("ledger.steps")
 	byTimeBucket  = []byte("ledger.runs.time")
 	byPipelineBkt = []byte("ledger.runs.pipe")
-	ledgerBuckets = [][]byte{runsBucket, stepsBucket, byTimeBucket, byPipelineBkt}
+	// notifyBucket indexes the runs whose final notification is owed by
+	// finish time (key: finish time, run ID).
+	notifyBucket  = []byte("ledger.runs.notify")
+	marksBucket   = []byte("ledger.marks")
+	ledgerBuckets = [][]byte{runsBucket, stepsBucket, byTimeBucket, byPipelineBkt, marksBucket}
 )
 
 // Ledger is a pipeline.Ledger in a bbolt file.
@@ -24,6 +28,8 @@ type Ledger struct {
 	commit *Committer
 	// owned says Close closes db (Open opened it).
 	owned bool
+	// id is the file's id (see Namespace).
+	id string
 }
 
 var _ pipeline.Ledger = (*Ledger)(nil)
@@ -31,18 +37,45 @@ var _ pipeline.Ledger = (*Ledger)(nil)
 // New returns a ledger in db, creating its buckets. Close does not close db,
 // which may be shared (see OpenDB).
 func New(db *bbolt.DB) (*Ledger, error) {
+	var id string
 	err := db.Update(func(tx *bbolt.Tx) error {
 		for _, name := range ledgerBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
 		}
-		return nil
+		if tx.Bucket(notifyBucket) == nil {
+			if err := buildNotifyIndex(tx); err != nil {
+				return err
+			}
+		}
+		var err error
+		id, err = loadID(tx)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("boltledger: init %s: %w", db.Path(), err)
 	}
-	return &Ledger{db: db, commit: NewCommitter(db)}, nil
+	return &Ledger{db: db, commit: NewCommitter(db), id: id}, nil
+}
+
+// buildNotifyIndex creates the index of owed notifications from the runs (a
+// file written before the index existed).
+func buildNotifyIndex(tx *bbolt.Tx) error {
+	idx, err := tx.CreateBucket(notifyBucket)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", notifyBucket, err)
+	}
+	return tx.Bucket(runsBucket).ForEach(func(k, v []byte) error {
+		var rec runRecord
+		if _, err := decode(v, &rec); err != nil {
+			return fmt.Errorf("run %s: %w", k, err)
+		}
+		if rec.Notify != string(pipeline.NotifyPending) {
+			return nil
+		}
+		return idx.Put(timeIndexKey(rec.FinishedAt, string(k)), nil)
+	})
 }
 
 // Open opens (or creates) the file at path with OpenDB and returns a ledger

@@ -1,7 +1,9 @@
 package boltledger
 
 import (
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,9 +29,22 @@ type runRecord struct {
 	Notify     string            `json:"notify,omitempty"`
 	Notes      map[string]string `json:"notes,omitempty"`
 	Steps      []string          `json:"steps"`
+	// DefVersion and Graph are the run's definition, written by CreateRun
+	// only (UpdateRun keeps them).
+	DefVersion string          `json:"def_version,omitempty"`
+	Graph      json.RawMessage `json:"graph,omitempty"`
+	WriteID    string          `json:"write_id,omitempty"`
 }
 
-func newRunRecord(r pipeline.Run, steps []string) runRecord {
+func newRunRecord(r pipeline.Run, steps []string) (runRecord, error) {
+	var graph json.RawMessage
+	if r.Graph != nil {
+		b, err := json.Marshal(r.Graph)
+		if err != nil {
+			return runRecord{}, fmt.Errorf("%w: graph: %w", pipeline.ErrInvalid, err)
+		}
+		graph = b
+	}
 	return runRecord{
 		Pipeline:   r.Pipeline,
 		Key:        r.Key,
@@ -45,10 +60,20 @@ func newRunRecord(r pipeline.Run, steps []string) runRecord {
 		Notify:     string(r.Notify),
 		Notes:      r.Notes,
 		Steps:      steps,
-	}
+		DefVersion: r.DefinitionVersion,
+		Graph:      graph,
+		WriteID:    newWriteID(),
+	}, nil
 }
 
-func (rec runRecord) run(id string, version int64) pipeline.Run {
+func (rec runRecord) run(id string, version int64) (pipeline.Run, error) {
+	var graph *pipeline.Graph
+	if len(rec.Graph) > 0 {
+		graph = new(pipeline.Graph)
+		if err := json.Unmarshal(rec.Graph, graph); err != nil {
+			return pipeline.Run{}, fmt.Errorf("corrupt run %s: graph: %w", id, err)
+		}
+	}
 	return pipeline.Run{
 		ID:         id,
 		Pipeline:   rec.Pipeline,
@@ -65,7 +90,11 @@ func (rec runRecord) run(id string, version int64) pipeline.Run {
 		Notify:     pipeline.NotifyState(rec.Notify),
 		Notes:      rec.Notes,
 		Version:    version,
-	}
+		WriteID:    rec.WriteID,
+
+		DefinitionVersion: rec.DefVersion,
+		Graph:             graph,
+	}, nil
 }
 
 // stepRecord is a step as stored.
@@ -81,6 +110,8 @@ type stepRecord struct {
 	Error       string          `json:"error,omitempty"`
 	Output      json.RawMessage `json:"output,omitempty"`
 	Forced      bool            `json:"forced,omitempty"`
+	Only        bool            `json:"only,omitempty"`
+	WriteID     string          `json:"write_id,omitempty"`
 }
 
 func newStepRecord(s pipeline.StepRun) stepRecord {
@@ -96,6 +127,8 @@ func newStepRecord(s pipeline.StepRun) stepRecord {
 		Error:       s.Error,
 		Output:      s.Output,
 		Forced:      s.Forced,
+		Only:        s.Only,
+		WriteID:     newWriteID(),
 	}
 }
 
@@ -114,8 +147,17 @@ func (rec stepRecord) step(runID, name string, version int64) pipeline.StepRun {
 		Error:       rec.Error,
 		Output:      rec.Output,
 		Forced:      rec.Forced,
+		Only:        rec.Only,
 		Version:     version,
+		WriteID:     rec.WriteID,
 	}
+}
+
+// newWriteID is a fresh identifier for one write.
+func newWriteID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
 }
 
 // versionLen is the size of the version prefix of every stored value.

@@ -45,7 +45,11 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 		}
 		stepVals[i] = v
 	}
-	runVal, err := encode(1, newRunRecord(r, names))
+	runRec, err := newRunRecord(r, names)
+	if err != nil {
+		return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: %w", r.ID, err)
+	}
+	runVal, err := encode(1, runRec)
 	if err != nil {
 		return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: %w", r.ID, err)
 	}
@@ -64,8 +68,9 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 			if err != nil {
 				return fmt.Errorf("run %s: %w", r.ID, err)
 			}
-			existing, exists = rec.run(r.ID, version), true
-			return nil
+			existing, err = rec.run(r.ID, version)
+			exists = err == nil
+			return err
 		}
 		if err := runs.Put(id, runVal); err != nil {
 			return err
@@ -79,6 +84,11 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 		if err := tx.Bucket(byTimeBucket).Put(timeIndexKey(r.CreatedAt, r.ID), nil); err != nil {
 			return err
 		}
+		if r.Notify == pipeline.NotifyPending {
+			if err := tx.Bucket(notifyBucket).Put(timeIndexKey(r.FinishedAt, r.ID), nil); err != nil {
+				return err
+			}
+		}
 		return tx.Bucket(byPipelineBkt).Put(pipelineIndexKey(r.Pipeline, r.CreatedAt, r.ID), nil)
 	})
 	if err != nil {
@@ -87,7 +97,7 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 	if exists {
 		return existing, false, nil
 	}
-	r.Version, r.Steps = 1, nil
+	r.Version, r.Steps, r.WriteID = 1, nil, runRec.WriteID
 	return r, true, nil
 }
 
@@ -107,7 +117,9 @@ func (l *Ledger) GetRun(ctx context.Context, runID string) (pipeline.Run, error)
 		if err != nil {
 			return err
 		}
-		r = rec.run(runID, version)
+		if r, err = rec.run(runID, version); err != nil {
+			return err
+		}
 		r.Steps = make([]pipeline.StepRun, len(rec.Steps))
 		stepsB := tx.Bucket(stepsBucket)
 		for i, name := range rec.Steps {
@@ -133,6 +145,7 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 	var (
 		outcome error
 		version int64
+		writeID string
 	)
 	err := l.write(func(tx *bbolt.Tx) error {
 		outcome, version = nil, 0
@@ -152,12 +165,26 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 			return nil
 		}
 		version = stored + 1
-		v, err := encode(version, newRunRecord(r, old.Steps))
+		rec, err := newRunRecord(r, old.Steps)
+		if err != nil {
+			outcome = err
+			return nil
+		}
+		// The run's definition is CreateRun's: updates keep it.
+		rec.DefVersion, rec.Graph = old.DefVersion, old.Graph
+		writeID = rec.WriteID
+		if stored, err := (runRecord{DefVersion: old.DefVersion, Graph: old.Graph}).run(r.ID, 0); err == nil {
+			r.DefinitionVersion, r.Graph = stored.DefinitionVersion, stored.Graph
+		}
+		v, err := encode(version, rec)
 		if err != nil {
 			outcome = err
 			return nil
 		}
 		if err := runs.Put(id, v); err != nil {
+			return err
+		}
+		if err := reindexNotify(tx, r.ID, old, r); err != nil {
 			return err
 		}
 		if !old.CreatedAt.Equal(r.CreatedAt) || old.Pipeline != r.Pipeline {
@@ -171,7 +198,7 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 	if err != nil {
 		return pipeline.Run{}, fmt.Errorf("boltledger: update run %s: %w", r.ID, err)
 	}
-	r.Version = version
+	r.Version, r.WriteID = version, writeID
 	return r, nil
 }
 
@@ -191,17 +218,42 @@ func reindex(tx *bbolt.Tx, runID string, old runRecord, r pipeline.Run) error {
 	return byPipe.Put(pipelineIndexKey(r.Pipeline, r.CreatedAt, runID), nil)
 }
 
-// ListRuns returns the runs matching f, newest first, without steps. It walks
-// the pipeline index (or, without a pipeline, the creation-time index) from
-// the newest run back to f.Since, so its cost is the runs it skips for the
-// status filter plus the runs it returns.
+// reindexNotify keeps a run's entry in the index of owed notifications.
+func reindexNotify(tx *bbolt.Tx, runID string, old runRecord, r pipeline.Run) error {
+	was, is := old.Notify == string(pipeline.NotifyPending), r.Notify == pipeline.NotifyPending
+	if was == is && (!is || old.FinishedAt.Equal(r.FinishedAt)) {
+		return nil
+	}
+	idx := tx.Bucket(notifyBucket)
+	if was {
+		if err := idx.Delete(timeIndexKey(old.FinishedAt, runID)); err != nil {
+			return err
+		}
+	}
+	if is {
+		return idx.Put(timeIndexKey(r.FinishedAt, runID), nil)
+	}
+	return nil
+}
+
+// ListRuns returns the runs matching f in f's order, without steps. It walks
+// an index from the cursor (or the newest/oldest run) towards the end of the
+// time range: the pipeline index (with a pipeline), the index of owed
+// notifications (NotifyPending), or the creation-time index. Its cost is the
+// runs it skips for the status filter plus the runs it returns.
 func (l *Ledger) ListRuns(ctx context.Context, f pipeline.RunFilter) ([]pipeline.Run, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("boltledger: list runs: %w", err)
 	}
+	if f.NotifyPending && (f.Pipeline != "" || f.Status != "") {
+		return nil, fmt.Errorf("boltledger: list runs: %w: NotifyPending cannot be combined with a pipeline or status", pipeline.ErrInvalid)
+	}
 	limit := cmp.Or(max(f.Limit, 0), defaultLimit)
 	index, prefix := byTimeBucket, []byte(nil)
-	if f.Pipeline != "" {
+	switch {
+	case f.NotifyPending:
+		index = notifyBucket
+	case f.Pipeline != "":
 		index, prefix = byPipelineBkt, pipelinePrefix(f.Pipeline)
 	}
 	var since, before []byte
@@ -215,16 +267,27 @@ func (l *Ledger) ListRuns(ctx context.Context, f pipeline.RunFilter) ([]pipeline
 	err := l.db.View(func(tx *bbolt.Tx) error {
 		runs := tx.Bucket(runsBucket)
 		c := tx.Bucket(index).Cursor()
-		for k, _ := seekLast(c, prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
+		k, step := startKey(c, prefix, f)
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = step() {
 			rest := k[len(prefix):]
 			if len(rest) < timeKeyLen {
 				return fmt.Errorf("corrupt index key %q", k)
 			}
-			if since != nil && bytes.Compare(rest[:timeKeyLen], since) < 0 {
-				break
-			}
-			if before != nil && bytes.Compare(rest[:timeKeyLen], before) >= 0 {
-				continue // newer than the page asked for
+			at := rest[:timeKeyLen]
+			if f.OldestFirst {
+				if before != nil && bytes.Compare(at, before) >= 0 {
+					break
+				}
+				if since != nil && bytes.Compare(at, since) < 0 {
+					continue
+				}
+			} else {
+				if since != nil && bytes.Compare(at, since) < 0 {
+					break
+				}
+				if before != nil && bytes.Compare(at, before) >= 0 {
+					continue // newer than the range asked for
+				}
 			}
 			runID := string(rest[timeKeyLen:])
 			v := runs.Get(rest[timeKeyLen:])
@@ -239,7 +302,11 @@ func (l *Ledger) ListRuns(ctx context.Context, f pipeline.RunFilter) ([]pipeline
 			if f.Status != "" && rec.Status != string(f.Status) {
 				continue
 			}
-			out = append(out, rec.run(runID, version))
+			r, err := rec.run(runID, version)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
 			if len(out) == limit {
 				break
 			}
@@ -250,6 +317,35 @@ func (l *Ledger) ListRuns(ctx context.Context, f pipeline.RunFilter) ([]pipeline
 		return nil, fmt.Errorf("boltledger: list runs: %w", err)
 	}
 	return out, nil
+}
+
+// startKey positions c on the first key of f's listing within prefix and
+// returns it with the function that steps in the listing's direction.
+func startKey(c *bbolt.Cursor, prefix []byte, f pipeline.RunFilter) ([]byte, func() ([]byte, []byte)) {
+	if f.OldestFirst {
+		if f.Cursor == nil {
+			k, _ := c.Seek(prefix)
+			return k, c.Next
+		}
+		at := append(bytes.Clone(prefix), timeIndexKey(f.Cursor.At, f.Cursor.RunID)...)
+		k, _ := c.Seek(at)
+		if bytes.Equal(k, at) {
+			k, _ = c.Next()
+		}
+		return k, c.Next
+	}
+	if f.Cursor == nil {
+		k, _ := seekLast(c, prefix)
+		return k, c.Prev
+	}
+	at := append(bytes.Clone(prefix), timeIndexKey(f.Cursor.At, f.Cursor.RunID)...)
+	k, _ := c.Seek(at)
+	if k == nil { // every key is before the cursor
+		k, _ = c.Last()
+		return k, c.Prev
+	}
+	k, _ = c.Prev() // the last key before the cursor
+	return k, c.Prev
 }
 
 // seekLast positions c on the last key starting with prefix (or, when no key

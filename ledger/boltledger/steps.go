@@ -55,7 +55,8 @@ func (l *Ledger) UpdateStep(ctx context.Context, s pipeline.StepRun) (pipeline.S
 		return pipeline.StepRun{}, fmt.Errorf("boltledger: update step %s/%s: %w", s.RunID, s.Step, err)
 	}
 	// Encoded before the transaction; the version is filled in inside it.
-	val, err := encode(0, newStepRecord(s))
+	rec := newStepRecord(s)
+	val, err := encode(0, rec)
 	if err != nil {
 		return pipeline.StepRun{}, fmt.Errorf("boltledger: update step %s/%s: %w", s.RunID, s.Step, err)
 	}
@@ -91,6 +92,6 @@ func (l *Ledger) UpdateStep(ctx context.Context, s pipeline.StepRun) (pipeline.S
 	if err != nil {
 		return pipeline.StepRun{}, fmt.Errorf("boltledger: update step %s/%s: %w", s.RunID, s.Step, err)
 	}
-	s.Version = version
+	s.Version, s.WriteID = version, rec.WriteID
 	return s, nil
 }

@@ -25,21 +25,36 @@ func wrap(err error, format string, args ...any) error {
 	return fmt.Errorf("firestoreledger: %s: %w", what, err)
 }
 
-// casError maps the error of a write preconditioned on ref's update time.
-// Firestore answers FailedPrecondition both when the document's update time
-// differs and when the document is missing, so only on that (off the happy
-// path) one read tells pipeline.ErrNotFound from pipeline.ErrConflict. Only
-// writes get this mapping: queries also answer FailedPrecondition when an
-// index is missing.
-func casError(ctx context.Context, ref *firestore.DocumentRef, err error, format string, args ...any) error {
-	if status.Code(err) != codes.FailedPrecondition {
-		return wrap(err, format, args...)
-	}
+// casError maps the error of a write preconditioned on ref's update time,
+// whose write id was writeID. Firestore answers FailedPrecondition both when
+// the document's update time differs and when the document is missing, so
+// only on that (off the happy path) one read tells pipeline.ErrNotFound from
+// pipeline.ErrConflict. The same read recognises a lost reply: the client
+// retries a Commit whose reply was lost (Unavailable), and the retry fails
+// its precondition because the first commit landed; if the stored document
+// carries this call's write id, the write succeeded, and the snapshot read
+// is returned with a nil error. Only writes get this mapping: queries also
+// answer FailedPrecondition when an index is missing.
+func casError(ctx context.Context, ref *firestore.DocumentRef, writeID string, err error, format string, args ...any) (*firestore.DocumentSnapshot, error) {
 	what := fmt.Sprintf(format, args...)
-	if _, gerr := ref.Get(ctx); status.Code(gerr) == codes.NotFound {
-		return fmt.Errorf("firestoreledger: %s: %w", what, pipeline.ErrNotFound)
+	switch status.Code(err) {
+	case codes.FailedPrecondition, codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.Unknown, codes.Internal:
+	default:
+		return nil, wrap(err, format, args...)
 	}
-	return fmt.Errorf("firestoreledger: %s: %w (%w)", what, pipeline.ErrConflict, err)
+	snap, gerr := ref.Get(ctx)
+	switch {
+	case status.Code(gerr) == codes.NotFound && status.Code(err) == codes.FailedPrecondition:
+		return nil, fmt.Errorf("firestoreledger: %s: %w", what, pipeline.ErrNotFound)
+	case gerr == nil && writeID != "":
+		if id, _ := snap.DataAt(fWriteID); id == writeID {
+			return snap, nil // our own write; its reply was lost
+		}
+	}
+	if status.Code(err) != codes.FailedPrecondition {
+		return nil, wrap(err, format, args...)
+	}
+	return nil, fmt.Errorf("firestoreledger: %s: %w (%w)", what, pipeline.ErrConflict, err)
 }
 
 // errNoVersion is what a write with no Version (a record never read) gets:

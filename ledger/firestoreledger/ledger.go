@@ -32,6 +32,9 @@ const stepsCollection = "steps"
 type Ledger struct {
 	client *firestore.Client
 	runs   *firestore.CollectionRef
+	// marks holds the pipeline marks (pauses, schedule alerts), in a sibling
+	// collection named after the run collection (see MarksCollection).
+	marks *firestore.CollectionRef
 	// owned says Close closes client (Open made it).
 	owned bool
 }
@@ -44,7 +47,7 @@ func New(client *firestore.Client, collection string) *Ledger {
 	if collection == "" {
 		collection = DefaultCollection
 	}
-	return &Ledger{client: client, runs: client.Collection(collection)}
+	return &Ledger{client: client, runs: client.Collection(collection), marks: client.Collection(MarksCollection(collection))}
 }
 
 // Open connects to database (DefaultDatabase if empty) of project and returns

@@ -1,6 +1,8 @@
 package firestoreledger
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -25,6 +27,9 @@ const (
 	fFinishedAt = "finished_at"
 	fNotify     = "notify"
 	fNotes      = "notes"
+	fDefVersion = "def_version"
+	fGraph      = "graph"
+	fWriteID    = "write_id"
 
 	fStep        = "step"
 	fSeq         = "seq"
@@ -35,6 +40,7 @@ const (
 	fStartedAt   = "started_at"
 	fOutput      = "output"
 	fForced      = "forced"
+	fOnly        = "only"
 )
 
 // runDoc is a run document. Zero times are stored as null.
@@ -53,6 +59,13 @@ type runDoc struct {
 	FinishedAt *time.Time        `firestore:"finished_at"`
 	Notify     string            `firestore:"notify"`
 	Notes      map[string]string `firestore:"notes"`
+	// DefVersion and Graph (JSON) are the run's definition, written by
+	// CreateRun only.
+	DefVersion string `firestore:"def_version"`
+	Graph      string `firestore:"graph"`
+	// WriteID identifies the last write, so that a writer whose reply was
+	// lost recognises its own write.
+	WriteID string `firestore:"write_id"`
 }
 
 // stepDoc is a step document. Seq is the step's position in CreateRun's
@@ -72,9 +85,19 @@ type stepDoc struct {
 	Error       string     `firestore:"error"`
 	Output      string     `firestore:"output"`
 	Forced      bool       `firestore:"forced"`
+	Only        bool       `firestore:"only"`
+	WriteID     string     `firestore:"write_id"`
 }
 
-func toRunDoc(r pipeline.Run) runDoc {
+func toRunDoc(r pipeline.Run) (runDoc, error) {
+	var graph string
+	if r.Graph != nil {
+		b, err := json.Marshal(r.Graph)
+		if err != nil {
+			return runDoc{}, fmt.Errorf("%w: graph: %w", pipeline.ErrInvalid, err)
+		}
+		graph = string(b)
+	}
 	return runDoc{
 		RunID:      r.ID,
 		Pipeline:   r.Pipeline,
@@ -90,13 +113,18 @@ func toRunDoc(r pipeline.Run) runDoc {
 		FinishedAt: ts(r.FinishedAt),
 		Notify:     string(r.Notify),
 		Notes:      r.Notes,
-	}
+		DefVersion: r.DefinitionVersion,
+		Graph:      graph,
+		WriteID:    r.WriteID,
+	}, nil
 }
 
-// runUpdates are the fields UpdateRun writes: all but the run's identity and
-// creation time.
+// runUpdates are the fields UpdateRun writes: all but the run's identity,
+// creation time and definition. r.WriteID is this write's.
 func runUpdates(r pipeline.Run) []firestore.Update {
-	d := toRunDoc(r)
+	d, _ := toRunDoc(pipeline.Run{ID: r.ID, Pipeline: r.Pipeline, Key: r.Key, Date: r.Date, Params: r.Params,
+		Status: r.Status, Error: r.Error, Trigger: r.Trigger, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notify: r.Notify, Notes: r.Notes, WriteID: r.WriteID})
 	return []firestore.Update{
 		{Path: fDate, Value: d.Date},
 		{Path: fParams, Value: d.Params},
@@ -108,6 +136,7 @@ func runUpdates(r pipeline.Run) []firestore.Update {
 		{Path: fFinishedAt, Value: d.FinishedAt},
 		{Path: fNotify, Value: d.Notify},
 		{Path: fNotes, Value: d.Notes},
+		{Path: fWriteID, Value: d.WriteID},
 	}
 }
 
@@ -127,6 +156,8 @@ func toStepDoc(s pipeline.StepRun, seq int) stepDoc {
 		Error:       s.Error,
 		Output:      string(s.Output),
 		Forced:      s.Forced,
+		Only:        s.Only,
+		WriteID:     s.WriteID,
 	}
 }
 
@@ -146,10 +177,19 @@ func stepUpdates(s pipeline.StepRun) []firestore.Update {
 		{Path: fError, Value: d.Error},
 		{Path: fOutput, Value: d.Output},
 		{Path: fForced, Value: d.Forced},
+		{Path: fOnly, Value: d.Only},
+		{Path: fWriteID, Value: d.WriteID},
 	}
 }
 
-func (d runDoc) run(version int64) pipeline.Run {
+func (d runDoc) run(version int64) (pipeline.Run, error) {
+	var graph *pipeline.Graph
+	if d.Graph != "" {
+		graph = new(pipeline.Graph)
+		if err := json.Unmarshal([]byte(d.Graph), graph); err != nil {
+			return pipeline.Run{}, fmt.Errorf("run %s: graph: %w", d.RunID, err)
+		}
+	}
 	return pipeline.Run{
 		ID:         d.RunID,
 		Pipeline:   d.Pipeline,
@@ -166,7 +206,11 @@ func (d runDoc) run(version int64) pipeline.Run {
 		Notify:     pipeline.NotifyState(d.Notify),
 		Notes:      d.Notes,
 		Version:    version,
-	}
+		WriteID:    d.WriteID,
+
+		DefinitionVersion: d.DefVersion,
+		Graph:             graph,
+	}, nil
 }
 
 func (d stepDoc) stepRun(version int64) pipeline.StepRun {
@@ -183,7 +227,9 @@ func (d stepDoc) stepRun(version int64) pipeline.StepRun {
 		UpdatedAt:   unts(d.UpdatedAt),
 		Error:       d.Error,
 		Forced:      d.Forced,
+		Only:        d.Only,
 		Version:     version,
+		WriteID:     d.WriteID,
 	}
 	if d.Output != "" {
 		s.Output = json.RawMessage(d.Output)
@@ -197,7 +243,11 @@ func runFromSnap(snap *firestore.DocumentSnapshot) (pipeline.Run, error) {
 	if err := snap.DataTo(&d); err != nil {
 		return pipeline.Run{}, fmt.Errorf("decode run %s: %w", snap.Ref.ID, err)
 	}
-	return d.run(version(snap.UpdateTime)), nil
+	r, err := d.run(version(snap.UpdateTime))
+	if err != nil {
+		return pipeline.Run{}, fmt.Errorf("decode run %s: %w", snap.Ref.ID, err)
+	}
+	return r, nil
 }
 
 // stepFromSnap decodes a step document.
@@ -234,9 +284,19 @@ func unts(t *time.Time) time.Time {
 // storedRun is what a round trip through Firestore makes of a run: the same
 // record with times at Firestore's precision.
 func storedRun(r pipeline.Run, v int64) pipeline.Run {
-	out := toRunDoc(r).run(v)
-	out.Steps = nil
+	d, _ := toRunDoc(pipeline.Run{ID: r.ID, Pipeline: r.Pipeline, Key: r.Key, Date: r.Date, Params: r.Params,
+		Status: r.Status, Error: r.Error, Trigger: r.Trigger, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notify: r.Notify, Notes: r.Notes, WriteID: r.WriteID})
+	out, _ := d.run(v)
+	out.DefinitionVersion, out.Graph = r.DefinitionVersion, r.Graph
 	return out
+}
+
+// newWriteID is a fresh identifier for one write.
+func newWriteID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
 }
 
 // storedStep is what a round trip through Firestore makes of a step.

@@ -3,6 +3,7 @@ package firestoreledger
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"cloud.google.com/go/firestore"
 	"golang.org/x/sync/errgroup"
@@ -31,7 +32,12 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 	// costs an extra round trip (BeginTransaction) for the same atomic commit
 	// of blind writes; the batch is one Commit RPC.
 	batch := l.client.Batch() //nolint:staticcheck // see above
-	batch.Create(runRef, toRunDoc(r))
+	r.WriteID = newWriteID()
+	doc, err := toRunDoc(r)
+	if err != nil {
+		return pipeline.Run{}, false, fmt.Errorf("firestoreledger: create run %s: %w", r.ID, err)
+	}
+	batch.Create(runRef, doc)
 	seen := make(map[string]bool, len(steps))
 	for i, s := range steps {
 		if s.RunID != r.ID {
@@ -45,6 +51,7 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 		if err != nil {
 			return pipeline.Run{}, false, wrap(err, "create run %s", r.ID)
 		}
+		s.WriteID = r.WriteID
 		batch.Create(ref, toStepDoc(s, i))
 	}
 	res, err := batch.Commit(ctx)
@@ -54,7 +61,9 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 			return pipeline.Run{}, false, wrap(err, "create run %s: read existing", r.ID)
 		}
 		stored, err := runFromSnap(snap)
-		return stored, false, wrap(err, "create run %s", r.ID)
+		// The client retried a commit whose reply was lost: the run
+		// found is this call's own write.
+		return stored, err == nil && stored.WriteID == r.WriteID, wrap(err, "create run %s", r.ID)
 	}
 	if err != nil {
 		return pipeline.Run{}, false, wrap(err, "create run %s", r.ID)
@@ -114,15 +123,26 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 	if r.Version <= 0 {
 		return pipeline.Run{}, errNoVersion(ctx, ref, "update run %s", r.ID)
 	}
+	r.WriteID = newWriteID()
 	res, err := ref.Update(ctx, runUpdates(r), firestore.LastUpdateTime(updateTime(r.Version)))
 	if err != nil {
-		return pipeline.Run{}, casError(ctx, ref, err, "update run %s", r.ID)
+		snap, err := casError(ctx, ref, r.WriteID, err, "update run %s", r.ID)
+		if err != nil {
+			return pipeline.Run{}, err
+		}
+		return storedRun(r, version(snap.UpdateTime)), nil
 	}
 	return storedRun(r, version(res.UpdateTime)), nil
 }
 
-// ListRuns queries runs newest first, bounded by f.Limit (100 if unset).
+// ListRuns queries runs in f's order, bounded by f.Limit (100 if unset). It
+// orders on the time field and then the document ID (the run ID), so that a
+// cursor continues a listing exactly. NotifyPending queries notify ==
+// "pending" ordered by finish time (composite index notify, finished_at).
 func (l *Ledger) ListRuns(ctx context.Context, f pipeline.RunFilter) ([]pipeline.Run, error) {
+	if f.NotifyPending && (f.Pipeline != "" || f.Status != "") {
+		return nil, fmt.Errorf("firestoreledger: list runs: %w: NotifyPending cannot be combined with a pipeline or status", pipeline.ErrInvalid)
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
@@ -134,13 +154,29 @@ func (l *Ledger) ListRuns(ctx context.Context, f pipeline.RunFilter) ([]pipeline
 	if f.Status != "" {
 		q = q.Where(fStatus, "==", string(f.Status))
 	}
+	field := fCreatedAt
+	if f.NotifyPending {
+		q = q.Where(fNotify, "==", string(pipeline.NotifyPending))
+		field = fFinishedAt
+	}
 	if !f.Since.IsZero() {
-		q = q.Where(fCreatedAt, ">=", f.Since)
+		q = q.Where(field, ">=", f.Since)
 	}
 	if !f.Before.IsZero() {
-		q = q.Where(fCreatedAt, "<", f.Before)
+		q = q.Where(field, "<", f.Before)
 	}
-	snaps, err := q.OrderBy(fCreatedAt, firestore.Desc).Limit(limit).Documents(ctx).GetAll()
+	dir := firestore.Desc
+	if f.OldestFirst {
+		dir = firestore.Asc
+	}
+	q = q.OrderBy(field, dir).OrderBy(firestore.DocumentID, dir)
+	if f.Cursor != nil {
+		if err := checkID("run id", f.Cursor.RunID); err != nil {
+			return nil, wrap(err, "list runs: cursor")
+		}
+		q = q.StartAfter(f.Cursor.At.Truncate(time.Microsecond).UTC(), l.runs.Doc(f.Cursor.RunID))
+	}
+	snaps, err := q.Limit(limit).Documents(ctx).GetAll()
 	if err != nil {
 		return nil, wrap(err, "list runs")
 	}

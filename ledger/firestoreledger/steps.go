@@ -58,9 +58,14 @@ func (l *Ledger) UpdateStep(ctx context.Context, s pipeline.StepRun) (pipeline.S
 	if s.Version <= 0 {
 		return pipeline.StepRun{}, errNoVersion(ctx, ref, "update step %s of %s", s.Step, s.RunID)
 	}
+	s.WriteID = newWriteID()
 	res, err := ref.Update(ctx, stepUpdates(s), firestore.LastUpdateTime(updateTime(s.Version)))
 	if err != nil {
-		return pipeline.StepRun{}, casError(ctx, ref, err, "update step %s of %s", s.Step, s.RunID)
+		snap, err := casError(ctx, ref, s.WriteID, err, "update step %s of %s", s.Step, s.RunID)
+		if err != nil {
+			return pipeline.StepRun{}, err
+		}
+		return storedStep(s, version(snap.UpdateTime)), nil
 	}
 	return storedStep(s, version(res.UpdateTime)), nil
 }

@@ -78,6 +78,7 @@ type client struct {
 	minBack  time.Duration
 	maxBack  time.Duration
 	username string
+	outage   *outage
 }
 
 // session is a fresh discordgo session for one request: discordgo's rate
@@ -94,11 +95,11 @@ func (c *client) session() (*discordgo.Session, error) {
 	return s, nil
 }
 
-// post sends a new message and returns its ID.
-func (c *client) post(ctx context.Context, p *discordgo.WebhookParams) (string, error) {
+// post sends a new message for run and returns its ID.
+func (c *client) post(ctx context.Context, run string, p *discordgo.WebhookParams) (string, error) {
 	p.Username = c.username
 	var id string
-	err := c.do(ctx, "post", func(ctx context.Context, s *discordgo.Session) error {
+	err := c.do(ctx, run, "post", func(ctx context.Context, s *discordgo.Session) error {
 		m, err := s.WebhookExecute(c.hook.id, c.hook.token, true, p, discordgo.WithContext(ctx), discordgo.WithRetryOnRatelimit(false))
 		if err != nil {
 			return err
@@ -112,23 +113,26 @@ func (c *client) post(ctx context.Context, p *discordgo.WebhookParams) (string, 
 	return id, err
 }
 
-// edit replaces the embeds of message msgID.
-func (c *client) edit(ctx context.Context, msgID string, e *discordgo.WebhookEdit) error {
-	return c.do(ctx, "edit", func(ctx context.Context, s *discordgo.Session) error {
+// edit replaces the embeds of message msgID of run.
+func (c *client) edit(ctx context.Context, run, msgID string, e *discordgo.WebhookEdit) error {
+	return c.do(ctx, run, "edit", func(ctx context.Context, s *discordgo.Session) error {
 		_, err := s.WebhookMessageEdit(c.hook.id, c.hook.token, msgID, e, discordgo.WithContext(ctx), discordgo.WithRetryOnRatelimit(false))
 		return err
 	})
 }
 
-// do runs op up to 1+retries times: 429s wait for retry_after, 5xx and
-// transport errors back off, 4xx fail at once. It never outlives ctx.
-func (c *client) do(ctx context.Context, what string, op func(context.Context, *discordgo.Session) error) error {
+// do runs op for run up to 1+retries times: 429s wait for retry_after, 5xx
+// and transport errors back off, 4xx fail at once. During an outage it makes
+// one attempt, and none while the run's next call is not due (see outage).
+// It never outlives ctx.
+func (c *client) do(ctx context.Context, run, what string, op func(context.Context, *discordgo.Session) error) error {
 	s, err := c.session()
 	if err != nil {
 		return err
 	}
+	retries := c.outage.retries(c.retries)
 	var last error
-	for attempt := 0; attempt <= c.retries; attempt++ {
+	for attempt := 0; attempt <= retries; attempt++ {
 		if attempt > 0 && !errors.Is(last, errRateLimited) {
 			if err := sleep(ctx, c.backoff(attempt)); err != nil {
 				return fmt.Errorf("discord: %s: %w (last error: %w)", what, err, last)
@@ -140,22 +144,33 @@ func (c *client) do(ctx context.Context, what string, op func(context.Context, *
 			}
 			return fmt.Errorf("discord: %s: %w", what, last)
 		}
+		if err := c.outage.allow(run); err != nil {
+			if last == nil {
+				last = err
+			}
+			return fmt.Errorf("discord: %s: %w", what, last)
+		}
 		actx, cancel := context.WithTimeout(ctx, c.attempt)
 		err := op(actx, s)
 		cancel()
 		if err == nil {
+			c.outage.answered()
 			return nil
 		}
 		last = classify(err)
 		var perm *permanentError
 		if errors.As(last, &perm) || errors.Is(last, errNotFound) {
+			c.outage.answered() // Discord answered: it is up
 			return fmt.Errorf("discord: %s: %w", what, last)
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("discord: %s: %w (last error: %w)", what, ctx.Err(), last)
 		}
 	}
-	return fmt.Errorf("discord: %s: giving up after %d attempts: %w", what, c.retries+1, last)
+	if !errors.Is(last, errRateLimited) {
+		c.outage.failed(run)
+	}
+	return fmt.Errorf("discord: %s: giving up after %d attempts: %w", what, retries+1, last)
 }
 
 // classify maps discordgo's errors onto ours.

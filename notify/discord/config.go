@@ -59,6 +59,10 @@ type Config struct {
 	// ClaimTimeout is when another instance's unfinished post claim is taken
 	// to be dead and may be taken over. Default 30 s.
 	ClaimTimeout time.Duration
+	// OutageInterval is, while Discord is failing, the least time between two
+	// calls for one run (live message and final notification together),
+	// however many callers ask. Default 30 s.
+	OutageInterval time.Duration
 	// Username overrides the webhook's name on posts, if set.
 	Username string
 	// Now is the clock (tests). Default time.Now.
@@ -192,6 +196,9 @@ func (c *Config) defaults() {
 	}
 	if c.ClaimTimeout == 0 {
 		c.ClaimTimeout = 30 * time.Second
+	}
+	if c.OutageInterval == 0 {
+		c.OutageInterval = 30 * time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -53,7 +53,7 @@ func New(cfg Config) (*Notifier, error) {
 	if cfg.MaxRetries < 0 {
 		errs = append(errs, fmt.Errorf("max retries %d must be >= 0", cfg.MaxRetries))
 	}
-	if cfg.AttemptTimeout < 0 || cfg.FinalBudget < 0 || cfg.MinBackoff < 0 || cfg.MaxBackoff < cfg.MinBackoff || cfg.EditInterval < 0 || cfg.ClaimTimeout < 0 {
+	if cfg.AttemptTimeout < 0 || cfg.FinalBudget < 0 || cfg.MinBackoff < 0 || cfg.MaxBackoff < cfg.MinBackoff || cfg.EditInterval < 0 || cfg.ClaimTimeout < 0 || cfg.OutageInterval < 0 {
 		errs = append(errs, errors.New("timeouts and backoffs must be positive, with max backoff >= min backoff"))
 	}
 	if len(errs) > 0 {
@@ -72,6 +72,7 @@ func New(cfg Config) (*Notifier, error) {
 		client: &client{
 			hook: hook, http: &hc, limiter: lim, retries: cfg.MaxRetries, attempt: cfg.AttemptTimeout,
 			minBack: cfg.MinBackoff, maxBack: cfg.MaxBackoff, username: cfg.Username,
+			outage: newOutage(cfg.Now, cfg.OutageInterval),
 		},
 		notes:    notes{store: cfg.Store, now: cfg.Now, stale: cfg.ClaimTimeout},
 		log:      cfg.Logger.With("notifier", "discord"),
@@ -88,6 +89,9 @@ func New(cfg Config) (*Notifier, error) {
 // means the notification is still owed and should be sent again, which posts
 // nothing twice.
 func (n *Notifier) Notify(ctx context.Context, e pipeline.Event) error {
+	if e.Schedule != nil {
+		return n.scheduleAlert(ctx, e)
+	}
 	if e.Run.ID == "" {
 		return fmt.Errorf("discord: %s event without a run id", e.Kind)
 	}
@@ -102,6 +106,11 @@ func (n *Notifier) Notify(ctx context.Context, e pipeline.Event) error {
 // final announces the end of a run: the live message shows its final state
 // and the failure or completion embed is posted once per finish.
 func (n *Notifier) final(ctx context.Context, runID string) error {
+	if err := n.client.outage.allowed(runID); err != nil {
+		// Discord is down and this run had its call: still owed, and no
+		// ledger reads or claims for a call that would not go.
+		return fmt.Errorf("discord: final notification of %s: %w", runID, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.FinalBudget)
 	defer cancel()
 	r, err := n.cfg.Store.GetRun(ctx, runID)
@@ -140,7 +149,7 @@ func (n *Notifier) syncLive(ctx context.Context, r pipeline.Run) (pipeline.Run, 
 			if token == "" {
 				continue // posted by someone else meanwhile: edit theirs
 			}
-			msgID, err := n.client.post(ctx, &discordgo.WebhookParams{
+			msgID, err := n.client.post(ctx, r.ID, &discordgo.WebhookParams{
 				Embeds:          []*discordgo.MessageEmbed{Render(r, n.cfg.Revision)},
 				AllowedMentions: noMentions(),
 			})
@@ -153,7 +162,7 @@ func (n *Notifier) syncLive(ctx context.Context, r pipeline.Run) (pipeline.Run, 
 			return n.notes.finish(rctx, r, NoteLive, token, msgID)
 		}
 		embeds := []*discordgo.MessageEmbed{Render(r, n.cfg.Revision)}
-		err := n.client.edit(ctx, id, &discordgo.WebhookEdit{Embeds: &embeds, AllowedMentions: noMentions()})
+		err := n.client.edit(ctx, r.ID, id, &discordgo.WebhookEdit{Embeds: &embeds, AllowedMentions: noMentions()})
 		if !errors.Is(err, errNotFound) {
 			if err != nil {
 				return r, fmt.Errorf("edit live message: %w", err)
@@ -181,7 +190,7 @@ func (n *Notifier) postFinal(ctx context.Context, r pipeline.Run) error {
 	if err != nil || token == "" {
 		return err
 	}
-	if _, err := n.client.post(ctx, n.finalMessage(r)); err != nil {
+	if _, err := n.client.post(ctx, r.ID, n.finalMessage(r)); err != nil {
 		n.notes.release(ctx, r, NoteFinal, token)
 		return fmt.Errorf("post %s embed: %w", r.Status, err)
 	}

@@ -124,7 +124,7 @@ func Render(r pipeline.Run, revision string) *discordgo.MessageEmbed {
 func statusText(r pipeline.Run) string {
 	s := string(r.Status)
 	if r.Status.Terminal() && !r.FinishedAt.IsZero() && !r.CreatedAt.IsZero() {
-		s += " in " + fmtDuration(r.FinishedAt.Sub(r.CreatedAt))
+		s += " in " + fmtDuration(r.Duration())
 	}
 	return s
 }
@@ -189,7 +189,10 @@ func failureEmbed(r pipeline.Run, revision, project string) *discordgo.MessageEm
 		}
 	}
 	if !r.FinishedAt.IsZero() && !r.CreatedAt.IsZero() {
-		e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: "Duration", Value: fmtDuration(r.FinishedAt.Sub(r.CreatedAt)), Inline: true})
+		e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: "Duration", Value: fmtDuration(r.Duration()), Inline: true})
+	}
+	if late := lateLine(r); late != "" {
+		e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: "Late", Value: late, Inline: true})
 	}
 	if e.URL != "" {
 		e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: "Logs", Value: "[Cloud Logging](" + e.URL + ")"})
@@ -218,7 +221,10 @@ func completionEmbed(r pipeline.Run, revision string) *discordgo.MessageEmbed {
 	}
 	d := "Total duration: unknown"
 	if !r.FinishedAt.IsZero() && !r.CreatedAt.IsZero() {
-		d = "Total duration: " + fmtDuration(r.FinishedAt.Sub(r.CreatedAt))
+		d = "Total duration: " + fmtDuration(r.Duration())
+	}
+	if late := lateLine(r); late != "" {
+		d += "\n" + late
 	}
 	if r.Status == pipeline.RunCancelled && r.Error != "" {
 		d += "\n" + codeBlock(truncate(r.Error, 1000))

@@ -87,12 +87,22 @@ func (t *transport) observe(resp *http.Response) {
 		resp.Body = io.NopCloser(bytes.NewReader(body))
 		resp.ContentLength = int64(len(body))
 	}
+	if resp.StatusCode >= 500 {
+		// Unavailable with a Retry-After (seconds): no request before then.
+		if d, ok := seconds(h.Get("Retry-After")); ok {
+			t.limiter.hold(min(d, maxRetryAfter))
+		}
+	}
 	for k := range h {
 		if strings.HasPrefix(strings.ToLower(k), "x-ratelimit-") {
 			delete(h, k)
 		}
 	}
 }
+
+// maxRetryAfter caps a 5xx's Retry-After, so that a bogus one cannot silence
+// notifications for long.
+const maxRetryAfter = 10 * time.Minute
 
 func seconds(s string) (time.Duration, bool) {
 	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)

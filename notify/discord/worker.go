@@ -169,7 +169,7 @@ func (n *Notifier) requeue(runID string, failed int) {
 	p.taken, p.again = false, false
 	p.failures += failed
 	if failed > 0 {
-		p.due = n.cfg.Now().Add(n.client.backoff(min(p.failures, 30)))
+		p.due = later(n.cfg.Now().Add(n.client.backoff(min(p.failures, 30))), n.client.outage.due(runID))
 	}
 }
 

@@ -31,6 +31,9 @@ func Run(t *testing.T, newLedger func(t *testing.T) pipeline.Ledger) {
 	t.Run("UpdateRun", s.testUpdateRun)
 	t.Run("Concurrency", s.testConcurrency)
 	t.Run("ListRuns", s.testListRuns)
+	t.Run("ListRunsOrder", s.testListOrder)
+	t.Run("NotifyPending", s.testNotifyPending)
+	t.Run("Marks", s.testMarks)
 }
 
 type suite struct {

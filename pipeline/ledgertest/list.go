@@ -11,16 +11,30 @@ import (
 	"github.com/pipelinehq/pipeline/pipeline"
 )
 
-// matches is the reference semantics of a RunFilter, Limit aside.
+// matches is the reference semantics of a RunFilter, Limit and Cursor aside.
 func matches(r pipeline.Run, f pipeline.RunFilter) bool {
+	at := f.OrderTime(r)
 	return (f.Pipeline == "" || r.Pipeline == f.Pipeline) &&
 		(f.Status == "" || r.Status == f.Status) &&
-		(f.Since.IsZero() || !r.CreatedAt.Before(f.Since)) &&
-		(f.Before.IsZero() || r.CreatedAt.Before(f.Before))
+		(!f.NotifyPending || r.Notify == pipeline.NotifyPending) &&
+		(f.Since.IsZero() || !at.Before(f.Since)) &&
+		(f.Before.IsZero() || at.Before(f.Before))
 }
 
-// expected is what ListRuns(f) must return out of runs: the matching ones,
-// newest first, at most Limit (0 means 100).
+// order compares runs in f's listing order: by time, then run ID, newest
+// first unless OldestFirst.
+func order(f pipeline.RunFilter) func(a, b pipeline.Run) int {
+	return func(a, b pipeline.Run) int {
+		c := cmp.Or(f.OrderTime(a).Compare(f.OrderTime(b)), cmp.Compare(a.ID, b.ID))
+		if f.OldestFirst {
+			return c
+		}
+		return -c
+	}
+}
+
+// expected is what ListRuns(f) must return out of runs: the matching ones
+// past the cursor, in f's order, at most Limit (0 means 100).
 func expected(runs []pipeline.Run, f pipeline.RunFilter) []pipeline.Run {
 	var want []pipeline.Run
 	for _, r := range runs {
@@ -28,7 +42,12 @@ func expected(runs []pipeline.Run, f pipeline.RunFilter) []pipeline.Run {
 			want = append(want, r)
 		}
 	}
-	slices.SortFunc(want, func(a, b pipeline.Run) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	less := order(f)
+	slices.SortFunc(want, less)
+	if f.Cursor != nil {
+		mark := pipeline.Run{ID: f.Cursor.RunID, CreatedAt: f.Cursor.At, FinishedAt: f.Cursor.At}
+		want = slices.DeleteFunc(want, func(r pipeline.Run) bool { return less(r, mark) <= 0 })
+	}
 	limit := cmp.Or(f.Limit, 100)
 	if len(want) > limit {
 		want = want[:limit]

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
@@ -12,34 +13,66 @@ func TestDelayHonoured(t *testing.T) {
 	srv := newServer(t, status(http.StatusOK))
 	q := newQueue(t, tempDB(t), Config{BaseURL: srv.URL})
 	run(t, q)
-	later := task("later", "later")
-	later.Delay = 150 * time.Millisecond
+	// A task due in an hour holds nothing up: the tasks behind it are
+	// delivered and it stays pending. The order of "now" and "soon" is not
+	// asserted: a dispatcher starved for longer than soon's delay (a loaded
+	// machine) finds both due at once and may deliver them concurrently.
+	blocker := task("blocker", "blocker")
+	blocker.Delay = time.Hour
+	soon := task("soon", "soon")
+	soon.Delay = 150 * time.Millisecond
 	enqueued := time.Now()
-	enqueue(t, q, later, task("now", "now"))
+	enqueue(t, q, blocker, soon, task("now", "now"))
 
-	if d := srv.next(t); d.Payload.Step != "now" {
-		t.Errorf("first delivery %q, want the undelayed task", d.Payload.Step)
+	at := map[string]time.Time{}
+	for range 2 {
+		d := srv.next(t)
+		at[d.Payload.Step] = d.At
 	}
-	d := srv.next(t)
-	if d.Payload.Step != "later" {
-		t.Errorf("second delivery %q", d.Payload.Step)
+	if _, ok := at["now"]; !ok || len(at) != 2 {
+		t.Fatalf("delivered %v, want now and soon", at)
 	}
-	if waited := d.At.Sub(enqueued); waited < later.Delay {
-		t.Errorf("delayed task delivered after %s, before its %s delay", waited, later.Delay)
+	if waited := at["soon"].Sub(enqueued); waited < soon.Delay {
+		t.Errorf("delayed task delivered after %s, before its %s delay", waited, soon.Delay)
 	}
-	srv.none(t, q)
+	// The delivered tasks leave the store once answered; the blocker stays.
+	deadline := time.Now().Add(guard)
+	for q.Pending() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pending = %d, want the hour-delayed task only", q.Pending())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case d := <-srv.got:
+		t.Errorf("unexpected delivery of %s", d.Payload.Step)
+	default:
+	}
 }
 
 func TestConcurrencyLimit(t *testing.T) {
 	const limit, tasks = 3, 40
 	var mu sync.Mutex
 	inflight, peak := 0, 0
+	// The first deliveries hold their slots until `limit` are in flight at
+	// once (a barrier, not a sleep): the limit is then shown reached, and any
+	// delivery beyond it would arrive while they are held.
+	full := make(chan struct{})
+	var fullOnce sync.Once
+	hold, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
 	srv := newServer(t, func(w http.ResponseWriter, _ *http.Request, _ delivery) {
 		mu.Lock()
 		inflight++
 		peak = max(peak, inflight)
+		if inflight >= limit {
+			fullOnce.Do(func() { close(full) })
+		}
 		mu.Unlock()
-		time.Sleep(2 * time.Millisecond) // hold the slot so that deliveries overlap
+		select {
+		case <-full:
+		case <-hold.Done():
+		}
 		mu.Lock()
 		inflight--
 		mu.Unlock()
@@ -59,10 +92,9 @@ func TestConcurrencyLimit(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if peak > limit {
-		t.Errorf("%d deliveries in flight at once, limit %d", peak, limit)
+	if peak != limit {
+		t.Errorf("at most %d deliveries in flight at once, want exactly the limit %d", peak, limit)
 	}
-	t.Logf("peak in flight: %d of %d", peak, limit)
 }
 
 func TestShutdownLeavesInterruptedTaskPending(t *testing.T) {

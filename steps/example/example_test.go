@@ -264,12 +264,15 @@ func TestStepsAreIdempotent(t *testing.T) {
 
 	// Another date gives other data.
 	other := in
-	other.Date = runDate.AddDate(0, 0, 1)
+	other.Date, other.RunID = runDate.AddDate(0, 0, 1), "p@2026-03-15"
 	s, _ := reg.Build(example.KindExtract, nil)
 	if _, err := s.Run(context.Background(), other); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := os.ReadFile(filepath.Join(dataDir, "p", "2026-03-15", "orders.csv"))
+	b, err := os.ReadFile(filepath.Join(dataDir, "p", "2026-03-15", "orders.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if bytes.Equal(b[60:], first[0][60:]) {
 		t.Error("two dates gave the same orders")
 	}

@@ -50,7 +50,7 @@ func writeFileAtomic(path string, data []byte) (err error) {
 func readInput(kind, path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, steps.Permanent(fmt.Errorf("%s: input %s is missing (did its producer step run for this date?)", kind, path))
+		return nil, steps.Permanent(fmt.Errorf("%s: input %s is missing (did its producer step run in this run?)", kind, path))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: read %s: %w", kind, path, err)

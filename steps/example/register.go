@@ -1,5 +1,6 @@
 // Package example holds the step kinds of the example daily chain. They do
-// real, small, local work under DATA_DIR/<pipeline>/<date>/:
+// real, small, local work under DATA_DIR/<pipeline>/<run key>/ (the run key
+// is the run's date unless the run was started with its own key):
 //
 //	example.extract    writes orders.csv, a day of sample orders generated
 //	                   deterministically from the date (param rows, default 200)
@@ -37,7 +38,8 @@ func Register(reg *steps.Registry, dataDir string) {
 	reg.Register(KindReport, func(s map[string]any) (steps.Step, error) { return newReport(dataDir, s) })
 }
 
-// RunDir is the directory holding the files of one run of a pipeline.
+// RunDir is the directory holding the files of one run of a pipeline:
+// DATA/PIPELINE/KEY, the key being the run date unless the run was given one.
 func RunDir(dataDir string, in steps.Input) (string, error) {
 	if in.Date.IsZero() {
 		return "", steps.Permanent(errors.New("the run has no date"))
@@ -45,7 +47,14 @@ func RunDir(dataDir string, in steps.Input) (string, error) {
 	if in.Pipeline == "" || !filepath.IsLocal(in.Pipeline) || strings.ContainsAny(in.Pipeline, `/\`) {
 		return "", steps.Permanent(fmt.Errorf("pipeline name %q cannot name a directory", in.Pipeline))
 	}
-	return filepath.Join(dataDir, in.Pipeline, in.DateString()), nil
+	key := in.Key() // a run is its key: a --key run of a date must not write over the date's run
+	if key == "" {
+		key = in.DateString()
+	}
+	if !filepath.IsLocal(key) || strings.ContainsAny(key, `/\`) {
+		return "", steps.Permanent(fmt.Errorf("run key %q cannot name a directory", key))
+	}
+	return filepath.Join(dataDir, in.Pipeline, key), nil
 }
 
 // fileSetting reads a file-name setting: a plain name inside the run directory.

@@ -110,6 +110,15 @@ func (s *Server) Fail(n, status int) {
 	}
 }
 
+// Unavailable answers the next n requests 503 with Retry-After seconds.
+func (s *Server) Unavailable(n int, retryAfter float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.faults = append(s.faults, fault{status: http.StatusServiceUnavailable, retryAfter: retryAfter})
+	}
+}
+
 // RateLimit answers the next n requests with 429 and retry_after seconds.
 func (s *Server) RateLimit(n int, retryAfter float64) {
 	s.mu.Lock()
@@ -324,6 +333,9 @@ func (s *Server) fail(w http.ResponseWriter, f fault) {
 		w.Header().Set("X-RateLimit-Reset-After", strconv.FormatFloat(f.retryAfter, 'f', -1, 64))
 		writeJSON(w, f.status, map[string]any{"message": "You are being rate limited.", "retry_after": f.retryAfter, "global": false})
 		return
+	}
+	if f.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatFloat(f.retryAfter, 'f', -1, 64))
 	}
 	http.Error(w, http.StatusText(f.status), f.status)
 }

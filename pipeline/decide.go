@@ -1,0 +1,117 @@
+package pipeline
+
+import (
+	"fmt"
+	"time"
+)
+
+// action is what HandleStep does with one delivery.
+type action int
+
+// Actions of decide, in the order its checks reach them.
+const (
+	actStale        action = iota // an older generation's task: a re-run superseded it
+	actAhead                      // a task ahead of the ledger: refuse (conflict)
+	actAlreadyDone                // the step succeeded: re-advance, never re-run
+	actFinishFailed               // the step failed: make sure its run failed
+	actNotRunnable                // the step was cancelled or skipped
+	actLeaseHeld                  // another attempt holds the lease
+	actReadRun                    // the run's status matters: read it and decide again
+	actCancelStep                 // the run was cancelled: mark the step cancelled
+	actRunEnded                   // the run ended otherwise: refuse, saying why
+	actBlocked                    // a predecessor ended without succeeding
+	actWait                       // a predecessor has not succeeded yet
+	actExhausted                  // the last attempt's lease expired: fail the step
+	actClaim                      // claim the lease and run the body
+)
+
+var actionNames = [...]string{"stale", "ahead", "already_done", "finish_failed", "not_runnable", "lease_held",
+	"read_run", "cancel_step", "run_ended", "blocked", "wait", "exhausted", "claim"}
+
+func (a action) String() string {
+	if int(a) < len(actionNames) {
+		return actionNames[a]
+	}
+	return fmt.Sprintf("action(%d)", int(a))
+}
+
+// stepState is what the ledger recorded that a delivery is decided on.
+type stepState struct {
+	// Generation is the delivered task's generation.
+	Generation int
+	// Cur is the step's record, Preds its predecessors' (in the run's graph).
+	Cur   StepRun
+	Preds []StepRun
+	// Run is the run's record when it was read, nil otherwise.
+	Run *Run
+	Now time.Time
+}
+
+// decision is decide's answer.
+type decision struct {
+	Act action
+	// Pred is the predecessor that blocks the step or is waited for.
+	Pred *StepRun
+	// TakeOver says the claim takes over an attempt whose lease expired.
+	TakeOver bool
+}
+
+// decide is the step state machine: a pure function of the recorded state.
+// The run is read only when it can matter (a retry, a take-over or a re-run,
+// which a cancel or the sweeper may have overtaken): the first attempt of a
+// first generation costs no read of the run, and a run the sweeper ended has
+// its unstarted steps skipped instead.
+func decide(s stepState) decision {
+	cur := s.Cur
+	switch {
+	case s.Generation < cur.Generation:
+		return decision{Act: actStale}
+	case s.Generation > cur.Generation:
+		return decision{Act: actAhead}
+	}
+	takeOver := false
+	switch cur.Status {
+	case StepSucceeded:
+		return decision{Act: actAlreadyDone}
+	case StepFailed:
+		return decision{Act: actFinishFailed}
+	case StepCancelled, StepSkipped:
+		return decision{Act: actNotRunnable}
+	case StepRunning:
+		if s.Now.Before(cur.LeaseUntil) {
+			return decision{Act: actLeaseHeld}
+		}
+		takeOver = true
+	}
+	if cur.Attempts > 0 || cur.Generation > 1 {
+		if s.Run == nil {
+			return decision{Act: actReadRun}
+		}
+		switch {
+		case s.Run.Status == RunCancelled:
+			return decision{Act: actCancelStep}
+		case s.Run.Status.Terminal():
+			return decision{Act: actRunEnded}
+		}
+	}
+	// Only the ledger can force a step past its gate (an operator's Enqueue
+	// records it): a task claiming force is not enough.
+	if !cur.Forced {
+		for i := range s.Preds {
+			pr := &s.Preds[i]
+			if pr.Status == StepSucceeded {
+				continue
+			}
+			if pr.Status.Terminal() {
+				return decision{Act: actBlocked, Pred: pr}
+			}
+			return decision{Act: actWait, Pred: pr}
+		}
+	}
+	if cur.Attempts >= cur.MaxAttempts {
+		// Only reachable when the last attempt's lease expired (a crash or a
+		// kill mid-step): there is no attempt left to give.
+		return decision{Act: actExhausted}
+	}
+	return decision{Act: actClaim, TakeOver: takeOver}
+}
