@@ -199,10 +199,24 @@ func (a *app) listen(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
+// Shutdown timing. Cloud Run sends SIGKILL 10 s after SIGTERM: serve exits
+// within shutdownBudget. Requests in flight get drainGrace to finish; then
+// their contexts are cancelled with pipeline.ErrShutdown: a step body still
+// running is released for the retry (not counted against its attempts) and
+// notifications still waiting (an unreachable Discord) are given up, staying
+// owed in the ledger for the sweeper.
+const (
+	shutdownBudget = 5 * time.Second
+	drainGrace     = time.Second
+)
+
 // serve runs the HTTP server and the background parts until ctx is done, then
-// shuts down within Cloud Run's 10 s SIGTERM grace.
+// shuts down within shutdownBudget.
 func (a *app) serve(ctx context.Context, ln net.Listener, started func()) error {
-	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second}
+	base, stopRequests := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stopRequests(pipeline.ErrShutdown)
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return base }}
 	errc := make(chan error, 1+len(a.runners))
 	go func() { errc <- srv.Serve(ln) }()
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
@@ -223,16 +237,28 @@ func (a *app) serve(ctx context.Context, ln net.Listener, started func()) error 
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 8*time.Second)
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownBudget)
 	defer cancel()
-	stopBG()
+	stopBG() // no new deliveries, cron ticks or notifier passes
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Shutdown(shutdown) }()
+	grace := time.NewTimer(drainGrace)
+	defer grace.Stop()
+	var serr error
+	select {
+	case serr = <-srvDone:
+	case <-grace.C:
+		a.log.Info("shutting down: interrupting the requests still in flight")
+		stopRequests(pipeline.ErrShutdown)
+		serr = <-srvDone
+	}
 	for range a.runners {
 		select {
 		case <-done:
 		case <-shutdown.Done():
 		}
 	}
-	if serr := srv.Shutdown(shutdown); serr != nil && err == nil {
+	if serr != nil && err == nil {
 		err = serr
 	}
 	if errors.Is(err, http.ErrServerClosed) {

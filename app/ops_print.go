@@ -55,6 +55,9 @@ func printRun(w io.Writer, r pipeline.Run) {
 	if r.Trigger != "" {
 		fmt.Fprintf(tw, "trigger\t%s\n", r.Trigger)
 	}
+	if r.DefinitionVersion != "" {
+		fmt.Fprintf(tw, "version\t%s (the definition the run keeps)\n", r.DefinitionVersion)
+	}
 	fmt.Fprintf(tw, "created\t%s\n", timeOrDash(r.CreatedAt))
 	if !r.StartedAt.IsZero() { // the latest launch or re-run: the duration counts from it
 		fmt.Fprintf(tw, "started\t%s\n", timeOrDash(r.StartedAt))

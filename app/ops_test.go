@@ -346,7 +346,7 @@ func TestOpsRunsAndStats(t *testing.T) {
 	}
 
 	out = e.ok("status", "chain@2026-04-08")
-	for _, want := range []string{"run       chain@2026-04-08", "STEP", "GEN", "✗ fetch", "1/1", "500"} {
+	for _, want := range []string{"run       chain@2026-04-08", "version   ", "(the definition the run keeps)", "STEP", "GEN", "✗ fetch", "1/1", "500"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}

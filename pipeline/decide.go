@@ -23,10 +23,11 @@ const (
 	actWait                       // a predecessor has not succeeded yet
 	actExhausted                  // the last attempt's lease expired: fail the step
 	actClaim                      // claim the lease and run the body
+	actRerun                      // the step succeeded on an input since superseded: run it again in a new generation
 )
 
 var actionNames = [...]string{"stale", "ahead", "already_done", "finish_failed", "not_runnable", "lease_held",
-	"read_run", "cancel_step", "run_ended", "blocked", "wait", "exhausted", "claim"}
+	"read_run", "cancel_step", "run_ended", "blocked", "wait", "exhausted", "claim", "rerun"}
 
 func (a action) String() string {
 	if int(a) < len(actionNames) {
@@ -63,6 +64,14 @@ type decision struct {
 // its unstarted steps skipped instead.
 func decide(s stepState) decision {
 	cur := s.Cur
+	if cur.Status == StepSucceeded && s.Generation <= cur.Generation {
+		// Any delivery of a succeeded step (a duplicate, a late task, a
+		// predecessor's recheck) re-runs it when an input it consumed has
+		// been superseded since: decided by generations, never by clocks.
+		if p := superseded(cur, s.Preds); p != nil {
+			return decision{Act: actRerun, Pred: p}
+		}
+	}
 	switch {
 	case s.Generation < cur.Generation:
 		return decision{Act: actStale}
@@ -114,4 +123,70 @@ func decide(s stepState) decision {
 		return decision{Act: actExhausted}
 	}
 	return decision{Act: actClaim, TakeOver: takeOver}
+}
+
+// superseded returns the predecessor (of preds) that has a newer succeeded
+// generation than the one s consumed, or nil. A predecessor run with --only
+// supersedes nothing (it does not chain on); a step recorded before steps
+// kept their inputs is never stale.
+func superseded(s StepRun, preds []StepRun) *StepRun {
+	for i := range preds {
+		p := &preds[i]
+		if p.Status != StepSucceeded || p.Only {
+			continue
+		}
+		if g, ok := s.Inputs[p.Step]; ok && p.Generation > g {
+			return p
+		}
+	}
+	return nil
+}
+
+// consumed is what a step claiming now consumes: per predecessor, the
+// generation of its output, or 0 when it has none (a forced step).
+func consumed(preds []StepRun) map[string]int {
+	in := make(map[string]int, len(preds))
+	for _, p := range preds {
+		in[p.Step] = 0
+		if p.Status == StepSucceeded {
+			in[p.Step] = p.Generation
+		}
+	}
+	return in
+}
+
+// runDone reports whether a run's steps, under graph g, are all succeeded on
+// their predecessors' latest outputs: the run may finish as succeeded.
+func runDone(g *Graph, stepRuns []StepRun) bool {
+	byName := make(map[string]StepRun, len(stepRuns))
+	for _, s := range stepRuns {
+		if s.Status != StepSucceeded {
+			return false
+		}
+		byName[s.Step] = s
+	}
+	for _, s := range stepRuns {
+		gs := g.Step(s.Step)
+		if gs == nil {
+			continue
+		}
+		preds := make([]StepRun, 0, len(gs.After))
+		for _, a := range gs.After {
+			preds = append(preds, byName[a])
+		}
+		if superseded(s, preds) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// anyFailed reports whether a step has failed: the run may finish as failed.
+func anyFailed(stepRuns []StepRun) bool {
+	for _, s := range stepRuns {
+		if s.Status == StepFailed {
+			return true
+		}
+	}
+	return false
 }

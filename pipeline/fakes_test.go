@@ -67,6 +67,10 @@ type counter struct {
 	// set, is called as the body returns.
 	started chan context.Context
 	after   func()
+	// gate, if set, holds the body until it is closed.
+	gate chan struct{}
+	// seen, if set, is called with each run's input.
+	seen func(in steps.Input)
 }
 
 func (c *counter) Run(ctx context.Context, in steps.Input) (json.RawMessage, error) {
@@ -76,6 +80,16 @@ func (c *counter) Run(ctx context.Context, in steps.Input) (json.RawMessage, err
 	}
 	if c.after != nil {
 		defer c.after()
+	}
+	if c.seen != nil {
+		c.seen(in)
+	}
+	if c.gate != nil {
+		select {
+		case <-c.gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	if c.delay > 0 {
 		select {

@@ -30,6 +30,7 @@ const (
 	OutcomeStaleTask      Outcome = "stale_generation"  // an older generation's task; a re-run superseded it
 	OutcomeBlocked        Outcome = "blocked"           // a predecessor failed; the step cannot run
 	OutcomeLeaseExhausted Outcome = "lease_expired"     // the last attempt's lease expired; marked failed
+	OutcomeRerun          Outcome = "rerun"             // the step had consumed a superseded input: a new generation was enqueued
 )
 
 // StepResult is the handler's answer for one delivery.
@@ -111,6 +112,24 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	case actStale:
 		res.Outcome = OutcomeStaleTask
 		return res, nil
+	case actRerun:
+		// It succeeded on an output its predecessor has since superseded
+		// (a re-run upstream finished after this step consumed the older
+		// output): run it again on the new output, in a new generation.
+		gen, err := o.bumpGeneration(ctx, cur)
+		if errors.Is(err, ErrConflict) {
+			return res, fmt.Errorf("%w: %s changed while being re-run", ErrConflict, p.Step)
+		}
+		if err != nil {
+			return res, err
+		}
+		log.InfoContext(ctx, "input superseded; running the step again", "input", dec.Pred.Step,
+			"consumed_generation", cur.Inputs[dec.Pred.Step], "latest_generation", dec.Pred.Generation, "new_generation", gen)
+		if err := o.enqueue(ctx, rg, p.RunID, p.Date, p.Params, p.Step, gen); err != nil {
+			return res, err
+		}
+		res.Outcome, res.Generation, res.Status = OutcomeRerun, gen, StepPending
+		return res, nil
 	case actAhead:
 		return res, fmt.Errorf("%w: task generation %d is ahead of the ledger's %d", ErrConflict, p.Generation, cur.Generation)
 	case actAlreadyDone:
@@ -188,6 +207,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	claim.FinishedAt = time.Time{}
 	claim.LeaseUntil = now.Add(gs.Timeout + o.leaseGrace)
 	claim.UpdatedAt = now
+	claim.Inputs = consumed(state.Preds)
 	claimed, err := o.ledger.UpdateStep(ctx, claim)
 	if errors.Is(err, ErrConflict) {
 		return res, fmt.Errorf("%w: %s was claimed by a concurrent delivery", ErrLeaseHeld, p.Step)
@@ -390,14 +410,31 @@ func (o *Orchestrator) advance(ctx context.Context, rg *runGraph, p TaskPayload,
 			if !ready {
 				continue // the last predecessor to succeed enqueues it
 			}
-			gen = got[0].Generation
-			if got[0].Status == StepSucceeded && s.Generation > 1 && got[0].FinishedAt.Before(s.FinishedAt) {
-				// An operator re-ran this step: its successors, which ran on
-				// its older output, run again too. (A duplicate delivery of
-				// this step finds them newer than its success: no cascade.)
-				gen, err = o.bumpGeneration(ctx, got[0])
+			succ := got[0]
+			gen = succ.Generation
+			preds := append([]StepRun{s}, got[1:]...)
+			switch {
+			case succ.Status == StepSucceeded && superseded(succ, preds) != nil:
+				// It ran on an output this step (or another predecessor)
+				// has superseded: it runs again. Decided by the generations
+				// it consumed, never by clocks; a duplicate delivery of this
+				// step finds it up to date: no second cascade.
+				gen, err = o.bumpGeneration(ctx, succ)
+				if errors.Is(err, ErrConflict) {
+					continue // bumped concurrently; that bump enqueues it
+				}
 				if err != nil {
 					return err
+				}
+			case succ.Status == StepRunning && succ.Inputs != nil && succ.Inputs[s.Step] < s.Generation:
+				// Running on this step's older output: once it finishes,
+				// this recheck delivery (a name of its own) finds it
+				// superseded and runs it again. Until then it answers 409
+				// and the queue retries.
+				t := o.task(rg, s.RunID, p.Date, p.Params, next, gen)
+				t.Name += fmt.Sprintf("-after-%s-g%d", sanitizeName(s.Step), s.Generation)
+				if err := o.queue.Enqueue(ctx, t); err != nil {
+					return fmt.Errorf("recheck %s after %s of %s: %w", next, s.Step, s.RunID, err)
 				}
 			}
 		}
@@ -411,7 +448,7 @@ func (o *Orchestrator) advance(ctx context.Context, rg *runGraph, p TaskPayload,
 // bumpGeneration resets a succeeded step to pending in a new generation.
 func (o *Orchestrator) bumpGeneration(ctx context.Context, s StepRun) (int, error) {
 	s.Generation++
-	s.Status, s.Attempts, s.Error, s.Output, s.Forced, s.Only = StepPending, 0, "", nil, false, false
+	s.Status, s.Attempts, s.Error, s.Output, s.Forced, s.Only, s.Inputs = StepPending, 0, "", nil, false, false, nil
 	s.StartedAt, s.FinishedAt, s.LeaseUntil = time.Time{}, time.Time{}, time.Time{}
 	s.UpdatedAt = o.now().UTC()
 	stored, err := o.ledger.UpdateStep(ctx, s)
@@ -427,26 +464,46 @@ func (o *Orchestrator) maybeFinish(ctx context.Context, runID string) error {
 	if err != nil {
 		return fmt.Errorf("finish %s: %w", runID, err)
 	}
-	for _, s := range r.Steps {
-		if s.Status != StepSucceeded {
-			return nil
-		}
-	}
 	return o.finishRunFrom(ctx, r, RunSucceeded, "")
 }
 
 // finishRun moves a run to a terminal state (once) and notifies after commit.
+// A run is failed only while one of its steps is failed (a resume may have
+// renewed it meanwhile).
 func (o *Orchestrator) finishRun(ctx context.Context, runID string, status RunStatus, msg string) error {
 	r, err := o.ledger.GetRun(ctx, runID)
 	if err != nil {
 		return fmt.Errorf("finish %s: %w", runID, err)
 	}
-	return o.finishRunFrom(ctx, r, status, msg)
+	var guard func(Run) bool
+	if status == RunFailed {
+		guard = func(x Run) bool { return anyFailed(x.Steps) }
+	}
+	return o.finishRunIf(ctx, r, status, msg, guard)
 }
 
+// finishRunFrom finishes r (as read, with its steps). A run finishes as
+// succeeded only when every step succeeded on its predecessors' latest
+// outputs (runDone).
 func (o *Orchestrator) finishRunFrom(ctx context.Context, r Run, status RunStatus, msg string) error {
+	var guard func(Run) bool
+	if status == RunSucceeded {
+		rg, err := o.graphForRun(r)
+		if err != nil {
+			return fmt.Errorf("finish %s: %w", r.ID, err)
+		}
+		guard = func(x Run) bool { return runDone(rg.Graph, x.Steps) }
+	}
+	return o.finishRunIf(ctx, r, status, msg, guard)
+}
+
+// finishRunIf writes the run's end if guard (nil: always) holds for the run
+// and its steps as read, deciding again on a fresh read after a conflict: an
+// operator's reopen (which always writes the run, bumping its epoch) between
+// the read and the write wins.
+func (o *Orchestrator) finishRunIf(ctx context.Context, r Run, status RunStatus, msg string, guard func(Run) bool) error {
 	stored, wrote, err := o.updateRun(ctx, r, func(x *Run) bool {
-		if x.Status.Terminal() {
+		if x.Status.Terminal() || (guard != nil && !guard(*x)) {
 			return false
 		}
 		now := o.now().UTC()

@@ -63,25 +63,23 @@ func (o *Orchestrator) Enqueue(ctx context.Context, req EnqueueRequest) (Enqueue
 		return EnqueueResult{}, err
 	}
 	gen := cur.Generation
-	neverRan := cur.Status == StepPending && cur.Attempts == 0
-	if neverRan && !req.Force && cur.Only != req.Only {
-		// A step that never ran keeps its generation: only is recorded in
-		// the step, so its (possibly already queued) task obeys it.
-		next := cur
-		next.Only, next.UpdatedAt = req.Only, o.now().UTC()
-		if _, err := o.ledger.UpdateStep(ctx, next); err != nil {
-			if errors.Is(err, ErrConflict) {
-				err = fmt.Errorf("%w: %s changed meanwhile; try again", ErrConflict, cur.Step)
-			}
-			return EnqueueResult{}, fmt.Errorf("enqueue %s of %s: %w", req.Step, r.ID, err)
-		}
-	} else if req.Force || !neverRan {
+	switch {
+	case req.Force || cur.Status != StepPending || cur.Attempts > 0:
 		// A new generation (a new task name), recording force and only in
 		// the step so that every re-enqueue of it keeps them.
 		if err := o.renew(ctx, cur, req.Force, req.Only); err != nil {
 			return EnqueueResult{}, fmt.Errorf("enqueue %s of %s: %w", req.Step, r.ID, err)
 		}
 		gen = cur.Generation + 1
+	case cur.Only != req.Only:
+		// Still pending in its generation: record only (or its absence).
+		next := cur
+		next.Only, next.UpdatedAt = req.Only, o.now().UTC()
+		if _, err := o.ledger.UpdateStep(ctx, next); errors.Is(err, ErrConflict) {
+			return EnqueueResult{}, fmt.Errorf("%w: %s of %s changed meanwhile; try again", ErrConflict, req.Step, r.ID)
+		} else if err != nil {
+			return EnqueueResult{}, fmt.Errorf("enqueue %s of %s: %w", req.Step, r.ID, err)
+		}
 	}
 	fresh, err := o.ledger.GetRun(ctx, r.ID)
 	if err != nil {
@@ -132,7 +130,7 @@ func (o *Orchestrator) renew(ctx context.Context, cur StepRun, forced, only bool
 	next := cur
 	next.Generation++
 	next.Status, next.Attempts, next.Error, next.Output = StepPending, 0, "", nil
-	next.Forced, next.Only = forced, only
+	next.Forced, next.Only, next.Inputs = forced, only, nil
 	next.StartedAt, next.FinishedAt, next.LeaseUntil = time.Time{}, time.Time{}, time.Time{}
 	next.UpdatedAt = o.now().UTC()
 	_, err := o.ledger.UpdateStep(ctx, next)
@@ -198,12 +196,12 @@ func (o *Orchestrator) runFor(ctx context.Context, req EnqueueRequest) (*Definit
 }
 
 // reopen marks an ended run as running again (an operator re-ran part of it),
-// and records whether that was an --only enqueue.
+// and records whether that was an --only enqueue. It always writes the run,
+// bumping its epoch: a finish decided on a read from before the reopen then
+// conflicts and is decided again on the steps as they are now.
 func (o *Orchestrator) reopen(ctx context.Context, r Run, only bool) error {
 	_, _, err := o.updateRun(ctx, r, func(x *Run) bool {
-		if x.Status == RunRunning && (x.Notes[noteOnly] != "") == only {
-			return false
-		}
+		x.Epoch++
 		notes := map[string]string{}
 		for k, v := range x.Notes {
 			notes[k] = v

@@ -213,6 +213,17 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 				return err
 			}
 			rep.Reenqueued = append(rep.Reenqueued, name)
+		case s.Status == StepSucceeded && superseded(s, predsOf(byName, sd.After)) != nil:
+			// It ran on an output since superseded, and the delivery that
+			// should re-run it was lost: re-run it now.
+			gen, err := o.bumpGeneration(ctx, s)
+			if err != nil {
+				return err
+			}
+			if err := o.enqueue(ctx, def, runID, r.Date, r.Params, sd.Name, gen); err != nil {
+				return err
+			}
+			rep.Reenqueued = append(rep.Reenqueued, name)
 		case s.Status == StepRetrying && now.Sub(s.UpdatedAt) > staleRetry:
 			if err := o.sweepEnqueue(ctx, def, r, s, fmt.Sprintf("-sweep-r%d", s.Attempts)); err != nil {
 				return err
@@ -245,4 +256,13 @@ func (o *Orchestrator) sweepEnqueue(ctx context.Context, def *runGraph, r Run, s
 		return fmt.Errorf("reconcile: enqueue %s of %s: %w", s.Step, r.ID, err)
 	}
 	return nil
+}
+
+// predsOf lists the records of the named steps.
+func predsOf(byName map[string]StepRun, names []string) []StepRun {
+	out := make([]StepRun, 0, len(names))
+	for _, n := range names {
+		out = append(out, byName[n])
+	}
+	return out
 }

@@ -91,6 +91,10 @@ type Run struct {
 	// Nil for runs recorded before runs kept their graph (the loaded
 	// definition drives those).
 	Graph *Graph `json:"-"`
+	// Epoch counts the times an operator reopened the run (force, resume,
+	// enqueue). Every reopen writes the run, so that a finish decided on an
+	// older read conflicts and is decided again on fresh step states.
+	Epoch int64 `json:"epoch,omitempty"`
 	// Version is the ledger's concurrency token: UpdateRun succeeds only when it
 	// matches the stored one. Opaque to the domain.
 	Version int64 `json:"-"`
@@ -125,6 +129,11 @@ type StepRun struct {
 	// without chaining on to its successors. Kept in the record so that
 	// every re-enqueue (retries, the sweeper) keeps it.
 	Only bool `json:"only,omitempty"`
+	// Inputs records, per predecessor, the generation of its output this
+	// attempt consumed (0: it had none, the step was forced past it). A
+	// step is stale exactly when a predecessor has a newer succeeded
+	// generation than the one it consumed.
+	Inputs map[string]int `json:"inputs,omitempty"`
 	// Version is the ledger's concurrency token: UpdateStep succeeds only when it
 	// matches the stored one. Opaque to the domain.
 	Version int64 `json:"-"`

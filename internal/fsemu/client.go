@@ -30,9 +30,10 @@ func (ownerCreds) RequireTransportSecurity() bool { return false }
 
 // Dial connects to the emulator at host the way the client library does when
 // FIRESTORE_EMULATOR_HOST is set (plain text, "authorization: Bearer owner",
-// unbounded messages), plus counter's interceptors if counter is not nil.
-// Pass the connection to firestore.NewClient with option.WithGRPCConn.
-func Dial(host string, counter *OpCounter) (*grpc.ClientConn, error) {
+// unbounded messages), plus counter's interceptors if counter is not nil and
+// then the extra unary interceptors (e.g. to inject faults). Pass the
+// connection to firestore.NewClient with option.WithGRPCConn.
+func Dial(host string, counter *OpCounter, extra ...grpc.UnaryClientInterceptor) (*grpc.ClientConn, error) {
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(ownerCreds{}),
@@ -45,6 +46,9 @@ func Dial(host string, counter *OpCounter) (*grpc.ClientConn, error) {
 		opts = append(opts,
 			grpc.WithChainUnaryInterceptor(counter.UnaryInterceptor()),
 			grpc.WithChainStreamInterceptor(counter.StreamInterceptor()))
+	}
+	if len(extra) > 0 {
+		opts = append(opts, grpc.WithChainUnaryInterceptor(extra...))
 	}
 	conn, err := grpc.NewClient("passthrough:///"+host, opts...)
 	if err != nil {

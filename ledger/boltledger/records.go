@@ -28,6 +28,7 @@ type runRecord struct {
 	FinishedAt time.Time         `json:"finished_at,omitzero"`
 	Notify     string            `json:"notify,omitempty"`
 	Notes      map[string]string `json:"notes,omitempty"`
+	Epoch      int64             `json:"epoch,omitempty"`
 	Steps      []string          `json:"steps"`
 	// DefVersion and Graph are the run's definition, written by CreateRun
 	// only (UpdateRun keeps them).
@@ -59,6 +60,7 @@ func newRunRecord(r pipeline.Run, steps []string) (runRecord, error) {
 		FinishedAt: r.FinishedAt,
 		Notify:     string(r.Notify),
 		Notes:      r.Notes,
+		Epoch:      r.Epoch,
 		Steps:      steps,
 		DefVersion: r.DefinitionVersion,
 		Graph:      graph,
@@ -89,6 +91,7 @@ func (rec runRecord) run(id string, version int64) (pipeline.Run, error) {
 		FinishedAt: rec.FinishedAt,
 		Notify:     pipeline.NotifyState(rec.Notify),
 		Notes:      rec.Notes,
+		Epoch:      rec.Epoch,
 		Version:    version,
 		WriteID:    rec.WriteID,
 
@@ -111,6 +114,7 @@ type stepRecord struct {
 	Output      json.RawMessage `json:"output,omitempty"`
 	Forced      bool            `json:"forced,omitempty"`
 	Only        bool            `json:"only,omitempty"`
+	Inputs      map[string]int  `json:"inputs,omitempty"`
 	WriteID     string          `json:"write_id,omitempty"`
 }
 
@@ -128,6 +132,7 @@ func newStepRecord(s pipeline.StepRun) stepRecord {
 		Output:      s.Output,
 		Forced:      s.Forced,
 		Only:        s.Only,
+		Inputs:      s.Inputs,
 		WriteID:     newWriteID(),
 	}
 }
@@ -148,6 +153,7 @@ func (rec stepRecord) step(runID, name string, version int64) pipeline.StepRun {
 		Output:      rec.Output,
 		Forced:      rec.Forced,
 		Only:        rec.Only,
+		Inputs:      rec.Inputs,
 		Version:     version,
 		WriteID:     rec.WriteID,
 	}

@@ -51,10 +51,14 @@ func casError(ctx context.Context, ref *firestore.DocumentRef, writeID string, e
 			return snap, nil // our own write; its reply was lost
 		}
 	}
-	if status.Code(err) != codes.FailedPrecondition {
-		return nil, wrap(err, format, args...)
+	switch status.Code(err) {
+	case codes.FailedPrecondition, codes.Aborted:
+		// Aborted: the write lost a lock to a concurrent writer of the
+		// same document (the emulator's "transaction lock timeout"): for a
+		// compare-and-swap, that is a conflict too.
+		return nil, fmt.Errorf("firestoreledger: %s: %w (%w)", what, pipeline.ErrConflict, err)
 	}
-	return nil, fmt.Errorf("firestoreledger: %s: %w (%w)", what, pipeline.ErrConflict, err)
+	return nil, wrap(err, format, args...)
 }
 
 // errNoVersion is what a write with no Version (a record never read) gets:

@@ -30,6 +30,7 @@ const (
 	fDefVersion = "def_version"
 	fGraph      = "graph"
 	fWriteID    = "write_id"
+	fEpoch      = "epoch"
 
 	fStep        = "step"
 	fSeq         = "seq"
@@ -41,6 +42,7 @@ const (
 	fOutput      = "output"
 	fForced      = "forced"
 	fOnly        = "only"
+	fInputs      = "inputs"
 )
 
 // runDoc is a run document. Zero times are stored as null.
@@ -59,6 +61,7 @@ type runDoc struct {
 	FinishedAt *time.Time        `firestore:"finished_at"`
 	Notify     string            `firestore:"notify"`
 	Notes      map[string]string `firestore:"notes"`
+	Epoch      int64             `firestore:"epoch"`
 	// DefVersion and Graph (JSON) are the run's definition, written by
 	// CreateRun only.
 	DefVersion string `firestore:"def_version"`
@@ -71,22 +74,23 @@ type runDoc struct {
 // stepDoc is a step document. Seq is the step's position in CreateRun's
 // slice, the order GetRun returns steps in.
 type stepDoc struct {
-	RunID       string     `firestore:"run_id"`
-	Step        string     `firestore:"step"`
-	Seq         int        `firestore:"seq"`
-	Status      string     `firestore:"status"`
-	Generation  int        `firestore:"generation"`
-	Attempts    int        `firestore:"attempts"`
-	MaxAttempts int        `firestore:"max_attempts"`
-	LeaseUntil  *time.Time `firestore:"lease_until"`
-	StartedAt   *time.Time `firestore:"started_at"`
-	FinishedAt  *time.Time `firestore:"finished_at"`
-	UpdatedAt   *time.Time `firestore:"updated_at"`
-	Error       string     `firestore:"error"`
-	Output      string     `firestore:"output"`
-	Forced      bool       `firestore:"forced"`
-	Only        bool       `firestore:"only"`
-	WriteID     string     `firestore:"write_id"`
+	RunID       string         `firestore:"run_id"`
+	Step        string         `firestore:"step"`
+	Seq         int            `firestore:"seq"`
+	Status      string         `firestore:"status"`
+	Generation  int            `firestore:"generation"`
+	Attempts    int            `firestore:"attempts"`
+	MaxAttempts int            `firestore:"max_attempts"`
+	LeaseUntil  *time.Time     `firestore:"lease_until"`
+	StartedAt   *time.Time     `firestore:"started_at"`
+	FinishedAt  *time.Time     `firestore:"finished_at"`
+	UpdatedAt   *time.Time     `firestore:"updated_at"`
+	Error       string         `firestore:"error"`
+	Output      string         `firestore:"output"`
+	Forced      bool           `firestore:"forced"`
+	Only        bool           `firestore:"only"`
+	Inputs      map[string]int `firestore:"inputs"`
+	WriteID     string         `firestore:"write_id"`
 }
 
 func toRunDoc(r pipeline.Run) (runDoc, error) {
@@ -113,6 +117,7 @@ func toRunDoc(r pipeline.Run) (runDoc, error) {
 		FinishedAt: ts(r.FinishedAt),
 		Notify:     string(r.Notify),
 		Notes:      r.Notes,
+		Epoch:      r.Epoch,
 		DefVersion: r.DefinitionVersion,
 		Graph:      graph,
 		WriteID:    r.WriteID,
@@ -124,7 +129,7 @@ func toRunDoc(r pipeline.Run) (runDoc, error) {
 func runUpdates(r pipeline.Run) []firestore.Update {
 	d, _ := toRunDoc(pipeline.Run{ID: r.ID, Pipeline: r.Pipeline, Key: r.Key, Date: r.Date, Params: r.Params,
 		Status: r.Status, Error: r.Error, Trigger: r.Trigger, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
-		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notify: r.Notify, Notes: r.Notes, WriteID: r.WriteID})
+		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notify: r.Notify, Notes: r.Notes, Epoch: r.Epoch, WriteID: r.WriteID})
 	return []firestore.Update{
 		{Path: fDate, Value: d.Date},
 		{Path: fParams, Value: d.Params},
@@ -136,6 +141,7 @@ func runUpdates(r pipeline.Run) []firestore.Update {
 		{Path: fFinishedAt, Value: d.FinishedAt},
 		{Path: fNotify, Value: d.Notify},
 		{Path: fNotes, Value: d.Notes},
+		{Path: fEpoch, Value: d.Epoch},
 		{Path: fWriteID, Value: d.WriteID},
 	}
 }
@@ -157,6 +163,7 @@ func toStepDoc(s pipeline.StepRun, seq int) stepDoc {
 		Output:      string(s.Output),
 		Forced:      s.Forced,
 		Only:        s.Only,
+		Inputs:      s.Inputs,
 		WriteID:     s.WriteID,
 	}
 }
@@ -178,6 +185,7 @@ func stepUpdates(s pipeline.StepRun) []firestore.Update {
 		{Path: fOutput, Value: d.Output},
 		{Path: fForced, Value: d.Forced},
 		{Path: fOnly, Value: d.Only},
+		{Path: fInputs, Value: d.Inputs},
 		{Path: fWriteID, Value: d.WriteID},
 	}
 }
@@ -205,6 +213,7 @@ func (d runDoc) run(version int64) (pipeline.Run, error) {
 		FinishedAt: unts(d.FinishedAt),
 		Notify:     pipeline.NotifyState(d.Notify),
 		Notes:      d.Notes,
+		Epoch:      d.Epoch,
 		Version:    version,
 		WriteID:    d.WriteID,
 
@@ -228,6 +237,7 @@ func (d stepDoc) stepRun(version int64) pipeline.StepRun {
 		Error:       d.Error,
 		Forced:      d.Forced,
 		Only:        d.Only,
+		Inputs:      d.Inputs,
 		Version:     version,
 		WriteID:     d.WriteID,
 	}
@@ -286,7 +296,7 @@ func unts(t *time.Time) time.Time {
 func storedRun(r pipeline.Run, v int64) pipeline.Run {
 	d, _ := toRunDoc(pipeline.Run{ID: r.ID, Pipeline: r.Pipeline, Key: r.Key, Date: r.Date, Params: r.Params,
 		Status: r.Status, Error: r.Error, Trigger: r.Trigger, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
-		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notify: r.Notify, Notes: r.Notes, WriteID: r.WriteID})
+		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notify: r.Notify, Notes: r.Notes, Epoch: r.Epoch, WriteID: r.WriteID})
 	out, _ := d.run(v)
 	out.DefinitionVersion, out.Graph = r.DefinitionVersion, r.Graph
 	return out

@@ -73,6 +73,19 @@ func runDiff(got, want pipeline.Run) []string {
 	if !maps.Equal(got.Notes, want.Notes) {
 		d = append(d, fmt.Sprintf("Notes = %v, want %v", got.Notes, want.Notes))
 	}
+	str("DefinitionVersion", got.DefinitionVersion, want.DefinitionVersion)
+	if got.Epoch != want.Epoch {
+		d = append(d, fmt.Sprintf("Epoch = %d, want %d", got.Epoch, want.Epoch))
+	}
+	if (got.Graph == nil) != (want.Graph == nil) {
+		d = append(d, fmt.Sprintf("Graph = %v, want %v", got.Graph, want.Graph))
+	} else if got.Graph != nil {
+		gj, _ := json.Marshal(got.Graph)
+		wj, _ := json.Marshal(want.Graph)
+		if same, err := sameJSON(gj, wj); err != nil || !same {
+			d = append(d, fmt.Sprintf("Graph = %s, want %s", gj, wj))
+		}
+	}
 	return d
 }
 
@@ -110,6 +123,12 @@ func stepDiff(got, want pipeline.StepRun) []string {
 	}
 	if got.Forced != want.Forced {
 		d = append(d, fmt.Sprintf("Forced = %t, want %t", got.Forced, want.Forced))
+	}
+	if got.Only != want.Only {
+		d = append(d, fmt.Sprintf("Only = %t, want %t", got.Only, want.Only))
+	}
+	if !maps.Equal(got.Inputs, want.Inputs) { // nil and empty are equal
+		d = append(d, fmt.Sprintf("Inputs = %v, want %v", got.Inputs, want.Inputs))
 	}
 	return d
 }

@@ -34,6 +34,8 @@ func Run(t *testing.T, newLedger func(t *testing.T) pipeline.Ledger) {
 	t.Run("ListRunsOrder", s.testListOrder)
 	t.Run("NotifyPending", s.testNotifyPending)
 	t.Run("Marks", s.testMarks)
+	t.Run("Definition", s.testDefinition)
+	t.Run("WriteID", s.testWriteID)
 }
 
 type suite struct {

@@ -21,6 +21,7 @@ func fullRun(p string) pipeline.Run {
 	r.FinishedAt = at(4 * time.Minute)
 	r.Notify = pipeline.NotifyPending
 	r.Notes = map[string]string{"discord.message": "1234567890", "other": "x"}
+	r.Epoch = 3
 	return r
 }
 
@@ -40,6 +41,8 @@ func fullStep(runID, name string) pipeline.StepRun {
 		Error:       "transient: 503 from upstream",
 		Output:      output("out-" + name),
 		Forced:      true,
+		Only:        true,
+		Inputs:      map[string]int{"extract": 2, "forced-past": 0},
 	}
 }
 
@@ -63,6 +66,7 @@ func (s suite) testRoundTrip(t *testing.T) {
 		r2.FinishedAt = at(time.Hour + time.Microsecond)
 		r2.Notify = pipeline.NotifyDone
 		r2.Notes = map[string]string{"discord.message": "1234567890", "discord.final": "sent"}
+		r2.Epoch = 4
 		got := mustUpdateRun(ctx, t, l, r2)
 		checkRun(t, "UpdateRun result", got, r2)
 		checkRun(t, "GetRun after UpdateRun", mustGetRun(ctx, t, l, r.ID), r2)

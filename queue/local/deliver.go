@@ -31,16 +31,19 @@ type outcome struct {
 	err        error         // nil when the handler answered 2xx
 }
 
-// deliver makes one delivery of r and records its result.
-func (q *Queue) deliver(ctx context.Context, r *record) {
+// deliver makes one delivery of r and records its result. stopping is done
+// once the queue is shutting down.
+func (q *Queue) deliver(ctx, stopping context.Context, r *record) {
 	o := q.attempt(ctx, r)
 	now := time.Now()
 	switch {
 	case o.err == nil:
 		q.finish(r, now)
-	case ctx.Err() != nil:
-		// Shutdown cancelled the delivery: it does not count, and the task
-		// stays pending in the database and in memory.
+	case ctx.Err() != nil, stopping.Err() != nil && o.status == http.StatusServiceUnavailable:
+		// Shutdown cancelled the delivery, or the service answered 503
+		// while shutting down (a step body it interrupted and released):
+		// it does not count, and the task stays pending in the database
+		// and in memory.
 		q.requeue(r)
 	default:
 		q.fail(r, o, now)

@@ -53,7 +53,7 @@ func (q *Queue) Run(ctx context.Context) error {
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			q.deliver(dctx, r)
+			q.deliver(dctx, ctx, r)
 		})
 	}
 

@@ -1,0 +1,140 @@
+package pipeline
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+var decideNow = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+func TestDecideTable(t *testing.T) {
+	ok := StepRun{Step: "p", Status: StepSucceeded, Generation: 1}
+	pending := StepRun{Step: "s", Status: StepPending, Generation: 1, MaxAttempts: 3}
+	with := func(s StepRun, f func(*StepRun)) StepRun { f(&s); return s }
+	running := &Run{Status: RunRunning}
+	cases := []struct {
+		name  string
+		state stepState
+		want  action
+		over  bool
+	}{
+		{"older generation", stepState{Generation: 1, Cur: with(pending, func(s *StepRun) { s.Generation = 2 })}, actStale, false},
+		{"newer generation", stepState{Generation: 3, Cur: with(pending, func(s *StepRun) { s.Generation = 2 })}, actAhead, false},
+		{"succeeded", stepState{Generation: 1, Cur: with(pending, func(s *StepRun) { s.Status = StepSucceeded })}, actAlreadyDone, false},
+		{"failed", stepState{Generation: 1, Cur: with(pending, func(s *StepRun) { s.Status = StepFailed })}, actFinishFailed, false},
+		{"cancelled", stepState{Generation: 1, Cur: with(pending, func(s *StepRun) { s.Status = StepCancelled })}, actNotRunnable, false},
+		{"skipped", stepState{Generation: 1, Cur: with(pending, func(s *StepRun) { s.Status = StepSkipped })}, actNotRunnable, false},
+		{"live lease", stepState{Generation: 1, Cur: with(pending, func(s *StepRun) {
+			s.Status, s.Attempts, s.LeaseUntil = StepRunning, 1, decideNow.Add(time.Second)
+		})}, actLeaseHeld, false},
+		{"expired lease needs the run", stepState{Generation: 1, Cur: with(pending, func(s *StepRun) {
+			s.Status, s.Attempts, s.LeaseUntil = StepRunning, 1, decideNow
+		})}, actReadRun, false},
+		{"expired lease, run running", stepState{Generation: 1, Run: running, Preds: []StepRun{ok}, Cur: with(pending, func(s *StepRun) {
+			s.Status, s.Attempts, s.LeaseUntil = StepRunning, 1, decideNow
+		})}, actClaim, true},
+		{"expired lease of the last attempt", stepState{Generation: 1, Run: running, Cur: with(pending, func(s *StepRun) {
+			s.Status, s.Attempts, s.MaxAttempts, s.LeaseUntil = StepRunning, 3, 3, decideNow.Add(-time.Hour)
+		})}, actExhausted, false},
+		{"first attempt reads no run", stepState{Generation: 1, Preds: []StepRun{ok}, Cur: pending}, actClaim, false},
+		{"retry reads the run", stepState{Generation: 1, Cur: with(pending, func(s *StepRun) { s.Status, s.Attempts = StepRetrying, 1 })}, actReadRun, false},
+		{"re-run reads the run", stepState{Generation: 2, Cur: with(pending, func(s *StepRun) { s.Generation = 2 })}, actReadRun, false},
+		{"retry of a cancelled run", stepState{Generation: 1, Run: &Run{Status: RunCancelled}, Cur: with(pending, func(s *StepRun) { s.Status, s.Attempts = StepRetrying, 1 })}, actCancelStep, false},
+		{"retry of a failed run", stepState{Generation: 1, Run: &Run{Status: RunFailed}, Cur: with(pending, func(s *StepRun) { s.Status, s.Attempts = StepRetrying, 1 })}, actRunEnded, false},
+		{"retry of a pending run (launch crashed)", stepState{Generation: 1, Run: &Run{Status: RunPending}, Cur: with(pending, func(s *StepRun) { s.Status, s.Attempts = StepRetrying, 1 })}, actClaim, false},
+		{"predecessor pending", stepState{Generation: 1, Preds: []StepRun{ok, {Step: "q", Status: StepRunning}}, Cur: pending}, actWait, false},
+		{"predecessor failed", stepState{Generation: 1, Preds: []StepRun{{Step: "q", Status: StepFailed}}, Cur: pending}, actBlocked, false},
+		{"succeeded on a superseded input", stepState{Generation: 1, Preds: []StepRun{with(ok, func(s *StepRun) { s.Generation = 2 })},
+			Cur: with(pending, func(s *StepRun) { s.Status, s.Inputs = StepSucceeded, map[string]int{"p": 1} })}, actRerun, false},
+		{"late task of a superseded step", stepState{Generation: 1, Preds: []StepRun{with(ok, func(s *StepRun) { s.Generation = 3 })},
+			Cur: with(pending, func(s *StepRun) { s.Status, s.Generation, s.Inputs = StepSucceeded, 2, map[string]int{"p": 2} })}, actRerun, false},
+		{"succeeded on the latest input", stepState{Generation: 1, Preds: []StepRun{with(ok, func(s *StepRun) { s.Generation = 2 })},
+			Cur: with(pending, func(s *StepRun) { s.Status, s.Inputs = StepSucceeded, map[string]int{"p": 2} })}, actAlreadyDone, false},
+		{"input superseded by an --only run", stepState{Generation: 1, Preds: []StepRun{with(ok, func(s *StepRun) { s.Generation, s.Only = 2, true })},
+			Cur: with(pending, func(s *StepRun) { s.Status, s.Inputs = StepSucceeded, map[string]int{"p": 1} })}, actAlreadyDone, false},
+		{"forced past a failed predecessor", stepState{Generation: 2, Run: running, Preds: []StepRun{{Step: "q", Status: StepFailed}},
+			Cur: with(pending, func(s *StepRun) { s.Generation, s.Forced = 2, true })}, actClaim, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.state.Now = decideNow
+			got := decide(tc.state)
+			if got.Act != tc.want || got.TakeOver != tc.over {
+				t.Fatalf("decide = %s (take-over %v), want %s (take-over %v)", got.Act, got.TakeOver, tc.want, tc.over)
+			}
+			if (got.Act == actBlocked || got.Act == actWait) && got.Pred == nil {
+				t.Fatal("no predecessor named")
+			}
+		})
+	}
+}
+
+// TestDecideRandomized checks decide's promises on random recorded states.
+func TestDecideRandomized(t *testing.T) {
+	stepStatuses := []StepStatus{StepPending, StepRunning, StepRetrying, StepSucceeded, StepFailed, StepCancelled, StepSkipped}
+	runStatuses := []RunStatus{RunPending, RunRunning, RunSucceeded, RunFailed, RunCancelled}
+	for seed := range uint64(20000) {
+		rnd := rand.New(rand.NewPCG(seed, 42))
+		randStep := func(name string) StepRun {
+			s := StepRun{Step: name, Status: stepStatuses[rnd.IntN(len(stepStatuses))], Generation: 1 + rnd.IntN(3),
+				Attempts: rnd.IntN(4), MaxAttempts: 1 + rnd.IntN(3), Forced: rnd.IntN(4) == 0, Only: rnd.IntN(6) == 0}
+			if rnd.IntN(4) > 0 {
+				s.Inputs = map[string]int{}
+				for _, p := range []string{"p", "q"} {
+					s.Inputs[p] = rnd.IntN(4)
+				}
+			}
+			if s.Status == StepRunning {
+				s.LeaseUntil = decideNow.Add(time.Duration(rnd.IntN(3)-1) * time.Minute)
+			}
+			return s
+		}
+		st := stepState{Generation: 1 + rnd.IntN(3), Cur: randStep("s"), Now: decideNow}
+		for i := range rnd.IntN(3) {
+			st.Preds = append(st.Preds, randStep(string(rune('p'+i))))
+		}
+		if rnd.IntN(2) == 0 {
+			st.Run = &Run{Status: runStatuses[rnd.IntN(len(runStatuses))]}
+		}
+		d := decide(st)
+		if again := decide(st); again != d {
+			t.Fatalf("seed %d: not deterministic: %+v then %+v", seed, d, again)
+		}
+		cur := st.Cur
+		if d.Act == actReadRun && st.Run != nil {
+			t.Fatalf("seed %d: asks for the run it was given", seed)
+		}
+		// A succeeded step is re-run exactly when it consumed a superseded
+		// input (and the task is not ahead of the ledger).
+		if want := cur.Status == StepSucceeded && st.Generation <= cur.Generation && superseded(cur, st.Preds) != nil; (d.Act == actRerun) != want {
+			t.Fatalf("seed %d: decide = %s for %+v with preds %+v", seed, d.Act, cur, st.Preds)
+		}
+		if d.Act != actClaim {
+			continue
+		}
+		// A claim happens only for the task's own generation of a step that
+		// is not done, whose lease is not held, with an attempt left...
+		if st.Generation != cur.Generation || cur.Status.Terminal() || cur.Attempts >= cur.MaxAttempts {
+			t.Fatalf("seed %d: claim of %+v for generation %d", seed, cur, st.Generation)
+		}
+		if cur.Status == StepRunning && decideNow.Before(cur.LeaseUntil) {
+			t.Fatalf("seed %d: claim while the lease is held: %+v", seed, cur)
+		}
+		if d.TakeOver != (cur.Status == StepRunning) {
+			t.Fatalf("seed %d: take-over %v for %s", seed, d.TakeOver, cur.Status)
+		}
+		// ...only when every predecessor succeeded, unless the ledger forced it...
+		for _, p := range st.Preds {
+			if p.Status != StepSucceeded && !cur.Forced {
+				t.Fatalf("seed %d: claim although %s is %s", seed, p.Step, p.Status)
+			}
+		}
+		// ...and, for a retry or re-run, only of a run that has not ended.
+		if cur.Attempts > 0 || cur.Generation > 1 {
+			if st.Run == nil || st.Run.Status.Terminal() {
+				t.Fatalf("seed %d: claim of a retry without a live run: %+v", seed, st.Run)
+			}
+		}
+	}
+}
