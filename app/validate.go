@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/pipelinehq/pipeline/pipeline"
-	"github.com/pipelinehq/pipeline/scheduler"
 )
 
 type validateCmd struct{}
@@ -44,8 +43,9 @@ func collect(err error, out *[]string) {
 func describe(env *appEnv, d *pipeline.Definition) {
 	fmt.Fprintf(env.stdout, "%s  time zone %s", d.Name, d.TimeZone)
 	if d.Schedule != "" {
-		if s, err := scheduler.Parse(d.Schedule); err == nil {
-			fmt.Fprintf(env.stdout, ", schedule %q (next %s)", d.Schedule, s.Next(time.Now().In(d.Location)).Format("2006-01-02 15:04 MST"))
+		if s, err := pipeline.ParseSchedule(d.Schedule); err == nil {
+			next := pipeline.NextFire(s, d.Location, time.Now()).In(d.Location)
+			fmt.Fprintf(env.stdout, ", schedule %q (next %s)", d.Schedule, next.Format("2006-01-02 15:04 MST"))
 		}
 	}
 	fmt.Fprintln(env.stdout)

@@ -5,16 +5,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/pipelinehq/pipeline/pipeline"
-	"github.com/pipelinehq/pipeline/scheduler"
 )
 
 // DSTGaps warns about a schedule with a tick at a wall time that a
 // daylight-saving change skips in the coming year (Europe/Paris `30 2 * * *`
 // on 2026-03-29). The local cron fires such a tick at the end of the gap, on
-// the same date; Cloud Scheduler documents only that jobs in a time zone with
-// daylight saving may "run or not run unexpectedly", so the GCP run of that
-// date is not guaranteed.
+// the same date (pipeline.NextFire); Cloud Scheduler documents only that jobs
+// in a time zone with daylight saving may "run or not run unexpectedly", so
+// the GCP run of that date is not guaranteed.
 func DSTGaps(cfg Config, defs []*pipeline.Definition) []Finding {
 	return DSTGapsFrom(time.Now())(cfg, defs)
 }
@@ -27,13 +28,13 @@ func DSTGapsFrom(from time.Time) Check {
 			if d.Schedule == "" || d.Location == nil {
 				continue
 			}
-			ticks, err := scheduler.GapTicks(d.Schedule, d.Location, from, from.AddDate(1, 0, 0))
-			if err != nil || len(ticks) == 0 {
-				continue
+			sched, err := pipeline.ParseSchedule(d.Schedule)
+			if err != nil {
+				continue // validate reports it
 			}
-			var days []string
-			for _, t := range ticks {
-				days = append(days, t.In(d.Location).Format(time.DateOnly))
+			days := gapDays(sched, d.Location, from, from.AddDate(1, 0, 0))
+			if len(days) == 0 {
+				continue
 			}
 			out = append(out, Finding{
 				Severity: SeverityWarning, Check: "dst-gap", Subject: "pipeline " + d.Name,
@@ -44,4 +45,29 @@ func DSTGapsFrom(from time.Time) Check {
 		}
 		return out
 	}
+}
+
+// gapDays lists the dates (in loc) between from and to on which sched has a
+// tick at a wall time skipped by a daylight-saving change.
+func gapDays(sched cron.Schedule, loc *time.Location, from, to time.Time) []string {
+	var days []string
+	at := from.In(loc)
+	for {
+		_, end := at.ZoneBounds()
+		if end.IsZero() || end.After(to) {
+			return days
+		}
+		// The wall clock jumps from before to after: a tick at a wall
+		// time in between does not exist.
+		before, after := wall(end.Add(-time.Nanosecond).In(loc)), wall(end.In(loc))
+		if w := sched.Next(before); !w.IsZero() && w.Before(after) {
+			days = append(days, end.In(loc).Format(time.DateOnly))
+		}
+		at = end
+	}
+}
+
+// wall is t's wall clock read as a UTC time.
+func wall(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
 }

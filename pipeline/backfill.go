@@ -17,6 +17,9 @@ const (
 	// stalePending is how long a non-backfill run may stay pending (its start
 	// crashed before the roots were enqueued) before the sweeper launches it.
 	stalePending = time.Minute
+	// launchPage is the page size when launching the pending runs of one
+	// pipeline.
+	launchPage = 10
 )
 
 // BackfillRequest asks for one run per date from From to To (inclusive).
@@ -126,7 +129,13 @@ func (o *Orchestrator) launchPendingOf(ctx context.Context, pipe string) ([]stri
 	var launched []string
 	now := o.now()
 	var failed error
-	err := o.pages(ctx, RunFilter{Pipeline: pipe, Status: RunPending, OldestFirst: true}, func(r Run) bool {
+	f := RunFilter{Pipeline: pipe, Status: RunPending, OldestFirst: true}
+	if pipe != "" {
+		// A run of the pipeline ended: usually one slot to fill, so small
+		// pages (each document read is billed on Firestore).
+		f.Limit = launchPage
+	}
+	err := o.pages(ctx, f, func(r Run) bool {
 		def := o.catalog.Get(r.Pipeline)
 		if def == nil {
 			return true

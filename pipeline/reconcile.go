@@ -97,9 +97,12 @@ func (o *Orchestrator) Reconcile(ctx context.Context) (ReconcileReport, error) {
 }
 
 // pages calls fn for the runs matching f, in f's order, reading at most
-// reconcileMaxPages pages of reconcileMaxRuns, until fn returns false.
+// reconcileMaxPages pages of f.Limit runs (reconcileMaxRuns if unset), until
+// fn returns false.
 func (o *Orchestrator) pages(ctx context.Context, f RunFilter, fn func(Run) bool) error {
-	f.Limit = reconcileMaxRuns
+	if f.Limit <= 0 {
+		f.Limit = reconcileMaxRuns
+	}
 	for range reconcileMaxPages {
 		runs, err := o.ledger.ListRuns(ctx, f)
 		if err != nil {
@@ -110,7 +113,7 @@ func (o *Orchestrator) pages(ctx context.Context, f RunFilter, fn func(Run) bool
 				return nil
 			}
 		}
-		if len(runs) < reconcileMaxRuns {
+		if len(runs) < f.Limit {
 			return nil
 		}
 		f = f.Next(runs[len(runs)-1])
