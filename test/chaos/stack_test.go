@@ -125,9 +125,7 @@ func newStackWith(t *testing.T, backend, yaml string, opts stackOptions, ready f
 	stopSweeper := s.sweep(reconcileEvery)
 	t.Cleanup(func() {
 		stopSweeper()
-		at := time.Now()
 		s.shutdown()
-		t.Logf("shutdown took %s", time.Since(at))
 		if t.Failed() {
 			t.Logf("--- service logs (%s):\n%s", backend, tail(s.logs.String(), 8000))
 		}
