@@ -21,7 +21,7 @@ import (
 // accept one, and the ledger must not change.
 func TestBadInput(t *testing.T) {
 	sz := chaosSize(t)
-	for _, backend := range backends {
+	for _, backend := range backendsFor(sz, false) {
 		t.Run(backend, func(t *testing.T) { badInput(t, backend, sz) })
 	}
 }

@@ -29,7 +29,8 @@ type Hook func(ctx context.Context, in steps.Input) error
 
 // Register adds the "chaos" kind to reg: each body appends a "start" line to
 // the file at path, sleeps its `sleep` setting (or until its context ends),
-// calls hook (if any) and appends an "end" line. Lines are single appends to
+// calls hook (if any) and, if its context is still live, appends an "end"
+// line. Lines are single appends to
 // an O_APPEND file, so a kill -9 loses none that were written.
 func Register(reg *steps.Registry, path string, hook Hook) {
 	rec := &recorder{path: path}
@@ -63,6 +64,11 @@ func Register(reg *steps.Registry, path string, hook Hook) {
 				if err := hook(ctx, in); err != nil {
 					return nil, err
 				}
+			}
+			if err := ctx.Err(); err != nil {
+				// The step's timeout (or a shutdown) ended the body: its
+				// result is not used, so it did not complete.
+				return nil, err
 			}
 			if err := rec.write("end", in); err != nil {
 				return nil, err

@@ -17,7 +17,7 @@ func TestCrashes(t *testing.T) {
 		t.Skip("builds and kills the binary")
 	}
 	sz := chaosSize(t)
-	for _, backend := range backends {
+	for _, backend := range backendsFor(sz, false) {
 		t.Run(backend, func(t *testing.T) { crashes(t, backend, sz) })
 	}
 }

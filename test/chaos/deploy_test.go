@@ -34,7 +34,7 @@ steps:
 // started after the deploy follow the new one (a, b, d).
 func TestDeployMidRun(t *testing.T) {
 	sz := chaosSize(t)
-	for _, backend := range backends {
+	for _, backend := range backendsFor(sz, false) {
 		t.Run(backend, func(t *testing.T) { deployMidRun(t, backend, sz) })
 	}
 }

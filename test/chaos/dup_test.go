@@ -20,7 +20,7 @@ import (
 // plus exactly one take-over per lease race.
 func TestDuplicateDeliveries(t *testing.T) {
 	sz := chaosSize(t)
-	for _, backend := range backends {
+	for _, backend := range backendsFor(sz, true) {
 		t.Run(backend, func(t *testing.T) { duplicateDeliveries(t, backend, sz) })
 	}
 }
@@ -83,7 +83,10 @@ func duplicateDeliveries(t *testing.T, backend string, sz size) {
 		copies("during", in)
 		return nil
 	}
-	s = newStack(t, backend, chainYAML("20ms"), stackOptions{hook: hook, leaseGrace: 2 * time.Second,
+	// Long timeouts: the body waits for its copies' answers (100 at full
+	// size, on a loaded machine) and must not outlive its own deadline.
+	yaml := strings.ReplaceAll(chainYAML("20ms"), "timeout: 5s", "timeout: 2m")
+	s = newStack(t, backend, yaml, stackOptions{hook: hook, leaseGrace: 2 * time.Second,
 		wrap: app.Wrappers{Ledger: func(l pipeline.Ledger) pipeline.Ledger { led = l; return l }}})
 
 	f := figures{scenario: "duplicates", backend: backend}

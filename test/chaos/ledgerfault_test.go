@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ const ledgerFaultShare = 0.1
 // them periodically. Every run must finish with each body run once.
 func TestLedgerFaults(t *testing.T) {
 	sz := chaosSize(t)
-	for _, backend := range backends {
+	for _, backend := range backendsFor(sz, false) {
 		t.Run(backend, func(t *testing.T) { ledgerFaults(t, backend, sz) })
 	}
 }
@@ -37,7 +38,7 @@ func ledgerFaults(t *testing.T, backend string, sz size) {
 		px = newProxy(t, fsemu.Host(t), 0.05)
 		opts.firestoreHost = px.addr()
 	}
-	s := newStack(t, backend, chainYAML("10ms"), opts)
+	s := newStack(t, backend, strings.ReplaceAll(chainYAML("10ms"), "timeout: 5s", "timeout: 2s"), opts) // short leases: a lost claim reply costs one lease
 	var stopResets func()
 	if px != nil {
 		stopResets = px.resetEvery(2 * time.Second)

@@ -9,15 +9,14 @@ import (
 )
 
 // The same on the wire, on the gcp backend: the proxy before the Firestore
-// emulator drops a share of the server's replies (the Commit landed; the
+// emulator drops every 25th chunk of the server's replies (the Commit landed; the
 // client sees the connection reset and retries it). No decorator faults, and
 // every step allows one attempt only: a write whose reply was lost must be
 // recognised as the caller's own, not taken for a concurrent claim (which
 // would leave the lease held by nobody and fail the step without a body).
 func TestLedgerLostRepliesOnTheWire(t *testing.T) {
 	sz := chaosSize(t)
-	px := newProxy(t, fsemu.Host(t), 0)
-	px.drop = newDice(0.03, uint64(time.Now().UnixNano()))
+	px := newDroppingProxy(t, fsemu.Host(t), 0, 25)
 	yaml := `name: chaos
 time_zone: UTC
 steps:

@@ -37,8 +37,8 @@ type size struct {
 }
 
 var sizes = map[string]size{
-	"small": {name: "small", dupRuns: 2, dupCopies: 10, crashRuns: 6, crashKills: 3, shutdowns: 1,
-		faultRuns: 10, faultShare: 0.3, outage: 3 * time.Second, outageRuns: 3, deployRuns: 2,
+	"small": {name: "small", dupRuns: 1, dupCopies: 10, crashRuns: 4, crashKills: 2, shutdowns: 1,
+		faultRuns: 6, faultShare: 0.3, outage: 2 * time.Second, outageRuns: 2, deployRuns: 2,
 		fuzzRequests: 200, forgedTokens: 32},
 	"full": {name: "full", dupRuns: 5, dupCopies: 100, crashRuns: 100, crashKills: 50, shutdowns: 5,
 		faultRuns: 200, faultShare: 0.3, outage: 2 * time.Minute, outageRuns: 10, deployRuns: 10,

@@ -16,7 +16,7 @@ import (
 // stall or run twice for it.
 func TestNotifierFaults(t *testing.T) {
 	sz := chaosSize(t)
-	for _, backend := range backends {
+	for _, backend := range backendsFor(sz, false) {
 		t.Run(backend, func(t *testing.T) {
 			d := newDice(0.2, uint64(time.Now().UnixNano()))
 			var fn *faultyNotifier
@@ -57,7 +57,7 @@ func TestNotifierFaults(t *testing.T) {
 // Discord is back, and the calls made during the outage are counted.
 func TestDiscordOutage(t *testing.T) {
 	sz := chaosSize(t)
-	for _, backend := range backends {
+	for _, backend := range backendsFor(sz, false) {
 		t.Run(backend, func(t *testing.T) { discordOutage(t, backend, sz) })
 	}
 }

@@ -21,22 +21,35 @@ type proxy struct {
 	wg     sync.WaitGroup
 	quit   chan struct{}
 	once   sync.Once
-	// drop, when set, resets both sides instead of forwarding a share of the
-	// upstream's replies (the request reached the server; its answer is
-	// lost).
-	drop *dice
+	// drop, when set, says for each chunk of the upstream's replies whether
+	// to reset both sides instead of forwarding it (the request reached the
+	// server; its answer is lost). Set it before traffic flows
+	// (newDroppingProxy).
+	drop func() bool
 	// counters of dropped replies
 	// counters
 	accepted, refused, resets, dropped atomic.Int64
+	calmed                             atomic.Bool
 }
 
 func newProxy(t *testing.T, target string, refuseShare float64) *proxy {
+	t.Helper()
+	return newDroppingProxy(t, target, refuseShare, 0)
+}
+
+// newDroppingProxy is newProxy that also drops every dropEvery-th chunk of
+// the upstream's replies (0: none) until calm.
+func newDroppingProxy(t *testing.T, target string, refuseShare float64, dropEvery int64) *proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &proxy{ln: ln, target: target, d: newDice(refuseShare, uint64(time.Now().UnixNano())), conns: map[net.Conn]struct{}{}, quit: make(chan struct{})}
+	if dropEvery > 0 {
+		var chunks atomic.Int64
+		p.drop = func() bool { return !p.calmed.Load() && chunks.Add(1)%dropEvery == 0 }
+	}
 	p.wg.Go(p.accept)
 	t.Cleanup(p.close)
 	return p
@@ -79,7 +92,7 @@ func (p *proxy) pipe(c net.Conn) {
 		buf := make([]byte, 32<<10)
 		for {
 			n, err := up.Read(buf)
-			if n > 0 && p.drop.roll() != 0 {
+			if n > 0 && p.drop() {
 				p.dropped.Add(1)
 				reset(c)
 				reset(up)
@@ -151,9 +164,7 @@ func (p *proxy) resetEvery(interval time.Duration) (stop func()) {
 // calm stops refusing connections and dropping replies.
 func (p *proxy) calm() {
 	p.d.off.Store(true)
-	if p.drop != nil {
-		p.drop.off.Store(true)
-	}
+	p.calmed.Store(true)
 }
 
 func (p *proxy) close() {

@@ -16,7 +16,7 @@ import (
 // periodically. Every run must finish with each body run once.
 func TestQueueFaults(t *testing.T) {
 	sz := chaosSize(t)
-	for _, backend := range backends {
+	for _, backend := range backendsFor(sz, false) {
 		t.Run(backend, func(t *testing.T) { queueFaults(t, backend, sz) })
 	}
 }

@@ -17,7 +17,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Skip("builds and signals the binary")
 	}
 	sz := chaosSize(t)
-	for _, backend := range backends {
+	for _, backend := range backendsFor(sz, false) {
 		t.Run(backend, func(t *testing.T) { gracefulShutdown(t, backend, sz) })
 	}
 }

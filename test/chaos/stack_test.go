@@ -33,8 +33,19 @@ const (
 	operatorSA  = "operator@example.com"
 )
 
-// backends are the backends a scenario runs on.
-var backends = []string{"local", "gcp"}
+// backendsFor lists the backends a scenario runs on: both at full size; at
+// the small size CI runs, the local backend only, unless the scenario is about
+// the gcp backend (gcpAlways) or CHAOS_BACKENDS lists them (e.g.
+// CHAOS_BACKENDS=local,gcp).
+func backendsFor(sz size, gcpAlways bool) []string {
+	if v := os.Getenv("CHAOS_BACKENDS"); v != "" {
+		return strings.Split(v, ",")
+	}
+	if sz.name == "full" || gcpAlways {
+		return []string{"local", "gcp"}
+	}
+	return []string{"local"}
+}
 
 // stackOptions shape an in-process service.
 type stackOptions struct {
