@@ -107,9 +107,6 @@ func duplicateDeliveries(t *testing.T, backend string, sz size) {
 	}
 	views := waitRuns(ids, 3*time.Minute, s.getRun)
 	f.recovery = time.Since(began)
-	for _, id := range ids {
-		debugRun(t, s, id)
-	}
 	// After success: N more copies of every step of every run.
 	for _, id := range ids {
 		for _, step := range []string{"a", "b", "c", "d"} {
