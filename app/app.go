@@ -109,6 +109,12 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 		a.close()
 		return nil, err
 	}
+	if cfg.wrap.Ledger != nil {
+		led = cfg.wrap.Ledger(led)
+	}
+	if cfg.wrap.Queue != nil {
+		q = cfg.wrap.Queue(q)
+	}
 	if cfg.Auth == "off" {
 		authn, a.operators = auth.Off{}, nil
 		if cfg.Backend == "gcp" {
@@ -130,7 +136,11 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 		a.runners = append(a.runners, d.Run)
 	}
 	notifiers = append(notifiers, extra...)
-	a.orch, err = pipeline.New(pipeline.Config{Catalog: catalog, Ledger: led, Queue: q, Notifier: notifiers, Logger: log, LeaseGrace: cfg.LeaseGrace.Duration, Registry: reg,
+	var notifier pipeline.Notifier = notifiers
+	if cfg.wrap.Notifier != nil {
+		notifier = cfg.wrap.Notifier(notifier)
+	}
+	a.orch, err = pipeline.New(pipeline.Config{Catalog: catalog, Ledger: led, Queue: q, Notifier: notifier, Logger: log, LeaseGrace: cfg.LeaseGrace.Duration, Registry: reg,
 		Jobs: a.schedulerJobs(cfg, os.Getenv, log)})
 	if err != nil {
 		a.close()

@@ -45,6 +45,8 @@ type Config struct {
 
 	// stepSets register the step kinds beyond the built-in ones (Option WithSteps).
 	stepSets []func(*steps.Registry, *Config) `kong:"-"`
+	// wrap decorates the ledger, queue and notifier (Option WithWrappers).
+	wrap Wrappers `kong:"-"`
 }
 
 // Validate lists every problem with the configuration at once.

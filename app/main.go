@@ -92,6 +92,7 @@ func (e exitCode) Error() string { return fmt.Sprintf("exit %d: %s", e.code, e.m
 // options are what Option values set.
 type options struct {
 	steps          []func(*steps.Registry, *Config)
+	wrap           Wrappers
 	stdout, stderr io.Writer
 }
 

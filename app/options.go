@@ -4,6 +4,7 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/pipelinehq/pipeline/pipeline"
 	"github.com/pipelinehq/pipeline/steps"
 	"github.com/pipelinehq/pipeline/steps/example"
 )
@@ -39,4 +40,23 @@ func registerExampleSteps(reg *steps.Registry, cfg *Config) {
 // WithOutput sets where commands write (default os.Stdout and os.Stderr).
 func WithOutput(stdout, stderr io.Writer) Option {
 	return func(o *options) { o.stdout, o.stderr = stdout, stderr }
+}
+
+// Wrappers decorate the parts the service is assembled from, as it assembles
+// them: each function gets the part the backend built and returns the one the
+// service uses instead. A nil field leaves its part as built. Fault-injection
+// and reliability tests use them (test/chaos); so can instrumentation.
+type Wrappers struct {
+	// Ledger wraps the run ledger (bbolt or Firestore); the Discord
+	// notifier's store is the wrapped ledger too.
+	Ledger func(pipeline.Ledger) pipeline.Ledger
+	// Queue wraps the step queue (local queue or Cloud Tasks).
+	Queue func(pipeline.Queue) pipeline.Queue
+	// Notifier wraps all notifiers together (log, Discord, extra).
+	Notifier func(pipeline.Notifier) pipeline.Notifier
+}
+
+// WithWrappers decorates the ledger, queue and notifier the service uses.
+func WithWrappers(w Wrappers) Option {
+	return func(o *options) { o.wrap = w }
 }

@@ -256,6 +256,9 @@ func (s *server) step(c *echo.Context) error {
 
 func (s *server) listRuns(c *echo.Context) error {
 	f := RunFilter{Pipeline: c.QueryParam("pipeline"), Status: RunStatus(c.QueryParam("status"))}
+	if err := validPipelineFilter(f.Pipeline); err != nil {
+		return err
+	}
 	if f.Status != "" && !validRunStatus(f.Status) {
 		return fmt.Errorf("%w: status %q is not one of pending, running, succeeded, failed, cancelled", ErrInvalid, f.Status)
 	}
@@ -297,6 +300,16 @@ func (s *server) getRun(c *echo.Context) error {
 	}
 	r.Marks = RunMarks(r)
 	return c.JSON(http.StatusOK, r)
+}
+
+// validPipelineFilter refuses a ?pipeline= filter that cannot name a
+// pipeline (Firestore retries a query on a string that is not UTF-8 until the
+// caller gives up, instead of failing it).
+func validPipelineFilter(p string) error {
+	if p != "" && !nameRE.MatchString(p) {
+		return fmt.Errorf("%w: pipeline %q is not a pipeline name (%s)", ErrInvalid, p, nameRE)
+	}
+	return nil
 }
 
 func validRunStatus(s RunStatus) bool {
@@ -379,6 +392,9 @@ func (s *server) stats(c *echo.Context) error {
 			return err
 		}
 		since = t
+	}
+	if err := validPipelineFilter(c.QueryParam("pipeline")); err != nil {
+		return err
 	}
 	out, err := s.o.Stats(c.Request().Context(), c.QueryParam("pipeline"), since)
 	if err != nil {

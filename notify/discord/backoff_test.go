@@ -54,10 +54,7 @@ func (e *env) endedRun(key string) pipeline.Event {
 func TestOutageIsPacedPerRunAndDeliveredOnceAfter(t *testing.T) {
 	clk := &fakeClock{now: time.Date(2026, 3, 5, 6, 0, 0, 0, time.UTC)}
 	const maxRetries = 3
-	// A short final budget: these Notify calls are meant to give up.
-	e := newEnv(t, []string{"a"}, func(c *discord.Config) {
-		c.Now, c.MaxRetries, c.FinalBudget = clk.Now, maxRetries, 2*time.Second
-	})
+	e := newEnv(t, []string{"a"}, func(c *discord.Config) { c.Now, c.MaxRetries = clk.Now, maxRetries })
 	var events []pipeline.Event
 	for i := range 10 {
 		events = append(events, e.endedRun(fmt.Sprintf("2026-02-%02d", i+1)))
