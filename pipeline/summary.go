@@ -29,15 +29,39 @@ func Summarize(steps []StepRun) []StepSummary {
 }
 
 // SummaryFinal reports whether a run's summary can stand for its steps: the
-// run ended, it has a summary, and no step in it was still in flight when
-// it was written (a parallel branch may end after its run failed).
+// run ended, it has a summary, and no step in it could still run when it was
+// written: none running or retrying, and none pending whose predecessors had
+// all succeeded (its task may be queued: a parallel branch may end after its
+// run failed). A pending step behind a failed one never runs.
 func SummaryFinal(r Run) bool {
 	if !r.Status.Terminal() || len(r.Summary) == 0 {
 		return false
 	}
+	status := make(map[string]StepStatus, len(r.Summary))
 	for _, s := range r.Summary {
-		if s.Status == StepRunning || s.Status == StepRetrying {
+		status[s.Step] = s.Status
+	}
+	for _, s := range r.Summary {
+		switch s.Status {
+		case StepRunning, StepRetrying:
 			return false
+		case StepPending:
+			if r.Graph == nil {
+				return false // no graph to tell: read the steps
+			}
+			gs := r.Graph.Step(s.Step)
+			if gs == nil {
+				return false
+			}
+			ready := true
+			for _, a := range gs.After {
+				if status[a] != StepSucceeded {
+					ready = false
+				}
+			}
+			if ready {
+				return false
+			}
 		}
 	}
 	return true

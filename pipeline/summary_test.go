@@ -55,7 +55,7 @@ func TestSummaryFinal(t *testing.T) {
 		want    bool
 	}{
 		{pipeline.RunSucceeded, s(pipeline.StepSucceeded), true},
-		{pipeline.RunFailed, s(pipeline.StepPending), true},
+		{pipeline.RunFailed, s(pipeline.StepPending), false}, // no recorded graph: b might still run (see below)
 		{pipeline.RunFailed, s(pipeline.StepRunning), false}, // a parallel branch still in flight
 		{pipeline.RunFailed, s(pipeline.StepRetrying), false},
 		{pipeline.RunRunning, s(pipeline.StepSucceeded), false}, // reopened: the summary is stale
@@ -143,5 +143,55 @@ func TestStatsUseFinalSummaries(t *testing.T) {
 	// failed-then-... record counts as it stands (failed, 800 ms).
 	if b.Step != "b" || b.Succeeded != 2 || b.Failed != 2 || b.AvgMillis != 500 || b.P95Millis != 800 || b.AvgAttempts != 2 {
 		t.Errorf("step b figures %+v", b)
+	}
+}
+
+// A summary stands for the steps only when no step of it could still run: a
+// pending step whose predecessors all succeeded may have its task queued (a
+// parallel branch ends after its run failed), one behind a failed step never
+// runs.
+func TestSummaryFinalKnowsWhichPendingStepsCanStillRun(t *testing.T) {
+	reg := steps.NewRegistry()
+	reg.Register("go", func(map[string]any) (steps.Step, error) { return steps.StepFunc(nil), nil })
+	defs, err := pipeline.Parse("fan.yaml", []byte(`
+name: fan
+steps:
+  - {name: fetch, kind: go}
+  - {name: left, kind: go, after: [fetch]}
+  - {name: right, kind: go, after: [fetch]}
+  - {name: join, kind: go, after: [left, right]}
+`), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := defs[0].Graph()
+	sum := func(states ...pipeline.StepStatus) []pipeline.StepSummary {
+		var out []pipeline.StepSummary
+		for i, n := range []string{"fetch", "left", "right", "join"} {
+			out = append(out, pipeline.StepSummary{Step: n, Status: states[i]})
+		}
+		return out
+	}
+	const (
+		ok, bad, pend, run = pipeline.StepSucceeded, pipeline.StepFailed, pipeline.StepPending, pipeline.StepRunning
+	)
+	for _, c := range []struct {
+		name   string
+		status pipeline.RunStatus
+		graph  *pipeline.Graph
+		sum    []pipeline.StepSummary
+		final  bool
+	}{
+		{"all succeeded", pipeline.RunSucceeded, g, sum(ok, ok, ok, ok), true},
+		{"failed, the rest behind it", pipeline.RunFailed, g, sum(ok, bad, ok, pend), true},
+		{"failed, a parallel branch still to run", pipeline.RunFailed, g, sum(ok, bad, pend, pend), false},
+		{"failed, a parallel branch running", pipeline.RunFailed, g, sum(ok, bad, run, pend), false},
+		{"no graph recorded", pipeline.RunFailed, nil, sum(ok, bad, ok, pend), false},
+		{"still running", pipeline.RunRunning, g, sum(ok, ok, ok, ok), false},
+	} {
+		r := pipeline.Run{Status: c.status, Graph: c.graph, Summary: c.sum}
+		if got := pipeline.SummaryFinal(r); got != c.final {
+			t.Errorf("%s: SummaryFinal = %v, want %v", c.name, got, c.final)
+		}
 	}
 }
