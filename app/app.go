@@ -208,8 +208,9 @@ func (a *app) listen(addr string) (net.Listener, error) {
 // shuts down within Cloud Run's 10 s SIGTERM grace.
 func (a *app) serve(ctx context.Context, ln net.Listener, started func()) error {
 	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second}
+	tl := newTrackingListener(ln)
 	errc := make(chan error, 1+len(a.runners))
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(tl) }()
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{}, len(a.runners))
 	for _, run := range a.runners {
@@ -237,7 +238,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener, started func()) error 
 		case <-shutdown.Done():
 		}
 	}
-	if serr := srv.Shutdown(shutdown); serr != nil && err == nil {
+	if serr := shutdownServer(shutdown, srv, tl); serr != nil && err == nil {
 		err = serr
 	}
 	if errors.Is(err, http.ErrServerClosed) {
