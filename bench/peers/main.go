@@ -13,8 +13,18 @@ func main() {
 	steps := flag.Int("steps", 10, "steps per chain")
 	chains := flag.Int("chains", 200, "chains in the concurrent runs")
 	lone := flag.Int("lone", 50, "chains run one at a time")
+	limitsDir := flag.String("limits", "", "measure the machine's limits (fsync, bbolt commit, loopback HTTP) in this folder, then exit")
 	flag.Parse()
 	ctx := context.Background()
+	if *limitsDir != "" {
+		line, err := limits(*limitsDir, 500)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "peers:", err)
+			os.Exit(1)
+		}
+		fmt.Println(line)
+		return
+	}
 	if *redis == "" {
 		fmt.Fprintln(os.Stderr, "peers: nothing to run: give -redis HOST:PORT (bench/peers/run.sh starts Redis)")
 		os.Exit(2)

@@ -2,7 +2,8 @@
 # Runs the peer benchmarks (bench/peers) on this machine: starts Redis from
 # Debian's redis-server package in a temporary folder, in-memory and then with
 # appendfsync always, runs asynq on the project's workload against each, and
-# stops it. Usage: bench/peers/run.sh   (from anywhere)
+# stops it; first it measures the machine's limits (fsync, a bbolt commit, a
+# loopback HTTP round trip) in the same folder. Usage: bench/peers/run.sh   (from anywhere)
 set -euo pipefail
 cd "$(dirname "$0")"
 if ! command -v redis-server >/dev/null; then
@@ -17,6 +18,9 @@ cleanup() {
 }
 trap cleanup EXIT
 go build -o "$tmp/peers" .
+
+mkdir -p "$tmp/limits"
+"$tmp/peers" -limits "$tmp/limits"
 
 port=$(( 30000 + RANDOM % 20000 ))
 redis() { # redis MODE ARGS...: start Redis on 127.0.0.1:$port in $tmp/MODE
