@@ -232,8 +232,9 @@ func (a *app) serve(ctx context.Context, ln net.Listener, started func()) error 
 	defer stopRequests(pipeline.ErrShutdown)
 	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return base }}
+	tl := newTrackingListener(ln)
 	errc := make(chan error, 1+len(a.runners))
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(tl) }()
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{}, len(a.runners))
 	for _, run := range a.runners {
@@ -256,7 +257,9 @@ func (a *app) serve(ctx context.Context, ln net.Listener, started func()) error 
 	defer cancel()
 	stopBG() // no new deliveries, cron ticks or notifier passes
 	srvDone := make(chan error, 1)
-	go func() { srvDone <- srv.Shutdown(shutdown) }()
+	// Connections that never carried a request are closed at once
+	// (shutdownServer); the others finish within the grace.
+	go func() { srvDone <- shutdownServer(shutdown, srv, tl) }()
 	grace := time.NewTimer(drainGrace)
 	defer grace.Stop()
 	var serr error

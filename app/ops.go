@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -201,32 +200,17 @@ func (t *opsTarget) openDirect(ctx context.Context, cfg *Config, env *appEnv, ex
 		_ = closeLog()
 		return nil, err
 	}
-	ln := &trackingListener{Listener: bound, conns: map[*trackedConn]struct{}{}}
 	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		if err := a.serve(sctx, ln, nil); err != nil {
+		if err := a.serve(sctx, bound, nil); err != nil {
 			log.Error("local service stopped", "error", err.Error())
 		}
 	}()
 	d.stop = func() {
 		stop()
-		// http.Server.Shutdown waits 5 s for a connection that never
-		// carried a request (a client's spare dial): once it has closed
-		// the listener (after the queue stopped), close those.
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if ln.closed.Load() {
-				ln.closeUnused()
-			}
-			select {
-			case <-served:
-				return
-			case <-tick.C:
-			}
-		}
+		<-served
 	}
 	return d, nil
 }
@@ -360,61 +344,4 @@ func (f *inflight) waitIdle(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
-}
-
-// trackingListener remembers its connections so that those that never
-// carried a request can be closed at shutdown.
-type trackingListener struct {
-	net.Listener
-	closed atomic.Bool
-	mu     sync.Mutex
-	conns  map[*trackedConn]struct{}
-}
-
-type trackedConn struct {
-	net.Conn
-	l    *trackingListener
-	used atomic.Bool
-}
-
-func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	tc := &trackedConn{Conn: c, l: l}
-	l.mu.Lock()
-	l.conns[tc] = struct{}{}
-	l.mu.Unlock()
-	return tc, nil
-}
-
-func (l *trackingListener) Close() error {
-	l.closed.Store(true)
-	return l.Listener.Close()
-}
-
-func (l *trackingListener) closeUnused() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for c := range l.conns {
-		if !c.used.Load() {
-			_ = c.Conn.Close()
-		}
-	}
-}
-
-func (c *trackedConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if n > 0 {
-		c.used.Store(true)
-	}
-	return n, err
-}
-
-func (c *trackedConn) Close() error {
-	c.l.mu.Lock()
-	delete(c.l.conns, c)
-	c.l.mu.Unlock()
-	return c.Conn.Close()
 }

@@ -58,13 +58,14 @@ func (c *uiCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 	}
 	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	tl := newTrackingListener(ln) // browsers pre-connect sockets they may never use
+	go func() { errc <- srv.Serve(tl) }()
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
 		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		err = srv.Shutdown(shutdown)
+		err = shutdownServer(shutdown, srv, tl)
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"regexp"
 	"time"
 
 	"cloud.google.com/go/cloudtasks/apiv2/cloudtaskspb"
@@ -29,8 +28,6 @@ const (
 	DeadlineMargin = 30 * time.Second
 )
 
-var taskIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,500}$`)
-
 // DispatchDeadline is the dispatch deadline of a task whose delivery may take d:
 // d plus DeadlineMargin clamped to Cloud Tasks' [15 s, 30 min], or the default
 // 10 min when d is zero.
@@ -43,8 +40,8 @@ func DispatchDeadline(d time.Duration) time.Duration {
 
 // task builds the Cloud Tasks task for t.
 func (q *Queue) task(t pipeline.Task) (*cloudtaskspb.Task, error) {
-	if !taskIDRE.MatchString(t.Name) {
-		return nil, fmt.Errorf("cloudtasks: task name %q: %w: must match %s", t.Name, pipeline.ErrInvalid, taskIDRE)
+	if !pipeline.ValidTaskID(t.Name) {
+		return nil, fmt.Errorf("cloudtasks: task name %q: %w: must match %s", t.Name, pipeline.ErrInvalid, pipeline.TaskIDPattern)
 	}
 	if t.Payload.Step == "" || url.PathEscape(t.Payload.Step) != t.Payload.Step {
 		return nil, fmt.Errorf("cloudtasks: task %s: %w: step %q cannot be a URL path segment", t.Name, pipeline.ErrInvalid, t.Payload.Step)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"sync"
 	"time"
 
@@ -16,8 +15,6 @@ import (
 )
 
 var _ pipeline.Queue = (*Queue)(nil)
-
-var taskNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,500}$`)
 
 // Queue is a durable in-process queue with Cloud Tasks semantics. Enqueue
 // works whether or not Run is running; Run delivers.
@@ -145,8 +142,8 @@ func (q *Queue) poke() {
 }
 
 func validate(t pipeline.Task) error {
-	if !taskNameRE.MatchString(t.Name) {
-		return fmt.Errorf("%w: task name %q must match [A-Za-z0-9_-]{1,500}", pipeline.ErrInvalid, t.Name)
+	if !pipeline.ValidTaskID(t.Name) {
+		return fmt.Errorf("%w: task name %q must match %s", pipeline.ErrInvalid, t.Name, pipeline.TaskIDPattern)
 	}
 	if t.Payload.Step == "" {
 		return fmt.Errorf("%w: task %s has no step", pipeline.ErrInvalid, t.Name)
