@@ -62,9 +62,10 @@ func (o *Orchestrator) checkTask(rg *runGraph, p TaskPayload, gen, n int, delay 
 	return t
 }
 
-// enqueueCheck queues the check the waiting step s records as due.
-func (o *Orchestrator) enqueueCheck(ctx context.Context, rg *runGraph, p TaskPayload, s StepRun) error {
-	t := o.checkTask(rg, p, s.Generation, s.Check, s.NextCheckAt.Sub(o.now()))
+// enqueueCheck queues the check the waiting step s records as due, after
+// delay.
+func (o *Orchestrator) enqueueCheck(ctx context.Context, rg *runGraph, p TaskPayload, s StepRun, delay time.Duration) error {
+	t := o.checkTask(rg, p, s.Generation, s.Check, delay)
 	if err := o.queue.Enqueue(ctx, t); err != nil {
 		return fmt.Errorf("enqueue check %d of %s of %s: %w", s.Check, s.Step, s.RunID, err)
 	}
@@ -105,7 +106,7 @@ func (o *Orchestrator) wait(ctx context.Context, rg *runGraph, p TaskPayload, s 
 	}
 	o.log.InfoContext(ctx, "step waiting", "run", s.RunID, "step", s.Step, "check", stored.Check,
 		"next_check_at", stored.NextCheckAt.Format(time.RFC3339), "link", stored.Link, "error", errMsg)
-	return stored, o.enqueueCheck(ctx, rg, p, stored)
+	return stored, o.enqueueCheck(ctx, rg, p, stored, interval)
 }
 
 // runPoll calls f (an asynchronous step's Start or Check) bounded by
@@ -302,5 +303,5 @@ func (o *Orchestrator) sweepCheck(ctx context.Context, rg *runGraph, r Run, s St
 		return fmt.Errorf("reconcile: check of %s of %s: %w", s.Step, r.ID, err)
 	}
 	p := TaskPayload{RunID: r.ID, Step: s.Step, Generation: s.Generation, Date: r.Date, Params: r.Params, Force: s.Forced, Only: s.Only}
-	return o.enqueueCheck(ctx, rg, p, stored)
+	return o.enqueueCheck(ctx, rg, p, stored, 0)
 }

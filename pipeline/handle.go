@@ -154,7 +154,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		// The work was started and is being checked: never start it
 		// again; make sure the due check is queued (idempotent by name).
 		res.Outcome = OutcomeWaiting
-		return res, o.enqueueCheck(ctx, rg, p, cur)
+		return res, o.enqueueCheck(ctx, rg, p, cur, cur.NextCheckAt.Sub(state.Now))
 	case actCheck:
 		return o.check(ctx, rg, p, stepInput(p, gs, date, state.Preds, cur), cur, res, log)
 	case actWaitTimeout:
