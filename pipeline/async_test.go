@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -439,6 +441,69 @@ func TestAsyncSweeperRecoversALostCheck(t *testing.T) {
 		}
 		if s, c, _ := j.counts(); s != 1 || c != 2 {
 			t.Fatalf("starts %d checks %d, want 1 2", s, c)
+		}
+	})
+}
+
+// The http kind with async: true waits on a local asynchronous service
+// through the orchestrator, on both ledgers: the middle step waits 3 hours
+// (fake clock) of checks every 30 minutes, its work started once.
+func TestAsyncHTTPStepThroughTheOrchestrator(t *testing.T) {
+	var mu sync.Mutex
+	starts, polls := 0, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/exports":
+			starts++
+			w.Header().Set("Location", "/exports/"+r.URL.Query().Get("date"))
+			w.WriteHeader(http.StatusAccepted)
+		case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/exports/"):
+			polls++
+			if polls < 6 {
+				w.WriteHeader(http.StatusAccepted)
+				return
+			}
+			_, _ = w.Write([]byte(`{"rows": 42, "export": "` + strings.TrimPrefix(r.URL.Path, "/exports/") + `"}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	yamlText := `
+name: waits
+time_zone: UTC
+steps:
+  - {name: a, kind: a, after: []}
+  - name: job
+    kind: http
+    timeout: 6h
+    http: {url: "` + srv.URL + `/exports?date={{.Date}}", async: true, check_interval: 30m}
+  - {name: c, kind: c}
+`
+	onEachLedger(t, chainYAML, func(t *testing.T, h *harness) {
+		mu.Lock()
+		starts, polls = 0, 0
+		mu.Unlock()
+		h.deploy(yamlText)
+		res, err := h.orch.Start(ctx, pipeline.StartRequest{Pipeline: "waits", Date: "2026-11-23"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.deliverTimed(30)
+		r := h.run(res.Run.ID)
+		job := stepOf(r, "job")
+		if r.Status != pipeline.RunSucceeded || job.Attempts != 1 || string(job.Output) != `{"rows":42,"export":"2026-11-23"}` {
+			t.Fatalf("run %s (%s), job %+v", r.Status, r.Error, job)
+		}
+		if waited := job.FinishedAt.Sub(job.WaitingSince); waited < 3*time.Hour {
+			t.Fatalf("waited %s", waited)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if starts != 1 || polls != 6 {
+			t.Fatalf("starts %d polls %d, want 1 6", starts, polls)
 		}
 	})
 }
