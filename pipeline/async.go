@@ -25,6 +25,9 @@ const (
 	// none; MinCheckInterval the shortest wait honoured.
 	DefaultCheckInterval = 30 * time.Second
 	MinCheckInterval     = time.Second
+	// MaxAsyncTimeout is the longest timeout (whole wait) of an
+	// asynchronous step.
+	MaxAsyncTimeout = 7 * 24 * time.Hour
 )
 
 // OutcomeWaiting says an asynchronous step's work was started or checked

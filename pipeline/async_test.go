@@ -507,3 +507,20 @@ steps:
 		}
 	})
 }
+
+// validate (the loader) accepts an asynchronous step's timeout up to 7 days
+// and names the limit beyond it.
+func TestAsyncTimeoutLimitWhenLoading(t *testing.T) {
+	reg := steps.NewRegistry()
+	src := func(timeout string) []byte {
+		return []byte("name: w\ntime_zone: UTC\nsteps:\n  - name: job\n    kind: http\n    timeout: " + timeout +
+			"\n    http: {url: \"https://jobs.example/start\", async: true}\n")
+	}
+	if _, err := pipeline.Parse("w.yaml", src("168h"), reg); err != nil {
+		t.Fatalf("7 days: %v", err)
+	}
+	_, err := pipeline.Parse("w.yaml", src("169h"), reg)
+	if err == nil || !strings.Contains(err.Error(), "above the 168h0m0s an asynchronous step may wait") {
+		t.Fatalf("over 7 days: %v", err)
+	}
+}
