@@ -524,3 +524,30 @@ func TestAsyncTimeoutLimitWhenLoading(t *testing.T) {
 		t.Fatalf("over 7 days: %v", err)
 	}
 }
+
+// The JSON API shows a waiting step as waiting, with the time waited (by
+// the service's clock), its next check and the link to the remote work.
+func TestAPIShowsAWaitingStep(t *testing.T) {
+	a := newAPI(t)
+	if code, out := a.do("POST", "/pipeline/start", a.token, []byte(`{"pipeline":"chain","date":"2026-11-23"}`), nil); code != 201 {
+		t.Fatalf("start = %d %v", code, out)
+	}
+	id := "chain@2026-11-23"
+	s := stepOf(a.run(id), "a")
+	since := a.clock()
+	s.Status, s.Attempts, s.WaitingSince, s.NextCheckAt, s.Check, s.Link = pipeline.StepWaiting, 1, since, since.Add(time.Hour), 1, "https://jobs.example/1"
+	if _, err := a.ledger.UpdateStep(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	a.advance(90 * time.Minute)
+	code, out := a.do("GET", "/pipeline/runs/"+id, a.token, nil, nil)
+	if code != 200 {
+		t.Fatalf("get run = %d %v", code, out)
+	}
+	first := out["steps"].([]any)[0].(map[string]any)
+	waited, _ := first["waited_ms"].(float64)
+	if first["status"] != "waiting" || first["link"] != "https://jobs.example/1" || first["next_check_at"] == nil ||
+		waited < float64((90*time.Minute).Milliseconds()) || waited > float64((91*time.Minute).Milliseconds()) {
+		t.Fatalf("waiting step = %v", first)
+	}
+}

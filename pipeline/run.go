@@ -148,6 +148,9 @@ type StepRun struct {
 	WaitingSince time.Time       `json:"waiting_since,omitzero"`
 	NextCheckAt  time.Time       `json:"next_check_at,omitzero"`
 	Link         string          `json:"link,omitempty"`
+	// WaitedMillis is how long a waiting step has waited, filled by the API
+	// when it answers (not stored).
+	WaitedMillis int64 `json:"waited_ms,omitempty"`
 	// Version is the ledger's concurrency token: UpdateStep succeeds only when it
 	// matches the stored one. Opaque to the domain.
 	Version int64 `json:"-"`
