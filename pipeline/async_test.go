@@ -551,3 +551,34 @@ func TestAPIShowsAWaitingStep(t *testing.T) {
 		t.Fatalf("waiting step = %v", first)
 	}
 }
+
+// A failed enqueue of the first check (after the wait was recorded) answers
+// 5xx; the queue's retry of the start task queues the check without starting
+// the work again.
+func TestAsyncCheckEnqueueFailureAfterStart(t *testing.T) {
+	onEachLedger(t, chainYAML, func(t *testing.T, h *harness) {
+		j := &fakeJob{polls: 1, after: time.Minute}
+		withJob(t, h, waitsYAML, j)
+		res, err := h.orch.Start(ctx, pipeline.StartRequest{Pipeline: "waits", Date: "2026-11-23"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := h.queue.take()
+		if _, err := h.orch.HandleStep(ctx, first[0].Payload, pipeline.Delivery{}); err != nil {
+			t.Fatal(err)
+		}
+		start := h.queue.take()[0]
+		h.queue.failing = 1
+		if _, err := h.orch.HandleStep(ctx, start.Payload, pipeline.Delivery{}); err == nil {
+			t.Fatal("the check's enqueue failed but the delivery succeeded")
+		}
+		if job := stepOf(h.run(res.Run.ID), "job"); job.Status != pipeline.StepWaiting || len(h.queue.take()) != 0 {
+			t.Fatalf("after the failed enqueue: %+v", job)
+		}
+		h.queue.tasks = append(h.queue.tasks, start) // the queue retries the start task
+		h.deliverTimed(10)
+		if s, c, _ := j.counts(); s != 1 || c != 1 || h.run(res.Run.ID).Status != pipeline.RunSucceeded {
+			t.Fatalf("starts %d checks %d, run %s", s, c, h.run(res.Run.ID).Status)
+		}
+	})
+}
