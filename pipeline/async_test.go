@@ -582,3 +582,27 @@ func TestAsyncCheckEnqueueFailureAfterStart(t *testing.T) {
 		}
 	})
 }
+
+// A run that exceeds its max_run_duration while a step waits stops the wait
+// and cancels the remote work (the sweeper fails the run).
+func TestAsyncOverdueRunStopsTheWait(t *testing.T) {
+	h := newHarness(t, chainYAML)
+	j := &fakeJob{polls: 100, after: time.Hour}
+	withJob(t, h, strings.Replace(waitsYAML, "timeout: 4h", "timeout: 48h", 1), j)
+	id, c1 := startWaiting(t, h)
+	h.advance(25 * time.Hour)
+	rep, err := h.orch.Reconcile(ctx)
+	if err != nil || len(rep.FailedRuns) != 1 {
+		t.Fatalf("reconcile: %+v, %v", rep, err)
+	}
+	r := h.run(id)
+	if job := stepOf(r, "job"); r.Status != pipeline.RunFailed || job.Status != pipeline.StepSkipped || !strings.Contains(job.Error, "stopped waiting") {
+		t.Fatalf("run %s, job %+v", r.Status, job)
+	}
+	if _, _, x := j.counts(); x != 1 {
+		t.Fatalf("cancels %d, want 1", x)
+	}
+	if res, err := h.orch.HandleStep(ctx, c1.Payload, pipeline.Delivery{}); err != nil || res.Outcome != pipeline.OutcomeNotRunnable {
+		t.Fatalf("late check: %+v, %v", res, err)
+	}
+}

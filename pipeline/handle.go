@@ -614,12 +614,21 @@ func (o *Orchestrator) sendFinal(ctx context.Context, r Run, stepRuns []StepRun)
 func (o *Orchestrator) failOverdue(ctx context.Context, r Run, msg string) error {
 	now := o.now().UTC()
 	for _, s := range r.Steps {
-		if s.Status != StepPending && s.Status != StepRetrying {
+		waiting := s.Status == StepWaiting && !now.Before(s.LeaseUntil)
+		if s.Status != StepPending && s.Status != StepRetrying && !waiting {
 			continue
 		}
+		was := s
 		s.Status, s.Error, s.UpdatedAt, s.LeaseUntil = StepSkipped, "not run: run failed: "+msg, now, time.Time{}
-		if _, err := o.ledger.UpdateStep(ctx, s); err != nil && !errors.Is(err, ErrConflict) {
+		if waiting {
+			s.Error = "stopped waiting: run failed: " + msg
+		}
+		_, err := o.ledger.UpdateStep(ctx, s)
+		if err != nil && !errors.Is(err, ErrConflict) {
 			return fmt.Errorf("fail %s: skip %s: %w", r.ID, s.Step, err)
+		}
+		if err == nil {
+			o.cancelRemoteOf(ctx, r, was) // a waiting step's remote work is abandoned
 		}
 		// A conflict is a delivery claiming it now: it runs, and its
 		// successors find themselves skipped or the run failed.
