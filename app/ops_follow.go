@@ -185,6 +185,8 @@ func stepMark(s pipeline.StepStatus) string {
 		return "▸"
 	case pipeline.StepRetrying:
 		return "↻"
+	case pipeline.StepWaiting:
+		return "…"
 	case pipeline.StepSucceeded:
 		return "✓"
 	case pipeline.StepFailed:

@@ -87,6 +87,9 @@ func printRun(w io.Writer, r pipeline.Run) {
 		if s.Forced {
 			status += " (forced)"
 		}
+		if s.Status == pipeline.StepWaiting {
+			detail = waitDetail(s, time.Now())
+		}
 		fmt.Fprintf(tw, "%s %s\t%s\t%d/%d\t%d\t%s\t%s\n", stepMark(s.Status), s.Step, status, s.Attempts, s.MaxAttempts, s.Generation, durOrDash(s.Duration()), detail)
 	}
 	tw.Flush()
@@ -162,4 +165,20 @@ func pct(rate float64, n int) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f%%", rate*100)
+}
+
+// waitDetail describes a waiting step's wait at now: how long it has
+// waited, its next check and the link to the remote work.
+func waitDetail(s pipeline.StepRun, now time.Time) string {
+	d := fmt.Sprintf("waited %s", now.Sub(s.WaitingSince).Round(time.Second))
+	if !s.NextCheckAt.IsZero() {
+		d += fmt.Sprintf(", check %d at %s", s.Check, s.NextCheckAt.Local().Format("15:04:05"))
+	}
+	if s.Link != "" {
+		d += ", " + s.Link
+	}
+	if s.Error != "" {
+		d += "; " + oneLine(s.Error, 60)
+	}
+	return d
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pipelinehq/pipeline/pipeline"
 	"github.com/pipelinehq/pipeline/queue/cloudtasks"
+	"github.com/pipelinehq/pipeline/steps"
 )
 
 // A Check examines the configuration and the pipelines and reports findings.
@@ -190,8 +191,13 @@ func cleanList(vs []string) []string {
 }
 
 // TaskDeadline is how long a step's delivery may take: its timeout plus half
-// the lease grace (what the orchestrator asks of the queue).
+// the lease grace (what the orchestrator asks of the queue). An asynchronous
+// step's timeout bounds its whole wait, not a request: each of its requests
+// takes at most pipeline.AsyncRequestTimeout.
 func TaskDeadline(step *pipeline.StepDef, leaseGrace time.Duration) time.Duration {
+	if _, ok := step.Body.(steps.AsyncStep); ok {
+		return min(step.Timeout, pipeline.AsyncRequestTimeout) + leaseGrace/2
+	}
 	return step.Timeout + leaseGrace/2
 }
 

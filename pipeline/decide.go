@@ -24,10 +24,14 @@ const (
 	actExhausted                  // the last attempt's lease expired: fail the step
 	actClaim                      // claim the lease and run the body
 	actRerun                      // the step succeeded on an input since superseded: run it again in a new generation
+	actRequeueCheck               // the step waits on a later check than the delivery's: make sure that check is queued
+	actCheck                      // claim the check's lease and check the asynchronous work
+	actWaitTimeout                // the wait exceeded the step's timeout: fail the step, cancel the work
 )
 
 var actionNames = [...]string{"stale", "ahead", "already_done", "finish_failed", "not_runnable", "lease_held",
-	"read_run", "cancel_step", "run_ended", "blocked", "wait", "exhausted", "claim", "rerun"}
+	"read_run", "cancel_step", "run_ended", "blocked", "wait", "exhausted", "claim", "rerun",
+	"requeue_check", "check", "wait_timeout"}
 
 func (a action) String() string {
 	if int(a) < len(actionNames) {
@@ -40,6 +44,10 @@ func (a action) String() string {
 type stepState struct {
 	// Generation is the delivered task's generation.
 	Generation int
+	// Check is the delivered check task's number (0: the step's own task).
+	Check int
+	// Timeout is the step's timeout: it bounds an asynchronous wait.
+	Timeout time.Duration
 	// Cur is the step's record, Preds its predecessors' (in the run's graph).
 	Cur   StepRun
 	Preds []StepRun
@@ -78,6 +86,9 @@ func decide(s stepState) decision {
 	case s.Generation > cur.Generation:
 		return decision{Act: actAhead}
 	}
+	if s.Check > 0 {
+		return decideCheck(s)
+	}
 	takeOver := false
 	switch cur.Status {
 	case StepSucceeded:
@@ -86,6 +97,10 @@ func decide(s stepState) decision {
 		return decision{Act: actFinishFailed}
 	case StepCancelled, StepSkipped:
 		return decision{Act: actNotRunnable}
+	case StepWaiting:
+		// A duplicate (or the retry) of the delivery that started the
+		// work: the work is not started again; its check is queued.
+		return decision{Act: actRequeueCheck}
 	case StepRunning:
 		if s.Now.Before(cur.LeaseUntil) {
 			return decision{Act: actLeaseHeld}
@@ -123,6 +138,51 @@ func decide(s stepState) decision {
 		return decision{Act: actExhausted}
 	}
 	return decision{Act: actClaim, TakeOver: takeOver}
+}
+
+// decideCheck decides a check task's delivery (s.Check > 0) of the step's
+// current generation. Checks are numbered per generation: only the one the
+// step records as due (cur.Check) checks; an older one (a duplicate, or the
+// retry of a delivery whose next check's enqueue failed) makes sure the due
+// one is queued. Each check reads the run (checks are few), so a cancel or
+// an ended run stops the wait.
+func decideCheck(s stepState) decision {
+	cur := s.Cur
+	switch cur.Status {
+	case StepSucceeded:
+		return decision{Act: actAlreadyDone}
+	case StepFailed:
+		return decision{Act: actFinishFailed}
+	case StepCancelled, StepSkipped:
+		return decision{Act: actNotRunnable}
+	case StepWaiting:
+	default:
+		// Pending, running or retrying: the check of a wait that ended
+		// (an earlier attempt's, before a crash or a retry).
+		return decision{Act: actStale}
+	}
+	switch {
+	case s.Check < cur.Check:
+		return decision{Act: actRequeueCheck}
+	case s.Check > cur.Check:
+		return decision{Act: actAhead}
+	case s.Now.Before(cur.LeaseUntil):
+		return decision{Act: actLeaseHeld}
+	case s.Run == nil:
+		return decision{Act: actReadRun}
+	case s.Run.Status == RunCancelled:
+		return decision{Act: actCancelStep}
+	case s.Run.Status.Terminal():
+		return decision{Act: actRunEnded}
+	case !s.Now.Before(waitDeadline(cur, s.Timeout)):
+		return decision{Act: actWaitTimeout}
+	}
+	return decision{Act: actCheck, TakeOver: !cur.LeaseUntil.IsZero()}
+}
+
+// waitDeadline is when a waiting step's wait exceeds its timeout.
+func waitDeadline(cur StepRun, timeout time.Duration) time.Time {
+	return cur.WaitingSince.Add(timeout)
 }
 
 // superseded returns the predecessor (of preds) that has a newer succeeded

@@ -13,6 +13,8 @@ func TestDecideTable(t *testing.T) {
 	pending := StepRun{Step: "s", Status: StepPending, Generation: 1, MaxAttempts: 3}
 	with := func(s StepRun, f func(*StepRun)) StepRun { f(&s); return s }
 	running := &Run{Status: RunRunning}
+	waiting := StepRun{Step: "s", Status: StepWaiting, Generation: 1, Attempts: 1, MaxAttempts: 3, Check: 2,
+		WaitingSince: decideNow.Add(-time.Minute), AsyncState: []byte(`{}`)}
 	cases := []struct {
 		name  string
 		state stepState
@@ -55,6 +57,29 @@ func TestDecideTable(t *testing.T) {
 			Cur: with(pending, func(s *StepRun) { s.Status, s.Inputs = StepSucceeded, map[string]int{"p": 1} })}, actAlreadyDone, false},
 		{"forced past a failed predecessor", stepState{Generation: 2, Run: running, Preds: []StepRun{{Step: "q", Status: StepFailed}},
 			Cur: with(pending, func(s *StepRun) { s.Generation, s.Forced = 2, true })}, actClaim, false},
+
+		// Asynchronous steps: the step's own task on a waiting step, and check tasks.
+		{"start delivery of a waiting step", stepState{Generation: 1, Preds: []StepRun{ok}, Cur: waiting}, actRequeueCheck, false},
+		{"due check reads the run", stepState{Generation: 1, Check: 2, Timeout: time.Hour, Cur: waiting}, actReadRun, false},
+		{"due check", stepState{Generation: 1, Check: 2, Timeout: time.Hour, Run: running, Cur: waiting}, actCheck, false},
+		{"due check, previous check's lease expired", stepState{Generation: 1, Check: 2, Timeout: time.Hour, Run: running,
+			Cur: with(waiting, func(s *StepRun) { s.LeaseUntil = decideNow })}, actCheck, true},
+		{"due check while another holds its lease", stepState{Generation: 1, Check: 2, Timeout: time.Hour, Run: running,
+			Cur: with(waiting, func(s *StepRun) { s.LeaseUntil = decideNow.Add(time.Second) })}, actLeaseHeld, false},
+		{"duplicate of an earlier check", stepState{Generation: 1, Check: 1, Timeout: time.Hour, Run: running, Cur: waiting}, actRequeueCheck, false},
+		{"check ahead of the ledger", stepState{Generation: 1, Check: 3, Timeout: time.Hour, Run: running, Cur: waiting}, actAhead, false},
+		{"check of an older generation", stepState{Generation: 1, Check: 2, Timeout: time.Hour, Run: running,
+			Cur: with(waiting, func(s *StepRun) { s.Generation = 2 })}, actStale, false},
+		{"check past the timeout", stepState{Generation: 1, Check: 2, Timeout: time.Hour, Run: running,
+			Cur: with(waiting, func(s *StepRun) { s.WaitingSince = decideNow.Add(-time.Hour) })}, actWaitTimeout, false},
+		{"check just before the timeout", stepState{Generation: 1, Check: 2, Timeout: time.Hour, Run: running,
+			Cur: with(waiting, func(s *StepRun) { s.WaitingSince = decideNow.Add(-time.Hour + time.Nanosecond) })}, actCheck, false},
+		{"check of a cancelled run", stepState{Generation: 1, Check: 2, Timeout: time.Hour, Run: &Run{Status: RunCancelled}, Cur: waiting}, actCancelStep, false},
+		{"check of a failed run", stepState{Generation: 1, Check: 2, Timeout: time.Hour, Run: &Run{Status: RunFailed}, Cur: waiting}, actRunEnded, false},
+		{"check after success", stepState{Generation: 1, Check: 2, Cur: with(waiting, func(s *StepRun) { s.Status = StepSucceeded })}, actAlreadyDone, false},
+		{"check after failure", stepState{Generation: 1, Check: 2, Cur: with(waiting, func(s *StepRun) { s.Status = StepFailed })}, actFinishFailed, false},
+		{"check after cancel", stepState{Generation: 1, Check: 2, Cur: with(waiting, func(s *StepRun) { s.Status = StepCancelled })}, actNotRunnable, false},
+		{"check of an ended wait (a retry runs)", stepState{Generation: 1, Check: 2, Cur: with(waiting, func(s *StepRun) { s.Status = StepRetrying })}, actStale, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,7 +97,7 @@ func TestDecideTable(t *testing.T) {
 
 // TestDecideRandomized checks decide's promises on random recorded states.
 func TestDecideRandomized(t *testing.T) {
-	stepStatuses := []StepStatus{StepPending, StepRunning, StepRetrying, StepSucceeded, StepFailed, StepCancelled, StepSkipped}
+	stepStatuses := []StepStatus{StepPending, StepRunning, StepRetrying, StepSucceeded, StepFailed, StepCancelled, StepSkipped, StepWaiting}
 	runStatuses := []RunStatus{RunPending, RunRunning, RunSucceeded, RunFailed, RunCancelled}
 	for seed := range uint64(20000) {
 		rnd := rand.New(rand.NewPCG(seed, 42))
@@ -85,12 +110,19 @@ func TestDecideRandomized(t *testing.T) {
 					s.Inputs[p] = rnd.IntN(4)
 				}
 			}
-			if s.Status == StepRunning {
+			if s.Status == StepRunning || (s.Status == StepWaiting && rnd.IntN(2) == 0) {
 				s.LeaseUntil = decideNow.Add(time.Duration(rnd.IntN(3)-1) * time.Minute)
+			}
+			if s.Status == StepWaiting {
+				s.Check = 1 + rnd.IntN(3)
+				s.WaitingSince = decideNow.Add(-time.Duration(rnd.IntN(3)) * time.Hour)
 			}
 			return s
 		}
-		st := stepState{Generation: 1 + rnd.IntN(3), Cur: randStep("s"), Now: decideNow}
+		st := stepState{Generation: 1 + rnd.IntN(3), Cur: randStep("s"), Now: decideNow, Timeout: time.Duration(1+rnd.IntN(2)) * time.Hour}
+		if rnd.IntN(2) == 0 {
+			st.Check = rnd.IntN(4)
+		}
 		for i := range rnd.IntN(3) {
 			st.Preds = append(st.Preds, randStep(string(rune('p'+i))))
 		}
@@ -109,6 +141,30 @@ func TestDecideRandomized(t *testing.T) {
 		// input (and the task is not ahead of the ledger).
 		if want := cur.Status == StepSucceeded && st.Generation <= cur.Generation && superseded(cur, st.Preds) != nil; (d.Act == actRerun) != want {
 			t.Fatalf("seed %d: decide = %s for %+v with preds %+v", seed, d.Act, cur, st.Preds)
+		}
+		switch d.Act {
+		case actCheck:
+			// A check happens only for the due check of the current
+			// generation's wait, outside another check's lease, within the
+			// timeout, in a run that has not ended.
+			if st.Check == 0 || st.Check != cur.Check || cur.Status != StepWaiting || st.Generation != cur.Generation {
+				t.Fatalf("seed %d: check %d of %+v for generation %d", seed, st.Check, cur, st.Generation)
+			}
+			if decideNow.Before(cur.LeaseUntil) || !decideNow.Before(cur.WaitingSince.Add(st.Timeout)) {
+				t.Fatalf("seed %d: check under a lease or past the timeout: %+v", seed, cur)
+			}
+			if st.Run == nil || st.Run.Status.Terminal() {
+				t.Fatalf("seed %d: check without a live run: %+v", seed, st.Run)
+			}
+		case actWaitTimeout:
+			if cur.Status != StepWaiting || decideNow.Before(cur.WaitingSince.Add(st.Timeout)) {
+				t.Fatalf("seed %d: timeout of %+v", seed, cur)
+			}
+		}
+		// A waiting step's work is never started again by its own task, and
+		// a check task never claims a start.
+		if (d.Act == actClaim) && (cur.Status == StepWaiting || st.Check > 0) {
+			t.Fatalf("seed %d: claim of a waiting step or by a check: %+v check %d", seed, cur, st.Check)
 		}
 		if d.Act != actClaim {
 			continue

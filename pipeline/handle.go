@@ -73,6 +73,9 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	if p.Generation < 1 {
 		return StepResult{}, fmt.Errorf("%w: generation must be >= 1, got %d", ErrInvalid, p.Generation)
 	}
+	if p.Check < 0 {
+		return StepResult{}, fmt.Errorf("%w: check must be >= 0, got %d", ErrInvalid, p.Check)
+	}
 	if err := validParams(p.Params); err != nil {
 		return StepResult{}, err
 	}
@@ -95,7 +98,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	if err != nil {
 		return StepResult{}, fmt.Errorf("step %s of %s: %w", p.Step, p.RunID, err)
 	}
-	state := stepState{Generation: p.Generation, Cur: got[0], Preds: got[1:], Now: o.now().UTC()}
+	state := stepState{Generation: p.Generation, Check: p.Check, Timeout: gs.Timeout, Cur: got[0], Preds: got[1:], Now: o.now().UTC()}
 	cur := state.Cur
 	res := StepResult{RunID: p.RunID, Step: p.Step, Generation: cur.Generation, Status: cur.Status, Attempt: cur.Attempts, MaxAttempt: cur.MaxAttempts, Error: cur.Error}
 
@@ -147,6 +150,29 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		return res, nil
 	case actLeaseHeld:
 		return res, fmt.Errorf("%w: %s attempt %d/%d holds the lease until %s", ErrLeaseHeld, p.Step, cur.Attempts, cur.MaxAttempts, cur.LeaseUntil.Format(time.RFC3339))
+	case actRequeueCheck:
+		// The work was started and is being checked: never start it
+		// again; make sure the due check is queued (idempotent by name).
+		res.Outcome = OutcomeWaiting
+		return res, o.enqueueCheck(ctx, rg, p, cur, cur.NextCheckAt.Sub(state.Now))
+	case actCheck:
+		return o.check(ctx, rg, p, stepInput(p, gs, date, state.Preds, cur), cur, res, log)
+	case actWaitTimeout:
+		msg := fmt.Sprintf("timeout: waited %s for the asynchronous work (timeout %s)", state.Now.Sub(cur.WaitingSince).Round(time.Second), gs.Timeout)
+		if cur.Link != "" {
+			msg += "; " + cur.Link
+		}
+		if cur.Error != "" {
+			msg += "; last error: " + cur.Error
+		}
+		log.ErrorContext(ctx, "asynchronous step timed out", "waiting_since", cur.WaitingSince)
+		failed, err := o.failStep(ctx, cur, msg)
+		if err != nil {
+			return res, err
+		}
+		o.cancelRemote(ctx, rg, stepInput(p, gs, date, state.Preds, cur), cur)
+		res.Outcome, res.Status, res.Error = OutcomeFailed, failed.Status, failed.Error
+		return res, nil
 	case actCancelStep, actRunEnded:
 		status, why := StepCancelled, "run was cancelled"
 		if dec.Act == actRunEnded {
@@ -161,6 +187,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 			return res, fmt.Errorf("stop %s of %s (%s): %w", p.Step, p.RunID, why, err)
 		}
 		log.InfoContext(ctx, "step not run", "reason", why)
+		o.cancelRemote(ctx, rg, stepInput(p, gs, date, state.Preds, cur), cur)
 		res.Outcome, res.Status, res.Error = OutcomeNotRunnable, status, stop.Error
 		return res, nil
 	case actBlocked:
@@ -205,7 +232,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	claim.Attempts++
 	claim.StartedAt = now
 	claim.FinishedAt = time.Time{}
-	claim.LeaseUntil = now.Add(gs.Timeout + o.leaseGrace)
+	claim.LeaseUntil = now.Add(rg.requestTimeout(p.Step) + o.leaseGrace)
 	claim.UpdatedAt = now
 	claim.Inputs = consumed(state.Preds)
 	claimed, err := o.ledger.UpdateStep(ctx, claim)
@@ -225,23 +252,27 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	log.InfoContext(ctx, "step started", "task", d.TaskName, "retry_count", d.RetryCount)
 	o.notify(ctx, Event{Kind: EventStepStarted, Run: o.runStub(p), Step: &claimed})
 
-	inputs := make(map[string]json.RawMessage, len(state.Preds))
-	for _, pr := range state.Preds {
-		inputs[pr.Step] = pr.Output
-	}
-	params := make(map[string]string, len(p.Params)+len(gs.Params))
-	for k, v := range p.Params {
-		params[k] = v
-	}
-	for k, v := range gs.Params {
-		params[k] = v
-	}
-	in := steps.Input{
-		RunID: p.RunID, Pipeline: pipe, Step: p.Step, Date: date, Params: params, Inputs: inputs,
-		Attempt: claimed.Attempts, MaxAttempts: claimed.MaxAttempts,
-	}
+	in := stepInput(p, gs, date, state.Preds, claimed)
 	start := time.Now()
-	out, runErr := o.runBody(ctx, p.Step, gs.Timeout, body, in)
+	var out json.RawMessage
+	var runErr error
+	if ab, ok := body.(steps.AsyncStep); ok {
+		// Start the work; once it is started the step waits for checks.
+		var poll steps.Poll
+		poll, runErr = o.runPoll(ctx, p.Step, rg.requestTimeout(p.Step), func(ctx context.Context) (steps.Poll, error) {
+			return ab.Start(ctx, in)
+		})
+		if runErr == nil && !poll.Done {
+			ctx, cancel := detach(ctx)
+			defer cancel()
+			stored, err := o.wait(ctx, rg, p, claimed, poll, "")
+			res.Outcome, res.Status = OutcomeWaiting, stored.Status
+			return res, err
+		}
+		out = poll.Output
+	} else {
+		out, runErr = o.runBody(ctx, p.Step, gs.Timeout, body, in)
+	}
 	elapsed := time.Since(start)
 
 	// The body ran: what follows must not be abandoned because the request
@@ -450,6 +481,7 @@ func (o *Orchestrator) bumpGeneration(ctx context.Context, s StepRun) (int, erro
 	s.Generation++
 	s.Status, s.Attempts, s.Error, s.Output, s.Forced, s.Only, s.Inputs = StepPending, 0, "", nil, false, false, nil
 	s.StartedAt, s.FinishedAt, s.LeaseUntil = time.Time{}, time.Time{}, time.Time{}
+	s = clearWait(s)
 	s.UpdatedAt = o.now().UTC()
 	stored, err := o.ledger.UpdateStep(ctx, s)
 	if err != nil {
@@ -582,12 +614,21 @@ func (o *Orchestrator) sendFinal(ctx context.Context, r Run, stepRuns []StepRun)
 func (o *Orchestrator) failOverdue(ctx context.Context, r Run, msg string) error {
 	now := o.now().UTC()
 	for _, s := range r.Steps {
-		if s.Status != StepPending && s.Status != StepRetrying {
+		waiting := s.Status == StepWaiting && !now.Before(s.LeaseUntil)
+		if s.Status != StepPending && s.Status != StepRetrying && !waiting {
 			continue
 		}
+		was := s
 		s.Status, s.Error, s.UpdatedAt, s.LeaseUntil = StepSkipped, "not run: run failed: "+msg, now, time.Time{}
-		if _, err := o.ledger.UpdateStep(ctx, s); err != nil && !errors.Is(err, ErrConflict) {
+		if waiting {
+			s.Error = "stopped waiting: run failed: " + msg
+		}
+		_, err := o.ledger.UpdateStep(ctx, s)
+		if err != nil && !errors.Is(err, ErrConflict) {
 			return fmt.Errorf("fail %s: skip %s: %w", r.ID, s.Step, err)
+		}
+		if err == nil {
+			o.cancelRemoteOf(ctx, r, was) // a waiting step's remote work is abandoned
 		}
 		// A conflict is a delivery claiming it now: it runs, and its
 		// successors find themselves skipped or the run failed.

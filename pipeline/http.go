@@ -299,6 +299,12 @@ func (s *server) getRun(c *echo.Context) error {
 		return s.o.catalog.ExplainMissingRun(id, fmt.Errorf("run %s: %w", id, err))
 	}
 	r.Marks = RunMarks(r)
+	now := s.o.now()
+	for i := range r.Steps {
+		if st := &r.Steps[i]; st.Status == StepWaiting && !st.WaitingSince.IsZero() {
+			st.WaitedMillis = max(now.Sub(st.WaitingSince).Milliseconds(), 0)
+		}
+	}
 	return c.JSON(http.StatusOK, r)
 }
 

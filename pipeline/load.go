@@ -306,6 +306,9 @@ func build(s *sink, fd fileDef, reg *steps.Registry) *Definition {
 				bad(settingsAt, "%s%v", sw, err)
 			}
 			sd.Body = body
+			if _, async := body.(steps.AsyncStep); async && sd.Timeout > MaxAsyncTimeout {
+				bad(fs.at["timeout"], "%stimeout %s is above the %s an asynchronous step may wait", sw, sd.Timeout, MaxAsyncTimeout)
+			}
 		}
 		d.Steps = append(d.Steps, sd)
 		placed = append(placed, placedStep{sd, fs, i})

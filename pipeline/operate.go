@@ -70,6 +70,9 @@ func (o *Orchestrator) Enqueue(ctx context.Context, req EnqueueRequest) (Enqueue
 		if err := o.renew(ctx, cur, req.Force, req.Only); err != nil {
 			return EnqueueResult{}, fmt.Errorf("enqueue %s of %s: %w", req.Step, r.ID, err)
 		}
+		// A forced re-run of a waiting step abandons the work it waited
+		// on (its checks are now stale): stop it where the kind can.
+		o.cancelRemoteOf(ctx, r, cur)
 		gen = cur.Generation + 1
 	case cur.Only != req.Only:
 		// Still pending in its generation: record only (or its absence).
@@ -104,8 +107,14 @@ func (o *Orchestrator) checkEnqueue(runID string, req EnqueueRequest, cur StepRu
 	if cur.Status == StepRunning && now.Before(cur.LeaseUntil) {
 		return fmt.Errorf("%w: %s of %s is running (attempt %d/%d, lease until %s); wait for it or cancel the run", ErrLeaseHeld, req.Step, runID, cur.Attempts, cur.MaxAttempts, cur.LeaseUntil.Format(time.RFC3339))
 	}
+	if cur.Status == StepWaiting && now.Before(cur.LeaseUntil) {
+		return fmt.Errorf("%w: %s of %s is being checked (check %d, lease until %s); try again in a moment", ErrLeaseHeld, req.Step, runID, cur.Check, cur.LeaseUntil.Format(time.RFC3339))
+	}
 	if req.Force {
 		return nil
+	}
+	if cur.Status == StepWaiting {
+		return fmt.Errorf("%w: %s of %s is waiting on its asynchronous work since %s (next check %s); --force starts it again, cancelling that work where its kind can", ErrConflict, req.Step, runID, cur.WaitingSince.Format(time.RFC3339), cur.NextCheckAt.Format(time.RFC3339))
 	}
 	var waiting []string
 	for _, p := range preds {
@@ -131,6 +140,7 @@ func (o *Orchestrator) renew(ctx context.Context, cur StepRun, forced, only bool
 	next.Generation++
 	next.Status, next.Attempts, next.Error, next.Output = StepPending, 0, "", nil
 	next.Forced, next.Only, next.Inputs = forced, only, nil
+	next = clearWait(next)
 	next.StartedAt, next.FinishedAt, next.LeaseUntil = time.Time{}, time.Time{}, time.Time{}
 	next.UpdatedAt = o.now().UTC()
 	_, err := o.ledger.UpdateStep(ctx, next)
@@ -280,7 +290,7 @@ func resumePlan(g *Graph, stepRuns []StepRun) (ready []string, renew []StepRun) 
 	}
 	for _, gs := range g.Steps {
 		s, ok := byName[gs.Name]
-		if !ok || s.Status == StepSucceeded || s.Status == StepRunning || s.Status == StepRetrying {
+		if !ok || s.Status == StepSucceeded || s.Status == StepRunning || s.Status == StepRetrying || s.Status == StepWaiting {
 			continue
 		}
 		all := true
@@ -316,12 +326,17 @@ func (o *Orchestrator) Cancel(ctx context.Context, runID string) (Run, error) {
 	// change; a CAS lost to a claim leaves that step running to its end.
 	for _, s := range r.Steps {
 		for range 3 {
-			if s.Status != StepPending && s.Status != StepRetrying {
+			if s.Status != StepPending && s.Status != StepRetrying && s.Status != StepWaiting {
 				break
 			}
+			if s.Status == StepWaiting && o.now().Before(s.LeaseUntil) {
+				break // being checked: the check's result stands, the next check sees the run cancelled
+			}
+			was := s
 			s.Status, s.UpdatedAt, s.LeaseUntil = StepCancelled, o.now().UTC(), time.Time{}
 			_, err := o.ledger.UpdateStep(ctx, s)
 			if err == nil {
+				o.cancelRemoteOf(ctx, r, was)
 				break
 			}
 			if !errors.Is(err, ErrConflict) {

@@ -301,10 +301,7 @@ func validParams(p map[string]string) error {
 // task is the queue task of one step (of the run's graph rg) of a run in a
 // generation.
 func (o *Orchestrator) task(rg *runGraph, runID, date string, params map[string]string, step string, gen int) Task {
-	timeout := DefaultTimeout
-	if gs := rg.Step(step); gs != nil {
-		timeout = gs.Timeout
-	}
+	timeout := rg.requestTimeout(step)
 	return Task{
 		Name: o.TaskName(runID, step, gen),
 		Payload: TaskPayload{RunID: runID, Step: step, Generation: gen, Date: date, Params: params,

@@ -45,6 +45,9 @@ type TaskPayload struct {
 	// Only runs the step without chaining on to its successors; the handler
 	// also honours the step record's Only.
 	Only bool `json:"only,omitempty"`
+	// Check numbers a check task of an asynchronous step (see
+	// steps.AsyncStep); 0 is the step's own task.
+	Check int `json:"check,omitempty"`
 }
 
 // Path is the service route the task is delivered to.

@@ -16,6 +16,9 @@ const (
 	// staleRetry is how long a step may sit in "retrying" before the sweeper
 	// assumes its task is gone (e.g. the queue gave up) and enqueues it again.
 	staleRetry = 15 * time.Minute
+	// staleCheck is how long an asynchronous step's check may be overdue
+	// before the sweeper assumes its task is gone and queues the next one.
+	staleCheck = 5 * time.Minute
 	// owedLookback bounds the search for ended runs whose notification is
 	// owed, by finish time: a run that ended (or ended anew after a re-run)
 	// within it is reached however long ago it was created.
@@ -219,6 +222,14 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 			// A fresh name per attempt: the original task may still be in
 			// the queue's dedup window.
 			if err := o.sweepEnqueue(ctx, def, r, s, fmt.Sprintf("-sweep-a%d", s.Attempts)); err != nil {
+				return err
+			}
+			rep.Reenqueued = append(rep.Reenqueued, name)
+		case s.Status == StepWaiting && !now.Before(s.LeaseUntil) && now.Sub(s.NextCheckAt) > staleCheck:
+			// Its due check is overdue: the task was lost (or the queue
+			// gave up on it, keeping its name). Take over with the next
+			// check number; a late delivery of the lost one is then stale.
+			if err := o.sweepCheck(ctx, def, r, s); err != nil {
 				return err
 			}
 			rep.Reenqueued = append(rep.Reenqueued, name)

@@ -35,6 +35,7 @@ const (
 	StepPending   StepStatus = "pending"
 	StepRunning   StepStatus = "running"
 	StepRetrying  StepStatus = "retrying" // an attempt failed transiently; the queue retries
+	StepWaiting   StepStatus = "waiting"  // an asynchronous step started its work; check tasks follow it
 	StepSucceeded StepStatus = "succeeded"
 	StepFailed    StepStatus = "failed"
 	StepCancelled StepStatus = "cancelled"
@@ -137,6 +138,19 @@ type StepRun struct {
 	// step is stale exactly when a predecessor has a newer succeeded
 	// generation than the one it consumed.
 	Inputs map[string]int `json:"inputs,omitempty"`
+	// AsyncState is an asynchronous step's state while it waits (what its
+	// kind's Check needs), Check the number of the check task due next,
+	// WaitingSince when its attempt started waiting (the step's timeout
+	// bounds the wait from there), NextCheckAt when that check is due and
+	// Link a pointer to the remote work. Cleared by a new generation.
+	AsyncState   json.RawMessage `json:"async_state,omitempty"`
+	Check        int             `json:"check,omitempty"`
+	WaitingSince time.Time       `json:"waiting_since,omitzero"`
+	NextCheckAt  time.Time       `json:"next_check_at,omitzero"`
+	Link         string          `json:"link,omitempty"`
+	// WaitedMillis is how long a waiting step has waited, filled by the API
+	// when it answers (not stored).
+	WaitedMillis int64 `json:"waited_ms,omitempty"`
 	// Version is the ledger's concurrency token: UpdateStep succeeds only when it
 	// matches the stored one. Opaque to the domain.
 	Version int64 `json:"-"`

@@ -85,6 +85,19 @@ func (s *Settings) Duration(key string, required bool) time.Duration {
 	return d
 }
 
+// Bool returns the boolean setting key, or false when absent.
+func (s *Settings) Bool(key string) bool {
+	v, ok := s.get(key, false)
+	if !ok {
+		return false
+	}
+	b, isBool := v.(bool)
+	if !isBool {
+		s.Problemf("%s must be true or false, not %v", key, v)
+	}
+	return b
+}
+
 // Int returns the integer setting key, or def when absent; it must lie in
 // [lo, hi].
 func (s *Settings) Int(key string, def, lo, hi int) int {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"text/template"
@@ -66,6 +67,9 @@ type templateData struct {
 //	audience: when set, an ID token for this audience is sent as a bearer
 //	          token (for private Cloud Run services), minted with the
 //	          ambient Google credentials
+//	async:    true makes the step asynchronous (see asyncHTTPStep): a 202
+//	          answer starts work that is checked until done
+//	check_interval: with async, the wait between checks (default 30s)
 //
 // url, header values and body are text/templates over .RunID .Pipeline .Step
 // .Date (YYYY-MM-DD) .Attempt and .Params.NAME; a missing param fails the step
@@ -85,6 +89,8 @@ func NewHTTP(settings map[string]any) (Step, error) {
 	hasBody := s.Has("body")
 	timeout := s.Duration("timeout", false)
 	audience := s.String("audience", false)
+	async := s.Bool("async")
+	interval := s.Duration("check_interval", false)
 
 	st := &httpStep{
 		method:   http.MethodPost,
@@ -127,8 +133,14 @@ func NewHTTP(settings map[string]any) (Step, error) {
 	if hasBody {
 		st.body = parse("body", body)
 	}
+	if interval > 0 && !async {
+		s.Problemf("check_interval applies only with async: true")
+	}
 	if err := s.Err(); err != nil {
 		return nil, err
+	}
+	if async {
+		return &asyncHTTPStep{httpStep: st, interval: interval}, nil
 	}
 	return st, nil
 }
@@ -185,11 +197,35 @@ func (h *httpStep) Run(ctx context.Context, in Input) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	where := h.method + " " + redact(req.URL)
+	x, err := h.exchange(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if x.code >= 200 && x.code <= 299 {
+		return x.output()
+	}
+	return nil, x.failure()
+}
+
+// reply is an http step's answer, read.
+type reply struct {
+	where     string // method and redacted URL, for messages
+	code      int
+	header    http.Header
+	raw       []byte
+	truncated bool
+	readErr   error
+	url       *url.URL // the request's
+}
+
+// exchange sends req (with the step's ID token and per-request timeout) and
+// reads the answer. A network error, timeout or cancellation is transient.
+func (h *httpStep) exchange(ctx context.Context, req *http.Request) (reply, error) {
+	where := req.Method + " " + redact(req.URL)
 	if h.audience != "" {
 		tok, err := h.idToken(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("http: %s: ID token for audience %q: %w", where, h.audience, err)
+			return reply{}, fmt.Errorf("http: %s: ID token for audience %q: %w", where, h.audience, err)
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
@@ -202,27 +238,54 @@ func (h *httpStep) Run(ctx context.Context, in Input) (json.RawMessage, error) {
 	resp, err := h.client.Do(req)
 	if err != nil {
 		// Network errors, timeouts and cancellation: transient.
-		return nil, fmt.Errorf("http: %s: %w", where, unwrapURLError(err))
+		return reply{}, fmt.Errorf("http: %s: %w", where, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	// Read at most one byte past the limit: enough to know it was exceeded.
 	raw, readErr := io.ReadAll(io.LimitReader(resp.Body, MaxHTTPOutput+1))
-	truncated := len(raw) > MaxHTTPOutput
-	if truncated {
-		raw = raw[:MaxHTTPOutput]
+	x := reply{where: where, code: resp.StatusCode, header: resp.Header, raw: raw, readErr: readErr, url: req.URL}
+	if x.truncated = len(raw) > MaxHTTPOutput; x.truncated {
+		x.raw = raw[:MaxHTTPOutput]
 	}
-	code := resp.StatusCode
+	return x, nil
+}
+
+// output is a 2xx reply's output.
+func (x reply) output() (json.RawMessage, error) {
+	if x.readErr != nil {
+		return nil, fmt.Errorf("http: %s: status %d: reading body: %w", x.where, x.code, x.readErr)
+	}
+	return successOutput(x.code, x.raw, x.truncated), nil
+}
+
+// failure is a non-2xx reply's error: 408, 429 and 5xx are transient
+// (carrying the Retry-After the service asked for), others permanent.
+func (x reply) failure() error {
+	err := fmt.Errorf("http: %s: status %d%s", x.where, x.code, snippet(x.raw))
 	switch {
-	case code >= 200 && code <= 299:
-		if readErr != nil {
-			return nil, fmt.Errorf("http: %s: status %d: reading body: %w", where, code, readErr)
+	case x.code == http.StatusRequestTimeout, x.code == http.StatusTooManyRequests, x.code >= 500:
+		if d, ok := retryAfter(x.header.Get("Retry-After"), time.Now()); ok {
+			return RetryAfter(err, d)
 		}
-		return successOutput(code, raw, truncated), nil
-	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code >= 500:
-		return nil, fmt.Errorf("http: %s: status %d%s", where, code, snippet(raw))
+		return err
 	default:
-		return nil, Permanent(fmt.Errorf("http: %s: status %d%s", where, code, snippet(raw)))
+		return Permanent(err)
 	}
+}
+
+// retryAfter parses a Retry-After value (seconds or an HTTP date).
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
 }
 
 // request expands the templates into a request bound to ctx.

@@ -105,60 +105,75 @@ func (rec runRecord) run(id string, version int64) (pipeline.Run, error) {
 
 // stepRecord is a step as stored.
 type stepRecord struct {
-	Status      string          `json:"status"`
-	Generation  int             `json:"generation"`
-	Attempts    int             `json:"attempts"`
-	MaxAttempts int             `json:"max_attempts"`
-	LeaseUntil  time.Time       `json:"lease_until,omitzero"`
-	StartedAt   time.Time       `json:"started_at,omitzero"`
-	FinishedAt  time.Time       `json:"finished_at,omitzero"`
-	UpdatedAt   time.Time       `json:"updated_at,omitzero"`
-	Error       string          `json:"error,omitempty"`
-	Output      json.RawMessage `json:"output,omitempty"`
-	Forced      bool            `json:"forced,omitempty"`
-	Only        bool            `json:"only,omitempty"`
-	Inputs      map[string]int  `json:"inputs,omitempty"`
-	WriteID     string          `json:"write_id,omitempty"`
+	Status       string          `json:"status"`
+	Generation   int             `json:"generation"`
+	Attempts     int             `json:"attempts"`
+	MaxAttempts  int             `json:"max_attempts"`
+	LeaseUntil   time.Time       `json:"lease_until,omitzero"`
+	StartedAt    time.Time       `json:"started_at,omitzero"`
+	FinishedAt   time.Time       `json:"finished_at,omitzero"`
+	UpdatedAt    time.Time       `json:"updated_at,omitzero"`
+	Error        string          `json:"error,omitempty"`
+	Output       json.RawMessage `json:"output,omitempty"`
+	Forced       bool            `json:"forced,omitempty"`
+	Only         bool            `json:"only,omitempty"`
+	Inputs       map[string]int  `json:"inputs,omitempty"`
+	AsyncState   json.RawMessage `json:"async_state,omitempty"`
+	Check        int             `json:"check,omitempty"`
+	WaitingSince time.Time       `json:"waiting_since,omitzero"`
+	NextCheckAt  time.Time       `json:"next_check_at,omitzero"`
+	Link         string          `json:"link,omitempty"`
+	WriteID      string          `json:"write_id,omitempty"`
 }
 
 func newStepRecord(s pipeline.StepRun) stepRecord {
 	return stepRecord{
-		Status:      string(s.Status),
-		Generation:  s.Generation,
-		Attempts:    s.Attempts,
-		MaxAttempts: s.MaxAttempts,
-		LeaseUntil:  s.LeaseUntil,
-		StartedAt:   s.StartedAt,
-		FinishedAt:  s.FinishedAt,
-		UpdatedAt:   s.UpdatedAt,
-		Error:       s.Error,
-		Output:      s.Output,
-		Forced:      s.Forced,
-		Only:        s.Only,
-		Inputs:      s.Inputs,
-		WriteID:     newWriteID(),
+		Status:       string(s.Status),
+		Generation:   s.Generation,
+		Attempts:     s.Attempts,
+		MaxAttempts:  s.MaxAttempts,
+		LeaseUntil:   s.LeaseUntil,
+		StartedAt:    s.StartedAt,
+		FinishedAt:   s.FinishedAt,
+		UpdatedAt:    s.UpdatedAt,
+		Error:        s.Error,
+		Output:       s.Output,
+		Forced:       s.Forced,
+		Only:         s.Only,
+		Inputs:       s.Inputs,
+		AsyncState:   s.AsyncState,
+		Check:        s.Check,
+		WaitingSince: s.WaitingSince,
+		NextCheckAt:  s.NextCheckAt,
+		Link:         s.Link,
+		WriteID:      newWriteID(),
 	}
 }
 
 func (rec stepRecord) step(runID, name string, version int64) pipeline.StepRun {
 	return pipeline.StepRun{
-		RunID:       runID,
-		Step:        name,
-		Status:      pipeline.StepStatus(rec.Status),
-		Generation:  rec.Generation,
-		Attempts:    rec.Attempts,
-		MaxAttempts: rec.MaxAttempts,
-		LeaseUntil:  rec.LeaseUntil,
-		StartedAt:   rec.StartedAt,
-		FinishedAt:  rec.FinishedAt,
-		UpdatedAt:   rec.UpdatedAt,
-		Error:       rec.Error,
-		Output:      rec.Output,
-		Forced:      rec.Forced,
-		Only:        rec.Only,
-		Inputs:      rec.Inputs,
-		Version:     version,
-		WriteID:     rec.WriteID,
+		RunID:        runID,
+		Step:         name,
+		Status:       pipeline.StepStatus(rec.Status),
+		Generation:   rec.Generation,
+		Attempts:     rec.Attempts,
+		MaxAttempts:  rec.MaxAttempts,
+		LeaseUntil:   rec.LeaseUntil,
+		StartedAt:    rec.StartedAt,
+		FinishedAt:   rec.FinishedAt,
+		UpdatedAt:    rec.UpdatedAt,
+		Error:        rec.Error,
+		Output:       rec.Output,
+		Forced:       rec.Forced,
+		Only:         rec.Only,
+		Inputs:       rec.Inputs,
+		AsyncState:   rec.AsyncState,
+		Check:        rec.Check,
+		WaitingSince: rec.WaitingSince,
+		NextCheckAt:  rec.NextCheckAt,
+		Link:         rec.Link,
+		Version:      version,
+		WriteID:      rec.WriteID,
 	}
 }
 

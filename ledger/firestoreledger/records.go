@@ -33,17 +33,22 @@ const (
 	fWriteID    = "write_id"
 	fEpoch      = "epoch"
 
-	fStep        = "step"
-	fSeq         = "seq"
-	fGeneration  = "generation"
-	fAttempts    = "attempts"
-	fMaxAttempts = "max_attempts"
-	fLeaseUntil  = "lease_until"
-	fStartedAt   = "started_at"
-	fOutput      = "output"
-	fForced      = "forced"
-	fOnly        = "only"
-	fInputs      = "inputs"
+	fStep         = "step"
+	fSeq          = "seq"
+	fGeneration   = "generation"
+	fAttempts     = "attempts"
+	fMaxAttempts  = "max_attempts"
+	fLeaseUntil   = "lease_until"
+	fStartedAt    = "started_at"
+	fOutput       = "output"
+	fForced       = "forced"
+	fOnly         = "only"
+	fInputs       = "inputs"
+	fAsyncState   = "async_state"
+	fCheck        = "check"
+	fWaitingSince = "waiting_since"
+	fNextCheckAt  = "next_check_at"
+	fLink         = "link"
 )
 
 // runDoc is a run document. Zero times are stored as null.
@@ -108,23 +113,28 @@ func fromSummaryDocs(ds []summaryDoc) []pipeline.StepSummary {
 // stepDoc is a step document. Seq is the step's position in CreateRun's
 // slice, the order GetRun returns steps in.
 type stepDoc struct {
-	RunID       string         `firestore:"run_id"`
-	Step        string         `firestore:"step"`
-	Seq         int            `firestore:"seq"`
-	Status      string         `firestore:"status"`
-	Generation  int            `firestore:"generation"`
-	Attempts    int            `firestore:"attempts"`
-	MaxAttempts int            `firestore:"max_attempts"`
-	LeaseUntil  *time.Time     `firestore:"lease_until"`
-	StartedAt   *time.Time     `firestore:"started_at"`
-	FinishedAt  *time.Time     `firestore:"finished_at"`
-	UpdatedAt   *time.Time     `firestore:"updated_at"`
-	Error       string         `firestore:"error"`
-	Output      string         `firestore:"output"`
-	Forced      bool           `firestore:"forced"`
-	Only        bool           `firestore:"only"`
-	Inputs      map[string]int `firestore:"inputs"`
-	WriteID     string         `firestore:"write_id"`
+	RunID        string         `firestore:"run_id"`
+	Step         string         `firestore:"step"`
+	Seq          int            `firestore:"seq"`
+	Status       string         `firestore:"status"`
+	Generation   int            `firestore:"generation"`
+	Attempts     int            `firestore:"attempts"`
+	MaxAttempts  int            `firestore:"max_attempts"`
+	LeaseUntil   *time.Time     `firestore:"lease_until"`
+	StartedAt    *time.Time     `firestore:"started_at"`
+	FinishedAt   *time.Time     `firestore:"finished_at"`
+	UpdatedAt    *time.Time     `firestore:"updated_at"`
+	Error        string         `firestore:"error"`
+	Output       string         `firestore:"output"`
+	Forced       bool           `firestore:"forced"`
+	Only         bool           `firestore:"only"`
+	Inputs       map[string]int `firestore:"inputs"`
+	AsyncState   string         `firestore:"async_state"`
+	Check        int            `firestore:"check"`
+	WaitingSince *time.Time     `firestore:"waiting_since"`
+	NextCheckAt  *time.Time     `firestore:"next_check_at"`
+	Link         string         `firestore:"link"`
+	WriteID      string         `firestore:"write_id"`
 }
 
 func toRunDoc(r pipeline.Run) (runDoc, error) {
@@ -184,23 +194,28 @@ func runUpdates(r pipeline.Run) []firestore.Update {
 
 func toStepDoc(s pipeline.StepRun, seq int) stepDoc {
 	return stepDoc{
-		RunID:       s.RunID,
-		Step:        s.Step,
-		Seq:         seq,
-		Status:      string(s.Status),
-		Generation:  s.Generation,
-		Attempts:    s.Attempts,
-		MaxAttempts: s.MaxAttempts,
-		LeaseUntil:  ts(s.LeaseUntil),
-		StartedAt:   ts(s.StartedAt),
-		FinishedAt:  ts(s.FinishedAt),
-		UpdatedAt:   ts(s.UpdatedAt),
-		Error:       s.Error,
-		Output:      string(s.Output),
-		Forced:      s.Forced,
-		Only:        s.Only,
-		Inputs:      s.Inputs,
-		WriteID:     s.WriteID,
+		RunID:        s.RunID,
+		Step:         s.Step,
+		Seq:          seq,
+		Status:       string(s.Status),
+		Generation:   s.Generation,
+		Attempts:     s.Attempts,
+		MaxAttempts:  s.MaxAttempts,
+		LeaseUntil:   ts(s.LeaseUntil),
+		StartedAt:    ts(s.StartedAt),
+		FinishedAt:   ts(s.FinishedAt),
+		UpdatedAt:    ts(s.UpdatedAt),
+		Error:        s.Error,
+		Output:       string(s.Output),
+		Forced:       s.Forced,
+		Only:         s.Only,
+		Inputs:       s.Inputs,
+		AsyncState:   string(s.AsyncState),
+		Check:        s.Check,
+		WaitingSince: ts(s.WaitingSince),
+		NextCheckAt:  ts(s.NextCheckAt),
+		Link:         s.Link,
+		WriteID:      s.WriteID,
 	}
 }
 
@@ -222,6 +237,11 @@ func stepUpdates(s pipeline.StepRun) []firestore.Update {
 		{Path: fForced, Value: d.Forced},
 		{Path: fOnly, Value: d.Only},
 		{Path: fInputs, Value: d.Inputs},
+		{Path: fAsyncState, Value: d.AsyncState},
+		{Path: fCheck, Value: d.Check},
+		{Path: fWaitingSince, Value: d.WaitingSince},
+		{Path: fNextCheckAt, Value: d.NextCheckAt},
+		{Path: fLink, Value: d.Link},
 		{Path: fWriteID, Value: d.WriteID},
 	}
 }
@@ -261,25 +281,32 @@ func (d runDoc) run(version int64) (pipeline.Run, error) {
 
 func (d stepDoc) stepRun(version int64) pipeline.StepRun {
 	s := pipeline.StepRun{
-		RunID:       d.RunID,
-		Step:        d.Step,
-		Status:      pipeline.StepStatus(d.Status),
-		Generation:  d.Generation,
-		Attempts:    d.Attempts,
-		MaxAttempts: d.MaxAttempts,
-		LeaseUntil:  unts(d.LeaseUntil),
-		StartedAt:   unts(d.StartedAt),
-		FinishedAt:  unts(d.FinishedAt),
-		UpdatedAt:   unts(d.UpdatedAt),
-		Error:       d.Error,
-		Forced:      d.Forced,
-		Only:        d.Only,
-		Inputs:      d.Inputs,
-		Version:     version,
-		WriteID:     d.WriteID,
+		RunID:        d.RunID,
+		Step:         d.Step,
+		Status:       pipeline.StepStatus(d.Status),
+		Generation:   d.Generation,
+		Attempts:     d.Attempts,
+		MaxAttempts:  d.MaxAttempts,
+		LeaseUntil:   unts(d.LeaseUntil),
+		StartedAt:    unts(d.StartedAt),
+		FinishedAt:   unts(d.FinishedAt),
+		UpdatedAt:    unts(d.UpdatedAt),
+		Error:        d.Error,
+		Forced:       d.Forced,
+		Only:         d.Only,
+		Inputs:       d.Inputs,
+		Check:        d.Check,
+		WaitingSince: unts(d.WaitingSince),
+		NextCheckAt:  unts(d.NextCheckAt),
+		Link:         d.Link,
+		Version:      version,
+		WriteID:      d.WriteID,
 	}
 	if d.Output != "" {
 		s.Output = json.RawMessage(d.Output)
+	}
+	if d.AsyncState != "" {
+		s.AsyncState = json.RawMessage(d.AsyncState)
 	}
 	return s
 }

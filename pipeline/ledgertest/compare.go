@@ -133,6 +133,13 @@ func stepDiff(got, want pipeline.StepRun) []string {
 	if !maps.Equal(got.Inputs, want.Inputs) { // nil and empty are equal
 		d = append(d, fmt.Sprintf("Inputs = %v, want %v", got.Inputs, want.Inputs))
 	}
+	if same, err := sameJSON(got.AsyncState, want.AsyncState); err != nil || !same {
+		d = append(d, fmt.Sprintf("AsyncState = %s, want %s (%v)", got.AsyncState, want.AsyncState, err))
+	}
+	num("Check", got.Check, want.Check)
+	tm("WaitingSince", got.WaitingSince, want.WaitingSince)
+	tm("NextCheckAt", got.NextCheckAt, want.NextCheckAt)
+	str("Link", got.Link, want.Link)
 	return d
 }
 

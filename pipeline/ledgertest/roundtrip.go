@@ -43,6 +43,12 @@ func fullStep(runID, name string) pipeline.StepRun {
 		Forced:      true,
 		Only:        true,
 		Inputs:      map[string]int{"extract": 2, "forced-past": 0},
+		// An asynchronous step's wait.
+		AsyncState:   json.RawMessage(`{"operation":"projects/p/ops/` + name + `","polls":3}`),
+		Check:        4,
+		WaitingSince: at(90 * time.Second),
+		NextCheckAt:  at(5*time.Minute + time.Nanosecond),
+		Link:         "https://example.com/ops/" + name,
 	}
 }
 
@@ -128,6 +134,11 @@ func (s suite) testRoundTrip(t *testing.T) {
 		s2.Error = "other"
 		s2.Output = json.RawMessage(`"just a string"`)
 		s2.Forced = false
+		s2.AsyncState = json.RawMessage(`{"operation":"other"}`)
+		s2.Check = 5
+		s2.WaitingSince = at(100 * time.Second)
+		s2.NextCheckAt = at(7 * time.Minute)
+		s2.Link = "https://example.com/other"
 		ret := mustUpdateStep(ctx, t, l, s2)
 		checkStep(t, "UpdateStep result", ret, s2)
 		checkStep(t, "GetSteps after UpdateStep", mustGetStep(ctx, t, l, r.ID, "first"), s2)
