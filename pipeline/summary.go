@@ -30,7 +30,7 @@ func Summarize(steps []StepRun) []StepSummary {
 
 // SummaryFinal reports whether a run's summary can stand for its steps: the
 // run ended, it has a summary, and no step in it could still run when it was
-// written: none running or retrying, and none pending whose predecessors had
+// written: none running, retrying or waiting, and none pending whose predecessors had
 // all succeeded (its task may be queued: a parallel branch may end after its
 // run failed). A pending step behind a failed one never runs.
 func SummaryFinal(r Run) bool {
@@ -43,7 +43,7 @@ func SummaryFinal(r Run) bool {
 	}
 	for _, s := range r.Summary {
 		switch s.Status {
-		case StepRunning, StepRetrying:
+		case StepRunning, StepRetrying, StepWaiting:
 			return false
 		case StepPending:
 			if r.Graph == nil {
