@@ -16,33 +16,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pipelinehq/pipeline/internal/testbin"
 )
 
-// buildBinary compiles the pipeline command once per test binary.
-var buildOnce struct {
-	sync.Once
-	path string
-	err  error
-}
-
+// binary is the pipeline command, built once per test binary.
 func binary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pipeline-bin")
-		if err != nil {
-			buildOnce.err = err
-			return
-		}
-		buildOnce.path = filepath.Join(dir, "pipeline")
-		out, err := exec.Command("go", "build", "-o", buildOnce.path, "../cmd/pipeline").CombinedOutput()
-		if err != nil {
-			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildOnce.err != nil {
-		t.Fatal(buildOnce.err)
-	}
-	return buildOnce.path
+	return testbin.Build(t, "../cmd/pipeline")
 }
 
 func freePort(t *testing.T) int {

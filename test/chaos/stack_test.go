@@ -21,6 +21,7 @@ import (
 
 	"github.com/pipelinehq/pipeline/app"
 	"github.com/pipelinehq/pipeline/internal/fsemu"
+	"github.com/pipelinehq/pipeline/internal/testbin"
 	"github.com/pipelinehq/pipeline/queue/cloudtasks/emulator"
 	"github.com/pipelinehq/pipeline/steps"
 )
@@ -443,33 +444,10 @@ steps:
 `, sleep)
 }
 
-var _ = strings.TrimSpace
-
-var buildOnce struct {
-	sync.Once
-	path string
-	err  error
-}
-
-// binaryPath builds the chaos-pipeline command once per test binary.
+// binaryPath is the chaos-pipeline command, built once per test binary.
 func binaryPath(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "chaos-bin")
-		if err != nil {
-			buildOnce.err = err
-			return
-		}
-		buildOnce.path = filepath.Join(dir, "chaos-pipeline")
-		out, err := exec.Command("go", "build", "-o", buildOnce.path, "./cmd/chaos-pipeline").CombinedOutput()
-		if err != nil {
-			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildOnce.err != nil {
-		t.Fatal(buildOnce.err)
-	}
-	return buildOnce.path
+	return testbin.Build(t, "./cmd/chaos-pipeline")
 }
 
 func (s *stack) startProcess() {
