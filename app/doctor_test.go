@@ -124,3 +124,43 @@ func TestDoctorGoesOnWhenPipelinesFailToLoad(t *testing.T) {
 		t.Fatalf("want the load problem, the audience finding and the daily pipeline checked; got %s", out)
 	}
 }
+
+// The doctor lists the roles the asynchronous steps need (text and JSON)
+// and checks their check intervals.
+func TestDoctorListsAsyncRoles(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "waits.yaml")
+	if err := os.WriteFile(file, []byte(`name: waits
+time_zone: Europe/Paris
+steps:
+  - name: export
+    kind: http
+    timeout: 6h
+    http: {url: "https://exports-123456789.europe-west1.run.app/start", async: true, audience: "https://exports-123456789.europe-west1.run.app", check_interval: 6h}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := gcpArgs("--runtime-service-account", "pipeline-prod-run@acme.iam.gserviceaccount.com")
+	args[1] = file
+	out, _, err := runArgs(t, args...)
+	var ec exitCode
+	if !errors.As(err, &ec) || ec.code != 1 {
+		t.Fatalf("err = %v, want exit 1 (the interval)\n%s", err, out)
+	}
+	for _, want := range []string{
+		"ERROR [check-interval] pipeline waits, step export: check interval 6h0m0s is not shorter than the step's timeout 6h0m0s",
+		"IAM roles the asynchronous steps need",
+		"pipeline waits, step export (http): roles/run.invoker on https://exports-123456789.europe-west1.run.app",
+		"grant: gcloud run services add-iam-policy-binding exports --project 123456789 --region europe-west1 --member=serviceAccount:pipeline-prod-run@acme.iam.gserviceaccount.com --role=roles/run.invoker",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, _ = runArgs(t, append(args, "--json")...)
+	var rep struct {
+		AsyncRoles []doctor.Role `json:"async_roles"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.AsyncRoles) != 1 || rep.AsyncRoles[0].Role != "roles/run.invoker" {
+		t.Fatalf("json: %v %+v\n%s", err, rep, out)
+	}
+}

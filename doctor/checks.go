@@ -18,7 +18,7 @@ type Check func(cfg Config, defs []*pipeline.Definition) []Finding
 
 // Checks lists every offline check, in the order they are reported.
 func Checks() []Check {
-	return []Check{Backend, Audience, Invokers, Deadlines, Attempts, TimeZones, DSTGaps, SchedulerRetries, Discord}
+	return []Check{Backend, Audience, Invokers, Deadlines, Attempts, TimeZones, DSTGaps, SchedulerRetries, Discord, CheckIntervals}
 }
 
 // Run runs every offline check and returns the findings, errors first.
