@@ -3,6 +3,7 @@ package doctor
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -144,11 +145,17 @@ func grantCommand(cfg Config, g steps.IAMGrant) string {
 		if len(parts) == 6 {
 			return fmt.Sprintf("gcloud run jobs add-iam-policy-binding %s --project %s --region %s%s", parts[5], parts[1], parts[3], tail)
 		}
+	case strings.HasPrefix(g.Role, "roles/bigquery.") && datasetName.MatchString(g.Resource):
+		project, _, _ := strings.Cut(g.Resource, ":")
+		return "bq --project_id " + project + " add-iam-policy-binding --member=" + member + " --role=" + g.Role + " " + g.Resource
 	case strings.HasSuffix(g.Resource, ".gserviceaccount.com"):
 		return "gcloud iam service-accounts add-iam-policy-binding " + g.Resource + tail
 	}
 	return "grant " + g.Role + " on " + g.Resource + " to " + member + " (deploy/terraform async_iam.tf or deploy/gcloud/deploy.sh do it: docs/deploy.md)"
 }
+
+// datasetName is a BigQuery dataset named PROJECT:DATASET.
+var datasetName = regexp.MustCompile(`^[a-z][a-z0-9.:-]*[a-z0-9]:[A-Za-z0-9_]+$`)
 
 // runService is a Cloud Run service named by its URL.
 type runService struct{ name, project, region string }

@@ -88,7 +88,10 @@ func TestCheckIntervals(t *testing.T) {
 type grantingJob struct{ steps.AsyncStep }
 
 func (grantingJob) IAMGrants() []steps.IAMGrant {
-	return []steps.IAMGrant{{Role: "roles/run.jobsExecutorWithOverrides", Resource: "projects/acme/locations/europe-west1/jobs/nightly-load", Why: "runs the job"}}
+	return []steps.IAMGrant{
+		{Role: "roles/run.jobsExecutorWithOverrides", Resource: "projects/acme/locations/europe-west1/jobs/nightly-load", Why: "runs the job"},
+		{Role: "roles/bigquery.dataEditor", Resource: "acme:sales", Why: "writes the table"},
+	}
 }
 
 // plainAsync is an asynchronous kind that names no roles of its own.
@@ -116,6 +119,7 @@ func TestAsyncRoles(t *testing.T) {
 		"export roles/run.invoker gcloud run services add-iam-policy-binding exports --project 123456789 --region europe-west1 --member=serviceAccount:" + runtime + " --role=roles/run.invoker",
 		"legacy roles/run.invoker gcloud run services add-iam-policy-binding SERVICE --project PROJECT --region REGION --member=serviceAccount:" + runtime + " --role=roles/run.invoker   (SERVICE is the Cloud Run service at https://exports-abc123-ew.a.run.app)",
 		"load roles/run.jobsExecutorWithOverrides gcloud run jobs add-iam-policy-binding nightly-load --project acme --region europe-west1 --member=serviceAccount:" + runtime + " --role=roles/run.jobsExecutorWithOverrides",
+		"load roles/bigquery.dataEditor bq --project_id acme add-iam-policy-binding --member=serviceAccount:" + runtime + " --role=roles/bigquery.dataEditor acme:sales",
 		"merge roles/bigquery.jobUser gcloud projects add-iam-policy-binding acme --member=serviceAccount:" + runtime + " --role=roles/bigquery.jobUser",
 		"merge roles/bigquery.dataEditor grant roles/bigquery.dataEditor on each dataset the query writes to serviceAccount:" + runtime + " (deploy/terraform async_iam.tf or deploy/gcloud/deploy.sh do it: docs/deploy.md)",
 	}

@@ -28,11 +28,24 @@ Options:
   --operators EMAILS     comma list of operators (ALLOWED_OPERATORS; default: $ALLOWED_OPERATORS, else
                          none, and the operator routes are closed)
   --dry-run              print the commands, run none
+Asynchronous steps (docs/async.md): the runtime gets the roles their kinds need, on
+these resources only (each a comma list; default the ASYNC_* variable of that name):
+  --run-jobs JOBS        Cloud Run jobs cloudrun.job steps run (NAME in --region, or
+                         projects/P/locations/R/jobs/J): roles/run.jobsExecutorWithOverrides
+  --job-accounts EMAILS  the service accounts those jobs run as: roles/iam.serviceAccountUser
+  --bigquery-datasets DS datasets bigquery.query steps write (DATASET or PROJECT:DATASET):
+                         roles/bigquery.dataEditor each, roles/bigquery.jobUser on the project
+  --bigquery-job-user    roles/bigquery.jobUser even without a dataset (queries that only read)
+  --invoked-services S   private Cloud Run services (in --region) async http steps call with
+                         an audience: roles/run.invoker
 USAGE
 }
 
 PROJECT="" REGION="europe-west1" STAGE="dev" IMAGE="" PIPELINES="pipelines" PIPELINE_BIN="" TIMEOUT=1800 DRY_RUN=0
 OPERATORS="${ALLOWED_OPERATORS:-}"
+ASYNC_RUN_JOBS="${ASYNC_RUN_JOBS:-}" ASYNC_JOB_ACCOUNTS="${ASYNC_JOB_ACCOUNTS:-}"
+ASYNC_BIGQUERY_DATASETS="${ASYNC_BIGQUERY_DATASETS:-}" ASYNC_BIGQUERY_JOB_USER="${ASYNC_BIGQUERY_JOB_USER:-0}"
+ASYNC_INVOKED_SERVICES="${ASYNC_INVOKED_SERVICES:-}"
 QUEUE_MAX_ATTEMPTS=25 SCHEDULER_RETRIES=3 RECONCILE_SCHEDULE="*/5 * * * *" LEDGER_COLLECTION="pipeline_runs"
 
 while (($#)); do
@@ -46,6 +59,11 @@ while (($#)); do
     --timeout) TIMEOUT="$2"; shift 2 ;;
     --operators) OPERATORS="$2"; shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
+    --run-jobs) ASYNC_RUN_JOBS="$2"; shift 2 ;;
+    --job-accounts) ASYNC_JOB_ACCOUNTS="$2"; shift 2 ;;
+    --bigquery-datasets) ASYNC_BIGQUERY_DATASETS="$2"; shift 2 ;;
+    --bigquery-job-user) ASYNC_BIGQUERY_JOB_USER=1; shift ;;
+    --invoked-services) ASYNC_INVOKED_SERVICES="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "deploy.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -142,6 +160,42 @@ done
 run "${G[@]}" iam service-accounts add-iam-policy-binding "$TASKS_SA" \
   --member "serviceAccount:$RUNTIME_SA" --role roles/iam.serviceAccountUser
 
+echo "# --- IAM for asynchronous steps (only what the lists name)"
+IFS=',' read -r -a async_jobs <<<"${ASYNC_RUN_JOBS// /}"
+for job in "${async_jobs[@]}"; do
+  [[ -n "$job" ]] || continue
+  job_project="$PROJECT" job_region="$REGION"
+  if [[ "$job" == projects/*/locations/*/jobs/* ]]; then
+    IFS='/' read -r _ job_project _ job_region _ job <<<"$job"
+  fi
+  run gcloud --project "$job_project" --quiet run jobs add-iam-policy-binding "$job" --region "$job_region" \
+    --member "serviceAccount:$RUNTIME_SA" --role roles/run.jobsExecutorWithOverrides
+done
+IFS=',' read -r -a async_accounts <<<"${ASYNC_JOB_ACCOUNTS// /}"
+for account in "${async_accounts[@]}"; do
+  [[ -n "$account" ]] || continue
+  run "${G[@]}" iam service-accounts add-iam-policy-binding "$account" \
+    --member "serviceAccount:$RUNTIME_SA" --role roles/iam.serviceAccountUser
+done
+IFS=',' read -r -a async_datasets <<<"${ASYNC_BIGQUERY_DATASETS// /}"
+if ((${#async_datasets[@]})) || [[ "$ASYNC_BIGQUERY_JOB_USER" == 1 ]]; then
+  run "${G[@]}" services enable bigquery.googleapis.com
+  run "${G[@]}" projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:$RUNTIME_SA" \
+    --role roles/bigquery.jobUser --condition None
+fi
+for dataset in "${async_datasets[@]}"; do
+  [[ -n "$dataset" ]] || continue
+  [[ "$dataset" == *:* ]] || dataset="$PROJECT:$dataset"
+  run bq --project_id "${dataset%%:*}" add-iam-policy-binding \
+    --member "serviceAccount:$RUNTIME_SA" --role roles/bigquery.dataEditor "$dataset"
+done
+IFS=',' read -r -a async_services <<<"${ASYNC_INVOKED_SERVICES// /}"
+for target in "${async_services[@]}"; do
+  [[ -n "$target" ]] || continue
+  run "${G[@]}" run services add-iam-policy-binding "$target" --region "$REGION" \
+    --member "serviceAccount:$RUNTIME_SA" --role roles/run.invoker
+done
+
 echo "# --- Firestore"
 if ! exists "${G[@]}" firestore databases describe --database "$NAME"; then
   run "${G[@]}" firestore databases create --database "$NAME" --location "$REGION" --type firestore-native
@@ -200,6 +254,7 @@ env_vars=(
   "CLOUD_RUN_TIMEOUT=${TIMEOUT}s"
   "QUEUE_MAX_ATTEMPTS=$QUEUE_MAX_ATTEMPTS"
   "SCHEDULER_RETRIES=$SCHEDULER_RETRIES"
+  "RUNTIME_SERVICE_ACCOUNT=$RUNTIME_SA"
 )
 # ALLOWED_INVOKERS and ALLOWED_OPERATORS hold commas: "|" delimits the list instead.
 env_flag="^|^$(IFS='|'; echo "${env_vars[*]}")"

@@ -49,6 +49,7 @@ resource "google_cloud_run_v2_service" "pipeline" {
           CLOUD_RUN_TIMEOUT         = "${var.request_timeout_seconds}s"
           QUEUE_MAX_ATTEMPTS        = tostring(var.queue_max_attempts)
           SCHEDULER_RETRIES         = tostring(var.scheduler_retries)
+          RUNTIME_SERVICE_ACCOUNT   = google_service_account.runtime.email
         }
         content {
           name  = env.key
