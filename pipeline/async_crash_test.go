@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -190,6 +192,74 @@ func TestAsyncCrashingStartsEndAtTheTimeout(t *testing.T) {
 		}
 		if s, created, _ := j.counts(); created != 1 || s < 3 {
 			t.Fatalf("starts %d, jobs created %d; want repeated starts adopting one job", s, created)
+		}
+	})
+}
+
+// The http kind's remote API takes no job ID: after a crash between the
+// start and recording it, the same attempt sends the start again with the
+// same X-Pipeline-Attempt-Key, so a service that deduplicates on it runs
+// one export (the documented window, closed by the service).
+func TestAsyncHTTPCrashRepeatsTheStartWithTheSameKey(t *testing.T) {
+	var mu sync.Mutex
+	posts, keys, exports := 0, map[string]string{}, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch r.Method {
+		case http.MethodPost:
+			posts++
+			key := r.Header.Get("X-Pipeline-Attempt-Key")
+			if _, ok := keys[key]; !ok {
+				exports++
+				keys[key] = fmt.Sprintf("/exports/%d", exports)
+			}
+			w.Header().Set("Location", keys[key])
+			w.WriteHeader(http.StatusAccepted)
+		default:
+			_, _ = w.Write([]byte(`{"export":"` + r.URL.Path + `"}`))
+		}
+	}))
+	defer srv.Close()
+	yamlText := `
+name: waits
+time_zone: UTC
+steps:
+  - {name: a, kind: a, after: []}
+  - name: job
+    kind: http
+    timeout: 1h
+    max_attempts: 1
+    http: {url: "` + srv.URL + `/exports", async: true, check_interval: 1m}
+  - {name: c, kind: c}
+`
+	onEachLedgerStore(t, func(t *testing.T, led pipeline.Ledger) {
+		mu.Lock()
+		posts, keys, exports = 0, map[string]string{}, 0
+		mu.Unlock()
+		cl := &crashLedger{Ledger: led}
+		h := newHarnessOn(t, chainYAML, cl)
+		h.deploy(yamlText)
+		id, start := deliverStart(t, h)
+		cl.crashes.Store(1)
+		if _, err := h.orch.HandleStep(ctx, start.Payload, pipeline.Delivery{}); err == nil {
+			t.Fatal("the wait was not recorded but the delivery succeeded")
+		}
+		h.advance(pipeline.AsyncRequestTimeout + time.Minute)
+		h.queue.tasks = append(h.queue.tasks, start)
+		h.deliverTimed(10)
+		r := h.run(id)
+		job := stepOf(r, "job")
+		if r.Status != pipeline.RunSucceeded || job.Attempts != 1 || string(job.Output) != `{"export":"/exports/1"}` {
+			t.Fatalf("run %s (%s), job %+v", r.Status, r.Error, job)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if posts != 2 || exports != 1 || len(keys) != 1 {
+			t.Fatalf("posts %d, exports %d, keys %v; want the start sent twice with one key", posts, exports, keys)
+		}
+		if _, ok := keys[id+"/job/g1/a1"]; !ok {
+			t.Fatalf("keys %v", keys)
 		}
 	})
 }
