@@ -40,6 +40,10 @@ type Input struct {
 	// Attempt counts from 1; MaxAttempts is the step's limit.
 	Attempt     int
 	MaxAttempts int
+	// Generation counts the step's runs within the run from 1: an
+	// operator's re-run (or a re-run for a superseded input) is a new
+	// generation, whose attempts count from 1 again.
+	Generation int
 }
 
 // Key is the run key, the part of RunID after the "@": the run date for a
