@@ -107,6 +107,9 @@ func (c *Clients) New(settings map[string]any) (steps.Step, error) {
 		job:       fmt.Sprintf("projects/%s/locations/%s/jobs/%s", project, region, job),
 		container: container, taskCount: int32(taskCount), timeout: timeout, interval: interval,
 	}
+	if args != nil { // args: [] clears the job's
+		st.args = make([]*template.Template, 0, len(args))
+	}
 	for i, a := range args {
 		st.args = append(st.args, parse(fmt.Sprintf("args[%d]", i), a))
 	}
