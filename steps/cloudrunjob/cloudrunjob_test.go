@@ -266,6 +266,7 @@ func TestAPIErrorsTransientOrPermanent(t *testing.T) {
 		{status.Error(codes.NotFound, "gone"), true, 0, "gone"},
 		{status.Error(codes.InvalidArgument, "bad"), true, 0, "bad"},
 		{status.Error(codes.PermissionDenied, "denied"), true, 0, "roles/run.developer"},
+		{status.Error(codes.Unauthenticated, "bad token"), true, 0, "default credentials"},
 	}
 	for _, c := range cases {
 		t.Run(status.Code(c.err).String(), func(t *testing.T) {

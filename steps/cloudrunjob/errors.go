@@ -15,7 +15,7 @@ import (
 var permanentCodes = map[codes.Code]bool{
 	codes.InvalidArgument: true, codes.NotFound: true, codes.FailedPrecondition: true,
 	codes.PermissionDenied: true, codes.AlreadyExists: true, codes.OutOfRange: true,
-	codes.Unimplemented: true,
+	codes.Unimplemented: true, codes.Unauthenticated: true,
 }
 
 // classify wraps an API error of what: permanent for the codes retrying
@@ -24,7 +24,10 @@ var permanentCodes = map[codes.Code]bool{
 func classify(what string, err error) error {
 	code := status.Code(err)
 	wrapped := fmt.Errorf("cloudrun.job: %s: %w", what, err)
-	if code == codes.PermissionDenied {
+	switch code {
+	case codes.Unauthenticated:
+		return credentialsHint(wrapped)
+	case codes.PermissionDenied:
 		wrapped = fmt.Errorf("%w (the service's account needs roles/run.developer on the job, "+
 			"and iam.serviceAccountUser on the job's service account)", wrapped)
 	}

@@ -38,8 +38,8 @@ const adoptScan = 100
 //     execution (CancelExecution); one already finished or gone is fine.
 //
 // API errors InvalidArgument, NotFound, FailedPrecondition,
-// PermissionDenied, AlreadyExists, OutOfRange and Unimplemented are
-// permanent; the others (Unavailable, ResourceExhausted, DeadlineExceeded,
+// PermissionDenied, Unauthenticated, AlreadyExists, OutOfRange and
+// Unimplemented are permanent; the others (Unavailable, ResourceExhausted, DeadlineExceeded,
 // Aborted, Internal, ...) are transient, with the retry delay the API asks
 // for, if any.
 //
