@@ -48,7 +48,10 @@ const adoptScan = 100
 // lost reply, a retried attempt) adopt the execution instead of running the
 // job again. The window that remains: the list is eventually consistent, so
 // a start repeated within moments of the first may not see it yet, and an
-// execution older than the job's last 100 is not found.
+// execution older than the job's last 100 is not found. The key names the
+// run, not the service: deployments sharing a job share keys. Adoption
+// relies on the execution's template carrying the overridden environment,
+// as the API reports executions.
 type Step struct {
 	clients   *Clients
 	project   string
