@@ -335,6 +335,15 @@ func TestRepeatedStartAdoptsTheExecution(t *testing.T) {
 	if execution(t, again.State) != name || execution(t, next.State) != name || again.Link != first.Link {
 		t.Fatalf("states %s %s %s", first.State, again.State, next.State)
 	}
+	for poll := next; !poll.Done; { // the execution completes
+		if poll, err = st.Check(ctx, in, poll.State); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in.Attempt = 3 // a start repeated after the execution finished is done at once
+	if done, err := st.Start(ctx, in); err != nil || !done.Done || !strings.Contains(string(done.Output), name) || len(srv.Runs()) != 1 {
+		t.Fatalf("start after the execution finished: %+v, %v; %d runs", done, err, len(srv.Runs()))
+	}
 	in.Generation, in.Attempt = 2, 1 // an operator's re-run
 	rerun, err := st.Start(ctx, in)
 	if err != nil {

@@ -26,7 +26,8 @@ const adoptScan = 100
 //
 //   - Start looks through the job's most recent executions (ListExecutions)
 //     for one whose environment carries this step's execution key (run,
-//     step and generation, in PIPELINE_EXECUTION_KEY) and adopts it;
+//     step and generation, in PIPELINE_EXECUTION_KEY) and adopts it (done
+//     or failed at once if it has finished);
 //     otherwise it runs the job (RunJob) with the overrides and keeps the
 //     execution's name, named in the operation's metadata.
 //   - Each check reads the execution (GetExecution): running is pending;
@@ -125,7 +126,7 @@ func (st *Step) Start(ctx context.Context, in steps.Input) (steps.Poll, error) {
 		return steps.Poll{}, err
 	}
 	if ex != nil {
-		return st.pending(ex), nil
+		return st.judged(ex)
 	}
 	op, err := jobs.RunJob(ctx, &runpb.RunJobRequest{Name: st.job, Overrides: ov})
 	if err != nil {
@@ -157,6 +158,11 @@ func (st *Step) Check(ctx context.Context, _ steps.Input, raw json.RawMessage) (
 	if err != nil {
 		return steps.Poll{}, classify("get execution "+name, err)
 	}
+	return st.judged(ex)
+}
+
+// judged is the Poll (or the failure) of what ex's record says.
+func (st *Step) judged(ex *runpb.Execution) (steps.Poll, error) {
 	done, out, err := judge(ex)
 	switch {
 	case err != nil:
