@@ -255,3 +255,35 @@ func TestAsyncCloudRunJobForcedRerunRunsTheJobAgain(t *testing.T) {
 		}
 	}
 }
+
+// A crash between RunJob and recording the execution: after the lease the
+// redelivery starts again and adopts the execution the lost start began,
+// so the job runs once and the run completes.
+func TestAsyncCloudRunJobCrashAfterRunJobAdopts(t *testing.T) {
+	srv := runtest.Start(t)
+	onEachLedgerStore(t, func(t *testing.T, led pipeline.Ledger) {
+		cl := &crashLedger{Ledger: led}
+		h := newHarnessOn(t, chainYAML, cl)
+		job := cloudRunHarness(t, h, srv, runtest.Outcome{Gets: 2}, "6h")
+		id, start := deliverStart(t, h)
+		cl.crashes.Store(1)
+		if _, err := h.orch.HandleStep(ctx, start.Payload, pipeline.Delivery{}); err == nil {
+			t.Fatal("the wait was not recorded but the delivery succeeded")
+		}
+		if n := runsOf(srv, job); n != 1 {
+			t.Fatalf("%d RunJob calls before the crash", n)
+		}
+		h.advance(pipeline.AsyncRequestTimeout + time.Minute)
+		if res, err := h.orch.HandleStep(ctx, start.Payload, pipeline.Delivery{}); err != nil || res.Outcome != pipeline.OutcomeWaiting {
+			t.Fatalf("redelivery after the lease: %+v, %v", res, err)
+		}
+		h.deliverShort(20)
+		r := h.run(id)
+		if step := stepOf(r, "job"); r.Status != pipeline.RunSucceeded || step.Attempts != 1 {
+			t.Fatalf("run %s (%s), job %+v", r.Status, r.Error, step)
+		}
+		if n := runsOf(srv, job); n != 1 {
+			t.Fatalf("%d RunJob calls, want 1", n)
+		}
+	})
+}
