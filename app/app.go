@@ -20,6 +20,7 @@ import (
 	"github.com/pipelinehq/pipeline/pipeline"
 	"github.com/pipelinehq/pipeline/queue/local"
 	"github.com/pipelinehq/pipeline/steps"
+	"github.com/pipelinehq/pipeline/steps/bigquery"
 )
 
 // Local-mode identities: the in-process queue and cron sign their calls with a
@@ -70,9 +71,11 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 	return logging.New(w, level, cfg.Project)
 }
 
-// newRegistry is the step registry: the built-in and example kinds.
+// newRegistry is the step registry: the built-in kinds, the Google Cloud
+// kinds (clients made on first use) and the kinds of the options.
 func newRegistry(cfg *Config) *steps.Registry {
 	reg := steps.NewRegistry()
+	bigquery.Register(reg)
 	for _, register := range cfg.stepSets {
 		register(reg, cfg)
 	}

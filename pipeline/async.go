@@ -153,7 +153,7 @@ func stepInput(p TaskPayload, gs *GraphStep, date time.Time, preds []StepRun, s 
 	}
 	return steps.Input{
 		RunID: p.RunID, Pipeline: pipe, Step: p.Step, Date: date, Params: params, Inputs: inputs,
-		Attempt: s.Attempts, MaxAttempts: s.MaxAttempts,
+		Attempt: s.Attempts, MaxAttempts: s.MaxAttempts, Generation: s.Generation,
 	}
 }
 

@@ -40,6 +40,10 @@ type Input struct {
 	// Attempt counts from 1; MaxAttempts is the step's limit.
 	Attempt     int
 	MaxAttempts int
+	// Generation counts the step's runs from 1: an operator's re-run (or
+	// a superseded input) starts a new generation, whose attempts count
+	// from 1 again. Run, Step, Generation and Attempt name one attempt.
+	Generation int
 }
 
 // Key is the run key, the part of RunID after the "@": the run date for a

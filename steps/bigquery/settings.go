@@ -1,0 +1,197 @@
+package bigquery
+
+import (
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"text/template"
+	"time"
+
+	"google.golang.org/api/option"
+
+	"github.com/pipelinehq/pipeline/steps"
+)
+
+// Kind is the name pipeline files use for the kind.
+const Kind = "bigquery.query"
+
+// DefaultJobPrefix starts every job ID unless the job_prefix setting says
+// otherwise.
+const DefaultJobPrefix = "pipeline"
+
+var (
+	// projectRe is a Google Cloud project ID (also the legacy domain:name form).
+	projectRe = regexp.MustCompile(`^([a-z][a-z0-9.-]*:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$`)
+	// locationRe is a BigQuery location: US, EU or a region such as europe-west1.
+	locationRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{1,40}$`)
+	// prefixRe is a job ID prefix: job ID characters, not too long.
+	prefixRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	// labelKeyRe and labelValueRe are BigQuery's label rules.
+	labelKeyRe   = regexp.MustCompile(`^\p{Ll}[\p{Ll}\p{Lo}0-9_-]{0,62}$`)
+	labelValueRe = regexp.MustCompile(`^[\p{Ll}\p{Lo}0-9_-]{0,63}$`)
+)
+
+var writeDispositions = map[string]bool{"WRITE_TRUNCATE": true, "WRITE_APPEND": true, "WRITE_EMPTY": true}
+
+// config is one step's settings, checked.
+type config struct {
+	project, location string
+	query             *template.Template
+	legacySQL         bool
+	destination       *template.Template // nil: none
+	writeDisposition  string
+	labels            map[string]string
+	interval          time.Duration // 0: the orchestrator's default
+	prefix            string
+}
+
+// Factory returns the kind's factory. The client is created on first use
+// with Google's default credentials and opts (tests point it at a stand-in
+// with option.WithEndpoint and option.WithoutAuthentication); every step
+// the factory builds shares it.
+func Factory(opts ...option.ClientOption) steps.Factory {
+	svc := &lazyService{opts: opts}
+	return func(settings map[string]any) (steps.Step, error) {
+		c, err := readConfig(settings)
+		if err != nil {
+			return nil, err
+		}
+		return &queryStep{config: c, svc: svc}, nil
+	}
+}
+
+// Register adds the kind to reg.
+func Register(reg *steps.Registry, opts ...option.ClientOption) {
+	reg.Register(Kind, Factory(opts...))
+}
+
+// readConfig checks the settings of a step, naming every problem at once:
+//
+//	project:           the project the job runs in (and is billed to); required
+//	location:          where the job runs: US, EU or a region; required
+//	query:             the SQL, a text/template over .RunID .Pipeline .Step
+//	                   .Date (YYYY-MM-DD) .Key .Attempt and .Params.NAME; required
+//	use_legacy_sql:    false (default): GoogleSQL
+//	destination_table: project.dataset.table or dataset.table (template)
+//	write_disposition: WRITE_TRUNCATE, WRITE_APPEND or WRITE_EMPTY (with a
+//	                   destination table)
+//	labels:            job labels, added to pipeline and pipeline-step
+//	check_interval:    the wait between checks (default 30s)
+//	job_prefix:        the start of job IDs (default "pipeline"); deployments
+//	                   that share a project and pipeline names must differ
+func readConfig(settings map[string]any) (*config, error) {
+	s := steps.ReadSettings(Kind, settings)
+	c := &config{
+		project:          s.String("project", true),
+		location:         s.String("location", true),
+		legacySQL:        s.Bool("use_legacy_sql"),
+		writeDisposition: strings.ToUpper(s.String("write_disposition", false)),
+		labels:           s.StringMap("labels"),
+		interval:         s.Duration("check_interval", false),
+		prefix:           s.String("job_prefix", false),
+	}
+	query := s.String("query", true)
+	dest := s.String("destination_table", false)
+	if c.project != "" && !projectRe.MatchString(c.project) {
+		s.Problemf("project %q is not a Google Cloud project ID (6 to 30 lowercase letters, digits and hyphens)", c.project)
+	}
+	if c.location != "" && !locationRe.MatchString(c.location) {
+		s.Problemf("location %q is not a BigQuery location such as US, EU or europe-west1", c.location)
+	}
+	if query != "" {
+		c.query = parseTemplate(s, "query", query)
+	}
+	if dest != "" {
+		if c.destination = parseTemplate(s, "destination_table", dest); c.destination != nil && !strings.Contains(dest, "{{") {
+			if _, err := tableRef(dest, c.project); err != nil {
+				s.Problemf("destination_table %v", err)
+			}
+		}
+	}
+	if c.writeDisposition != "" {
+		switch {
+		case !writeDispositions[c.writeDisposition]:
+			s.Problemf("write_disposition %q is not one of WRITE_TRUNCATE, WRITE_APPEND, WRITE_EMPTY", c.writeDisposition)
+		case dest == "":
+			s.Problemf("write_disposition applies only with a destination_table")
+		}
+	}
+	for _, k := range sortedKeys(c.labels) {
+		if !labelKeyRe.MatchString(k) {
+			s.Problemf("labels: key %q must start with a lowercase letter and hold at most 63 lowercase letters, digits, _ and -", k)
+		}
+		if !labelValueRe.MatchString(c.labels[k]) {
+			s.Problemf("labels.%s: value %q may hold at most 63 lowercase letters, digits, _ and -", k, c.labels[k])
+		}
+	}
+	if len(c.labels) > 60 {
+		s.Problemf("labels: %d labels, at most 60 (BigQuery allows 64 and the step adds its own)", len(c.labels))
+	}
+	if c.prefix == "" {
+		c.prefix = DefaultJobPrefix
+	} else if !prefixRe.MatchString(c.prefix) {
+		s.Problemf("job_prefix %q may hold only letters, digits, _ and - (at most 64)", c.prefix)
+	}
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func parseTemplate(s *steps.Settings, what, text string) *template.Template {
+	t, err := template.New(what).Option("missingkey=error").Funcs(templateFuncs).Parse(text)
+	if err != nil {
+		s.Problemf("%s: bad template: %v", what, err)
+		return nil
+	}
+	return t
+}
+
+// templateFuncs are the functions the templates have beyond text/template's.
+var templateFuncs = template.FuncMap{
+	// sqlstring quotes a value as a GoogleSQL string literal.
+	"sqlstring": sqlString,
+}
+
+// sqlString quotes v as a GoogleSQL string literal ('...' with \ escapes).
+func sqlString(v string) string {
+	var b strings.Builder
+	b.WriteByte('\'')
+	for _, r := range v {
+		switch r {
+		case '\\', '\'':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('\'')
+	return b.String()
+}
+
+// tableRef parses project.dataset.table or dataset.table (in project).
+func tableRef(s, project string) (ref [3]string, err error) {
+	parts := strings.Split(strings.Trim(s, "`"), ".")
+	if len(parts) == 2 {
+		parts = append([]string{project}, parts...)
+	}
+	if len(parts) != 3 {
+		return ref, fmt.Errorf("%q is not dataset.table or project.dataset.table", s)
+	}
+	for i, p := range parts {
+		if p == "" {
+			return ref, fmt.Errorf("%q has an empty part", s)
+		}
+		ref[i] = p
+	}
+	return ref, nil
+}
+
+func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
