@@ -260,3 +260,28 @@ func TestAsyncBigQueryForcedRerunIsANewJob(t *testing.T) {
 		}
 	}
 }
+
+// A query still running at the step's timeout fails the step (not
+// retried) and its job is cancelled.
+func TestAsyncBigQueryTimeoutCancelsTheJob(t *testing.T) {
+	onEachLedger(t, chainYAML, func(t *testing.T, h *harness) {
+		srv := withBigQuery(t, h, 1000)
+		res, err := h.orch.Start(ctx, pipeline.StartRequest{Pipeline: "waits", Date: "2026-11-23"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.deliverTimed(30)
+		r := h.run(res.Run.ID)
+		merge := stepOf(r, "merge")
+		if r.Status != pipeline.RunFailed || merge.Status != pipeline.StepFailed || merge.Attempts != 1 || !strings.Contains(merge.Error, "timeout") {
+			t.Fatalf("run %s, merge %s attempts %d: %s", r.Status, merge.Status, merge.Attempts, merge.Error)
+		}
+		ids := srv.JobIDs()
+		if ins, _, _, cancels := srv.Counts(); ins != 1 || cancels != 1 || len(ids) != 1 {
+			t.Fatalf("inserts %d cancels %d", ins, cancels)
+		}
+		if state, reason := srv.State("my-project", ids[0]); state != "DONE" || reason != "stopped" {
+			t.Fatalf("job after the timeout: %s %s, want cancelled", state, reason)
+		}
+	})
+}

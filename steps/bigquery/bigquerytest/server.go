@@ -38,13 +38,12 @@ type Server struct {
 	faults map[string][]Fault
 	// hold, when set, makes the next insert create its job and then wait
 	// for hold to close (or the request to end) before answering.
-	hold     chan struct{}
-	held     chan string
-	inserts  int // jobs created
-	refused  int // inserts refused as duplicates (409)
-	gets     int
-	cancels  int
-	requests []string // "METHOD path" of every request
+	hold    chan struct{}
+	held    chan string
+	inserts int // jobs created
+	refused int // inserts refused as duplicates (409)
+	gets    int
+	cancels int
 }
 
 type job struct {
@@ -75,12 +74,7 @@ func New(doneAfter int) *Server {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "notFound", "bigquerytest: no such method "+r.Method+" "+r.URL.Path, 0)
 	})
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.requests = append(s.requests, r.Method+" "+r.URL.Path)
-		s.mu.Unlock()
-		mux.ServeHTTP(w, r)
-	}))
+	s.srv = httptest.NewServer(mux)
 	return s
 }
 
@@ -159,13 +153,6 @@ func (s *Server) Jobs() []*bqapi.Job {
 		out = append(out, clone(s.jobs[k].j))
 	}
 	return out
-}
-
-// Requests returns "METHOD path" of every request served, in order.
-func (s *Server) Requests() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.requests...)
 }
 
 // takeFault pops the next fault of op. Called with mu held.
