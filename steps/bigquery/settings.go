@@ -3,11 +3,11 @@ package bigquery
 import (
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 	"text/template"
 	"time"
+	"unicode"
 
 	"google.golang.org/api/option"
 
@@ -21,17 +21,63 @@ const Kind = "bigquery.query"
 // otherwise.
 const DefaultJobPrefix = "pipeline"
 
-var (
-	// projectRe is a Google Cloud project ID (also the legacy domain:name form).
-	projectRe = regexp.MustCompile(`^([a-z][a-z0-9.-]*:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$`)
-	// locationRe is a BigQuery location: US, EU or a region such as europe-west1.
-	locationRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{1,40}$`)
-	// prefixRe is a job ID prefix: job ID characters, not too long.
-	prefixRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	// labelKeyRe and labelValueRe are BigQuery's label rules.
-	labelKeyRe   = regexp.MustCompile(`^\p{Ll}[\p{Ll}\p{Lo}0-9_-]{0,62}$`)
-	labelValueRe = regexp.MustCompile(`^[\p{Ll}\p{Lo}0-9_-]{0,63}$`)
-)
+// The checks below are plain functions, not regular expressions: label
+// rules over Unicode classes with repeat counts compile into megabytes of
+// program at start-up, in every binary that has the kind.
+
+// validProject reports whether s is a Google Cloud project ID: 6 to 30
+// lowercase letters, digits and hyphens, starting with a letter and not
+// ending with a hyphen (optionally after a legacy "domain:" part).
+func validProject(s string) bool {
+	if i := strings.LastIndexByte(s, ':'); i >= 0 {
+		if i == 0 || strings.ContainsFunc(s[:i], func(r rune) bool { return !(isLowerASCII(r) || isDigit(r) || r == '.' || r == '-') }) {
+			return false
+		}
+		s = s[i+1:]
+	}
+	if len(s) < 6 || len(s) > 30 || !isLowerASCII(rune(s[0])) || s[len(s)-1] == '-' {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(r rune) bool { return !(isLowerASCII(r) || isDigit(r) || r == '-') })
+}
+
+// validLocation reports whether s looks like a BigQuery location: US, EU
+// or a region such as europe-west1.
+func validLocation(s string) bool {
+	if len(s) < 2 || len(s) > 40 || !unicode.IsLetter(rune(s[0])) {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(r rune) bool { return !(isLetterASCII(r) || isDigit(r) || r == '-') })
+}
+
+// validPrefix reports whether s may start a job ID: 1 to 64 job ID
+// characters.
+func validPrefix(s string) bool {
+	return len(s) >= 1 && len(s) <= 64 && !strings.ContainsFunc(s, func(r rune) bool { return !isJobIDChar(r) })
+}
+
+// validLabel reports whether s is a BigQuery label key (key: true) or
+// value: at most 63 characters, each a lowercase or caseless letter, a
+// digit, _ or -; a key is not empty and starts with a letter.
+func validLabel(s string, key bool) bool {
+	n := 0
+	for i, r := range s {
+		n++
+		letter := unicode.IsLetter(r) && !unicode.IsUpper(r) && !unicode.IsTitle(r)
+		if key && i == 0 && !letter {
+			return false
+		}
+		if !letter && !isDigit(r) && r != '_' && r != '-' {
+			return false
+		}
+	}
+	return n <= 63 && (!key || n > 0)
+}
+
+func isLowerASCII(r rune) bool  { return r >= 'a' && r <= 'z' }
+func isLetterASCII(r rune) bool { return isLowerASCII(r) || r >= 'A' && r <= 'Z' }
+func isDigit(r rune) bool       { return r >= '0' && r <= '9' }
+func isJobIDChar(r rune) bool   { return isLetterASCII(r) || isDigit(r) || r == '_' || r == '-' }
 
 var writeDispositions = map[string]bool{"WRITE_TRUNCATE": true, "WRITE_APPEND": true, "WRITE_EMPTY": true}
 
@@ -94,10 +140,10 @@ func readConfig(settings map[string]any) (*config, error) {
 	}
 	query := s.String("query", true)
 	dest := s.String("destination_table", false)
-	if c.project != "" && !projectRe.MatchString(c.project) {
+	if c.project != "" && !validProject(c.project) {
 		s.Problemf("project %q is not a Google Cloud project ID (6 to 30 lowercase letters, digits and hyphens)", c.project)
 	}
-	if c.location != "" && !locationRe.MatchString(c.location) {
+	if c.location != "" && !validLocation(c.location) {
 		s.Problemf("location %q is not a BigQuery location such as US, EU or europe-west1", c.location)
 	}
 	if query != "" {
@@ -119,10 +165,10 @@ func readConfig(settings map[string]any) (*config, error) {
 		}
 	}
 	for _, k := range sortedKeys(c.labels) {
-		if !labelKeyRe.MatchString(k) {
+		if !validLabel(k, true) {
 			s.Problemf("labels: key %q must start with a lowercase letter and hold at most 63 lowercase letters, digits, _ and -", k)
 		}
-		if !labelValueRe.MatchString(c.labels[k]) {
+		if !validLabel(c.labels[k], false) {
 			s.Problemf("labels.%s: value %q may hold at most 63 lowercase letters, digits, _ and -", k, c.labels[k])
 		}
 	}
@@ -131,7 +177,7 @@ func readConfig(settings map[string]any) (*config, error) {
 	}
 	if c.prefix == "" {
 		c.prefix = DefaultJobPrefix
-	} else if !prefixRe.MatchString(c.prefix) {
+	} else if !validPrefix(c.prefix) {
 		s.Problemf("job_prefix %q may hold only letters, digits, _ and - (at most 64)", c.prefix)
 	}
 	if err := s.Err(); err != nil {

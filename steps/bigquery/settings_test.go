@@ -101,3 +101,36 @@ func TestRegisterNeedsNoCredentialsUntilUsed(t *testing.T) {
 		t.Fatalf("missing credentials marked permanent: %v", err)
 	}
 }
+
+// Labels, project IDs and prefixes follow BigQuery's and Google Cloud's rules.
+func TestSettingsLabelsProjectAndPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  map[string]any
+		ok   bool
+	}{
+		{"international label", map[string]any{"labels": map[string]any{"équipe": "données-2026_x"}}, true},
+		{"uppercase label value", map[string]any{"labels": map[string]any{"team": "Data"}}, false},
+		{"label key starting with a digit", map[string]any{"labels": map[string]any{"1team": "data"}}, false},
+		{"empty label value", map[string]any{"labels": map[string]any{"flag": ""}}, true},
+		{"label value of 64 characters", map[string]any{"labels": map[string]any{"k": strings.Repeat("v", 64)}}, false},
+		{"label value of 63 characters", map[string]any{"labels": map[string]any{"k": strings.Repeat("é", 63)}}, true},
+		{"domain-scoped project", map[string]any{"project": "example.com:my-project"}, true},
+		{"short project", map[string]any{"project": "abc"}, false},
+		{"project ending with a hyphen", map[string]any{"project": "my-project-"}, false},
+		{"prefix of 64", map[string]any{"job_prefix": strings.Repeat("p", 64)}, true},
+		{"prefix of 65", map[string]any{"job_prefix": strings.Repeat("p", 65)}, false},
+		{"region", map[string]any{"location": "europe-west1"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := map[string]any{"project": "my-project", "location": "US", "query": "SELECT 1"}
+			for k, v := range tc.set {
+				m[k] = v
+			}
+			_, err := bigquery.Factory()(m)
+			if (err == nil) != tc.ok {
+				t.Fatalf("accepted %v, want %v: %v", err == nil, tc.ok, err)
+			}
+		})
+	}
+}
