@@ -40,9 +40,9 @@ type Input struct {
 	// Attempt counts from 1; MaxAttempts is the step's limit.
 	Attempt     int
 	MaxAttempts int
-	// Generation counts the step's runs from 1: an operator's re-run (or
-	// a superseded input) starts a new generation, whose attempts count
-	// from 1 again. Run, Step, Generation and Attempt name one attempt.
+	// Generation counts the step's runs in this run from 1 (an operator's
+	// re-run is a new generation): with RunID, Step and Attempt it names an
+	// attempt uniquely, for a remote API's client-chosen ID.
 	Generation int
 }
 
