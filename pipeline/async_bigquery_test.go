@@ -285,3 +285,38 @@ func TestAsyncBigQueryTimeoutCancelsTheJob(t *testing.T) {
 		}
 	})
 }
+
+// A crash (the process dies) after BigQuery created the job and before the
+// wait was recorded: once the start's lease expires the redelivery starts
+// the same attempt again, BigQuery refuses the job ID (409) and the step
+// adopts the job: one job, one attempt, the run completes.
+func TestAsyncBigQueryCrashBetweenStartAndRecord(t *testing.T) {
+	onEachLedgerStore(t, func(t *testing.T, led pipeline.Ledger) {
+		cl := &crashLedger{Ledger: led}
+		h := newHarnessOn(t, chainYAML, cl)
+		srv := withBigQuery(t, h, 2)
+		res, err := h.orch.Start(ctx, pipeline.StartRequest{Pipeline: "waits", Date: "2026-11-23"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deliverNext(t, h, "a")
+		start := h.queue.take()[0]
+		cl.crashes.Store(1)
+		if _, err := h.orch.HandleStep(ctx, start.Payload, pipeline.Delivery{TaskName: start.Name}); err == nil {
+			t.Fatal("the wait was not recorded but the delivery succeeded")
+		}
+		if ins, _, _, _ := srv.Counts(); ins != 1 {
+			t.Fatalf("%d jobs before the crash", ins)
+		}
+		h.advance(pipeline.AsyncRequestTimeout + time.Minute) // the start's lease expires
+		h.queue.tasks = append(h.queue.tasks, start)          // the queue redelivers
+		h.deliverTimed(20)
+		merge, out := mergeOutput(t, h, res.Run.ID)
+		if ins, dup, _, _ := srv.Counts(); ins != 1 || dup != 1 {
+			t.Fatalf("inserts %d refused %d, want 1 1", ins, dup)
+		}
+		if merge.Attempts != 1 || !strings.Contains(out.JobID, "_g1_a1_") {
+			t.Fatalf("merge attempts %d, job %s", merge.Attempts, out.JobID)
+		}
+	})
+}
