@@ -76,7 +76,7 @@ func (q *queryStep) Start(ctx context.Context, in steps.Input) (steps.Poll, erro
 	if err != nil {
 		return steps.Poll{}, err
 	}
-	if prev, err := q.earlierJob(ctx, jobs, in); err != nil || prev != nil {
+	if prev, err := q.earlierJob(ctx, jobs, in, job); err != nil || prev != nil {
 		if err != nil {
 			return steps.Poll{}, err
 		}
@@ -91,6 +91,10 @@ func (q *queryStep) Start(ctx context.Context, in steps.Input) (steps.Poll, erro
 		if err != nil {
 			return steps.Poll{}, classify(err, "get the existing job "+id)
 		}
+		if !sameQuery(got, job) {
+			return steps.Poll{}, steps.Permanent(fmt.Errorf("%s: job %s already exists in project %s with another query: "+
+				"another deployment uses the same job IDs, or this run's ledger was reset; give each deployment its own job_prefix", Kind, id, q.project))
+		}
 		return q.poll(got)
 	}
 	if err != nil {
@@ -103,8 +107,8 @@ func (q *queryStep) Start(ctx context.Context, in steps.Input) (steps.Poll, erro
 // that is running or succeeded: an attempt whose start inserted the job but
 // whose reply or record was lost is retried as a new attempt, and must not
 // run the query again. Jobs that failed are not adopted (that attempt
-// failed; this one runs the query afresh).
-func (q *queryStep) earlierJob(ctx context.Context, jobs *bqapi.JobsService, in steps.Input) (*bqapi.Job, error) {
+// failed; this one runs the query afresh), nor jobs of another query.
+func (q *queryStep) earlierJob(ctx context.Context, jobs *bqapi.JobsService, in steps.Input, job *bqapi.Job) (*bqapi.Job, error) {
 	for a := in.Attempt - 1; a >= 1 && a >= in.Attempt-maxAdoptLookback; a-- {
 		prev := in
 		prev.Attempt = a
@@ -116,8 +120,8 @@ func (q *queryStep) earlierJob(ctx context.Context, jobs *bqapi.JobsService, in 
 		if err != nil {
 			return nil, classify(err, "look for the job of attempt "+fmt.Sprint(a)+" ("+id+")")
 		}
-		if got.Status != nil && got.Status.ErrorResult != nil {
-			continue
+		if got.Status != nil && got.Status.ErrorResult != nil || !sameQuery(got, job) {
+			continue // that attempt failed, or the job is not this step's
 		}
 		return got, nil
 	}
@@ -156,6 +160,12 @@ func (q *queryStep) Cancel(ctx context.Context, _ steps.Input, state json.RawMes
 		return classify(err, "cancel job "+st.JobID)
 	}
 	return nil
+}
+
+// sameQuery reports whether the existing job runs the query job would.
+func sameQuery(existing, job *bqapi.Job) bool {
+	c := existing.Configuration
+	return c != nil && c.Query != nil && c.Query.Query == job.Configuration.Query.Query
 }
 
 func readState(state json.RawMessage) (jobState, error) {

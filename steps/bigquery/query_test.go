@@ -324,3 +324,30 @@ func TestRunRefuses(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 }
+
+// A job ID taken by a job of another query (another deployment with the
+// same job_prefix, a ledger reset) is not adopted: the start fails for
+// good, saying how to tell the deployments apart.
+func TestStartRefusesAnotherQuerysJob(t *testing.T) {
+	st, srv := newStep(t, 5, nil)
+	if _, err := st.Start(t.Context(), input(1)); err != nil {
+		t.Fatal(err)
+	}
+	other, err := bigquery.Factory(option.WithEndpoint(srv.Endpoint()), option.WithoutAuthentication())(map[string]any{
+		"project": project, "location": "EU", "query": "DELETE FROM ds.sales WHERE TRUE",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = other.(steps.AsyncStep).Start(t.Context(), input(1))
+	if !steps.IsPermanent(err) || !strings.Contains(err.Error(), "with another query") || !strings.Contains(err.Error(), "job_prefix") {
+		t.Fatalf("start over another query's job: %v", err)
+	}
+	// A retry does not adopt the other query's job of attempt 1 either.
+	if _, err := other.(steps.AsyncStep).Start(t.Context(), input(2)); err != nil {
+		t.Fatal(err)
+	}
+	if ins, dup, _, _ := srv.Counts(); ins != 2 || dup != 1 {
+		t.Fatalf("inserts %d refused %d, want 2 1", ins, dup)
+	}
+}
