@@ -76,10 +76,11 @@ func (q *queryStep) Start(ctx context.Context, in steps.Input) (steps.Poll, erro
 	if err != nil {
 		return steps.Poll{}, err
 	}
-	if prev, err := q.earlierJob(ctx, jobs, in, job); err != nil || prev != nil {
-		if err != nil {
-			return steps.Poll{}, err
-		}
+	prev, err := q.earlierJob(ctx, jobs, in, job)
+	if err != nil {
+		return steps.Poll{}, err
+	}
+	if prev != nil {
 		return q.poll(prev)
 	}
 	id := job.JobReference.JobId
