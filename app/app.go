@@ -20,6 +20,7 @@ import (
 	"github.com/pipelinehq/pipeline/pipeline"
 	"github.com/pipelinehq/pipeline/queue/local"
 	"github.com/pipelinehq/pipeline/steps"
+	"github.com/pipelinehq/pipeline/steps/bigquery"
 	"github.com/pipelinehq/pipeline/steps/cloudrunjob"
 )
 
@@ -77,6 +78,7 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 func newRegistry(cfg *Config) *steps.Registry {
 	reg := steps.NewRegistry()
 	cloudrunjob.Register(reg, cloudrunjob.NewClients())
+	bigquery.Register(reg)
 	for _, register := range cfg.stepSets {
 		register(reg, cfg)
 	}
