@@ -46,12 +46,11 @@ func asyncSteps(defs []*pipeline.Definition, f func(d *pipeline.Definition, s *p
 func CheckIntervals(_ Config, defs []*pipeline.Definition) []Finding {
 	var out []Finding
 	asyncSteps(defs, func(d *pipeline.Definition, s *pipeline.StepDef, body steps.AsyncStep) {
-		ci, ok := body.(checkIntervaler)
+		interval, ok := checkInterval(s, body)
 		if !ok {
 			return // the kind chooses its intervals at run time
 		}
 		subject := fmt.Sprintf("pipeline %s, step %s", d.Name, s.Name)
-		interval := ci.CheckInterval()
 		if interval <= 0 {
 			interval = pipeline.DefaultCheckInterval
 		}
@@ -80,6 +79,24 @@ func CheckIntervals(_ Config, defs []*pipeline.Definition) []Finding {
 		}
 	})
 	return out
+}
+
+// checkInterval is the check interval step s asks for: its kind's
+// CheckInterval, else its `check_interval` setting (the built-in kinds'
+// name for it), else unknown.
+func checkInterval(s *pipeline.StepDef, body steps.AsyncStep) (time.Duration, bool) {
+	if ci, ok := body.(checkIntervaler); ok {
+		return ci.CheckInterval(), true
+	}
+	if v, ok := s.Settings["check_interval"].(string); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d, true
+		}
+	}
+	if _, ok := s.Settings["check_interval"]; !ok && knownGrants[s.Kind] != nil {
+		return 0, true // a built-in kind's default
+	}
+	return 0, false
 }
 
 // suggestInterval is an interval giving about 100 checks over timeout,
@@ -112,12 +129,29 @@ var knownGrants = map[string][]steps.IAMGrant{
 	},
 }
 
+// settingsGrants names the resources of known grants from the step's
+// settings where the built-in kinds name them (project, region, job).
+func settingsGrants(s *pipeline.StepDef, grants []steps.IAMGrant) []steps.IAMGrant {
+	str := func(k string) string { v, _ := s.Settings[k].(string); return v }
+	out := make([]steps.IAMGrant, len(grants))
+	for i, g := range grants {
+		switch {
+		case s.Kind == "cloudrun.job" && g.Role == "roles/run.jobsExecutorWithOverrides" && str("project") != "" && str("region") != "" && str("job") != "":
+			g.Resource = fmt.Sprintf("projects/%s/locations/%s/jobs/%s", str("project"), str("region"), str("job"))
+		case s.Kind == "bigquery.query" && g.Resource == "project" && str("project") != "" && !strings.Contains(str("project"), "{{"):
+			g.Resource = "project " + str("project")
+		}
+		out[i] = g
+	}
+	return out
+}
+
 // AsyncRoles lists the IAM roles the asynchronous steps of defs need, each
 // with the command that grants it to the runtime service account.
 func AsyncRoles(cfg Config, defs []*pipeline.Definition) []Role {
 	var out []Role
 	asyncSteps(defs, func(d *pipeline.Definition, s *pipeline.StepDef, body steps.AsyncStep) {
-		grants := knownGrants[s.Kind]
+		grants := settingsGrants(s, knownGrants[s.Kind])
 		if g, ok := body.(iamGranter); ok {
 			grants = g.IAMGrants()
 		}
@@ -135,6 +169,8 @@ func grantCommand(cfg Config, g steps.IAMGrant) string {
 	switch {
 	case g.Resource == "project":
 		return "gcloud projects add-iam-policy-binding " + cfg.project() + tail
+	case strings.HasPrefix(g.Resource, "project "):
+		return "gcloud projects add-iam-policy-binding " + strings.TrimPrefix(g.Resource, "project ") + tail
 	case g.Role == "roles/run.invoker":
 		if svc, ok := cloudRunService(g.Resource); ok {
 			return fmt.Sprintf("gcloud run services add-iam-policy-binding %s --project %s --region %s%s", svc.name, svc.project, svc.region, tail)
