@@ -128,6 +128,10 @@ func TestValidateTimeoutsByKind(t *testing.T) {
 	}{
 		{"async http 7 days", `{name: s, kind: http, timeout: 168h, http: {url: "https://jobs.example/x", async: true}}`, false, false},
 		{"async http over 7 days", `{name: s, kind: http, timeout: 169h, http: {url: "https://jobs.example/x", async: true}}`, true, false},
+		{"cloudrun.job 7 days", `{name: s, kind: cloudrun.job, timeout: 168h, cloudrun.job: {project: acme-prod, region: europe-west1, job: load}}`, false, false},
+		{"cloudrun.job over 7 days", `{name: s, kind: cloudrun.job, timeout: 169h, cloudrun.job: {project: acme-prod, region: europe-west1, job: load}}`, true, false},
+		{"bigquery.query 7 days", `{name: s, kind: bigquery.query, timeout: 168h, bigquery.query: {project: acme-prod, location: EU, query: "SELECT 1"}}`, false, false},
+		{"bigquery.query over 7 days", `{name: s, kind: bigquery.query, timeout: 169h, bigquery.query: {project: acme-prod, location: EU, query: "SELECT 1"}}`, true, false},
 		{"sync http 6 hours", `{name: s, kind: http, timeout: 6h, http: {url: "https://jobs.example/x"}}`, false, true},
 		{"sync http 10 minutes", `{name: s, kind: http, timeout: 10m, http: {url: "https://jobs.example/x"}}`, false, false},
 		{"noop 6 hours", `{name: s, kind: noop, timeout: 6h}`, false, true},
