@@ -23,10 +23,9 @@ const (
 
 // IAPConfig configures a Verifier of Identity-Aware Proxy's signed header.
 type IAPConfig struct {
-	// Audience is the expected aud claim, exactly (IAP_AUDIENCE):
-	// /projects/NUMBER/global/backendServices/ID behind a load balancer,
-	// /projects/NUMBER/locations/REGION/services/NAME for Cloud Run's own
-	// IAP. Required.
+	// Audience is the expected aud claim, exactly (IAP_AUDIENCE), as the
+	// IAP console shows it: /projects/NUMBER/global/backendServices/ID
+	// behind a load balancer. Required; it must start with /projects/.
 	Audience string
 	// Allowed lists the caller emails allowed; empty allows nobody.
 	Allowed []string
@@ -49,7 +48,7 @@ func (c IAPConfig) validate() error {
 	case strings.TrimSpace(a) != a:
 		errs = append(errs, fmt.Errorf("IAP audience %q has surrounding spaces", a))
 	case !strings.HasPrefix(a, "/projects/"):
-		errs = append(errs, fmt.Errorf("IAP audience %q: want /projects/NUMBER/global/backendServices/ID (load balancer) or /projects/NUMBER/locations/REGION/services/NAME (Cloud Run), as the IAP console's \"Signed header JWT audience\" shows it", a))
+		errs = append(errs, fmt.Errorf("IAP audience %q: want /projects/NUMBER/global/backendServices/ID, as the IAP console's \"Signed header JWT audience\" shows it", a))
 	}
 	if c.KeysURL != "" {
 		if err := checkIssuerURL(c.KeysURL); err != nil {

@@ -82,7 +82,7 @@ variable "allowed_viewers" {
 }
 
 variable "iap_audience" {
-  description = "IAP_AUDIENCE: when the service sits behind Identity-Aware Proxy, the audience of its signed headers (/projects/NUMBER/global/backendServices/ID, or /projects/NUMBER/locations/REGION/services/NAME for Cloud Run's own IAP); every request must then carry a valid X-Goog-IAP-JWT-Assertion. Empty: IAP is not checked."
+  description = "IAP_AUDIENCE: when the service sits behind Identity-Aware Proxy, the audience of its signed headers (/projects/NUMBER/global/backendServices/ID); every dashboard request must then carry a valid X-Goog-IAP-JWT-Assertion (the API routes keep their OIDC tokens). Empty: IAP is not checked."
   type        = string
   default     = ""
 }
