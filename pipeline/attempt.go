@@ -50,35 +50,56 @@ func (s StepRun) WithHistory() StepRun {
 	if s.StartedAt.IsZero() || (s.Attempts <= 0 && len(s.History) == 0) {
 		return s
 	}
-	h := slices.Clone(s.History)
-	n := len(h)
-	if n == 0 || newAttempt(h[n-1], s) {
-		if n > 0 && h[n-1].FinishedAt.IsZero() && !h[n-1].Status.Terminal() {
-			h[n-1].Status, h[n-1].FinishedAt, h[n-1].Error = StepRetrying, s.StartedAt, lostAttempt
+	n := len(s.History)
+	if n > 0 && !newAttempt(s.History[n-1], s) {
+		last := s.History[n-1]
+		cur := s.synced(last)
+		if cur == last && n <= MaxHistory {
+			return s // nothing to change: no copy (every read of a step comes here)
 		}
-		h = append(h, Attempt{N: s.Attempts, Generation: s.Generation, StartedAt: s.StartedAt})
-		n++
+		h := slices.Clone(s.History)
+		h[n-1] = cur
+		s.History = bounded(h)
+		return s
 	}
-	if a := &h[n-1]; a.FinishedAt.IsZero() || !sameMicro(a.FinishedAt, s.FinishedAt) {
-		a.Status, a.WaitingSince, a.FinishedAt, a.Error = s.Status, s.WaitingSince, s.FinishedAt, ""
-		if a.WaitingSince.Before(a.StartedAt) {
-			a.WaitingSince = time.Time{}
-		}
-		if a.FinishedAt.IsZero() && s.Status.Terminal() {
-			// Stopped without an end of its own (a waiting step cancelled).
-			a.FinishedAt = s.UpdatedAt
-		}
-		switch s.Status {
-		case StepRunning, StepWaiting, StepSucceeded, StepPending:
-		default:
-			a.Error = truncateError(s.Error)
-		}
+	h := make([]Attempt, n, n+1)
+	copy(h, s.History)
+	if n > 0 && h[n-1].FinishedAt.IsZero() && !h[n-1].Status.Terminal() {
+		h[n-1].Status, h[n-1].FinishedAt, h[n-1].Error = StepRetrying, s.StartedAt, lostAttempt
 	}
-	if len(h) > MaxHistory {
-		h = slices.Clone(h[len(h)-MaxHistory:])
-	}
-	s.History = h
+	h = append(h, s.synced(Attempt{N: s.Attempts, Generation: s.Generation, StartedAt: s.StartedAt}))
+	s.History = bounded(h)
 	return s
+}
+
+// synced is a, the entry of s's current attempt, updated from s's fields
+// until its end is recorded.
+func (s StepRun) synced(a Attempt) Attempt {
+	if !a.FinishedAt.IsZero() && sameMicro(a.FinishedAt, s.FinishedAt) {
+		return a
+	}
+	a.Status, a.WaitingSince, a.FinishedAt, a.Error = s.Status, s.WaitingSince, s.FinishedAt, ""
+	if a.WaitingSince.Before(a.StartedAt) {
+		a.WaitingSince = time.Time{}
+	}
+	if a.FinishedAt.IsZero() && s.Status.Terminal() {
+		// Stopped without an end of its own (a waiting step cancelled).
+		a.FinishedAt = s.UpdatedAt
+	}
+	switch s.Status {
+	case StepRunning, StepWaiting, StepSucceeded, StepPending:
+	default:
+		a.Error = truncateError(s.Error)
+	}
+	return a
+}
+
+// bounded keeps the last MaxHistory attempts of h.
+func bounded(h []Attempt) []Attempt {
+	if len(h) > MaxHistory {
+		return slices.Clone(h[len(h)-MaxHistory:])
+	}
+	return h
 }
 
 // newAttempt reports whether s describes an attempt after last.
