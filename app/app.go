@@ -160,7 +160,7 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 		a.close()
 		return nil, err
 	}
-	if a.handler, err = a.withDashboard(a.handler, authn); err != nil {
+	if a.handler, err = a.withDashboard(ctx, a.handler, authn); err != nil {
 		a.close()
 		return nil, err
 	}

@@ -11,11 +11,13 @@
 # The Scheduler jobs come from the pipeline files via `pipeline schedules`.
 # DISCORD_WEBHOOK_URL in the environment, if set, is stored in Secret Manager
 # (never printed). ALLOWED_OPERATORS (or --operators) lists who may call the
-# operator routes; each of them also gets run.invoker on the service.
+# operator routes, ALLOWED_VIEWERS (or --viewers) who may read the dashboard;
+# each of them also gets run.invoker on the service. IAP_AUDIENCE (or
+# --iap-audience) turns on the check of Identity-Aware Proxy's signed header.
 set -euo pipefail
 
 usage() {
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
   cat <<'USAGE'
 Options:
   --project ID           Google Cloud project (required)
@@ -27,6 +29,8 @@ Options:
   --timeout SECONDS      Cloud Run request timeout (default 1800)
   --operators EMAILS     comma list of operators (ALLOWED_OPERATORS; default: $ALLOWED_OPERATORS, else
                          none, and the operator routes are closed)
+  --viewers EMAILS       comma list of dashboard viewers (ALLOWED_VIEWERS; default: $ALLOWED_VIEWERS, else none)
+  --iap-audience AUD     the service's IAP audience (IAP_AUDIENCE; default: $IAP_AUDIENCE, else IAP is not checked)
   --dry-run              print the commands, run none
 Asynchronous steps (docs/async.md): the runtime gets the roles their kinds need, on
 these resources only (each a comma list; default the ASYNC_* variable of that name):
@@ -42,7 +46,7 @@ USAGE
 }
 
 PROJECT="" REGION="europe-west1" STAGE="dev" IMAGE="" PIPELINES="pipelines" PIPELINE_BIN="" TIMEOUT=1800 DRY_RUN=0
-OPERATORS="${ALLOWED_OPERATORS:-}"
+OPERATORS="${ALLOWED_OPERATORS:-}" VIEWERS="${ALLOWED_VIEWERS:-}" IAP_AUD="${IAP_AUDIENCE:-}"
 ASYNC_RUN_JOBS="${ASYNC_RUN_JOBS:-}" ASYNC_JOB_ACCOUNTS="${ASYNC_JOB_ACCOUNTS:-}"
 ASYNC_BIGQUERY_DATASETS="${ASYNC_BIGQUERY_DATASETS:-}" ASYNC_BIGQUERY_JOB_USER="${ASYNC_BIGQUERY_JOB_USER:-0}"
 ASYNC_INVOKED_SERVICES="${ASYNC_INVOKED_SERVICES:-}"
@@ -58,6 +62,8 @@ while (($#)); do
     --pipeline-bin) PIPELINE_BIN="$2"; shift 2 ;;
     --timeout) TIMEOUT="$2"; shift 2 ;;
     --operators) OPERATORS="$2"; shift 2 ;;
+    --viewers) VIEWERS="$2"; shift 2 ;;
+    --iap-audience) IAP_AUD="$2"; shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
     --run-jobs) ASYNC_RUN_JOBS="$2"; shift 2 ;;
     --job-accounts) ASYNC_JOB_ACCOUNTS="$2"; shift 2 ;;
@@ -71,7 +77,7 @@ done
 [[ -n "$PROJECT" ]] || { echo "deploy.sh: --project is required" >&2; exit 2; }
 [[ -n "$IMAGE" ]] || { echo "deploy.sh: --image is required" >&2; exit 2; }
 [[ "$STAGE" == dev || "$STAGE" == prod ]] || { echo "deploy.sh: --stage must be dev or prod" >&2; exit 2; }
-OPERATORS="${OPERATORS// /}"
+OPERATORS="${OPERATORS// /}" VIEWERS="${VIEWERS// /}"
 
 NAME="pipeline-$STAGE"
 RUNTIME_SA="$NAME-run@$PROJECT.iam.gserviceaccount.com"
@@ -246,6 +252,8 @@ env_vars=(
   "TASKS_SERVICE_ACCOUNT=$TASKS_SA"
   "ALLOWED_INVOKERS=$TASKS_SA,$SCHEDULER_SA"
   "ALLOWED_OPERATORS=$OPERATORS"
+  "ALLOWED_VIEWERS=$VIEWERS"
+  "IAP_AUDIENCE=$IAP_AUD"
   "FIRESTORE_DATABASE=$NAME"
   "LEDGER_COLLECTION=$LEDGER_COLLECTION"
   "DISCORD_MENTION=${DISCORD_MENTION:-}"
@@ -256,21 +264,24 @@ env_vars=(
   "SCHEDULER_RETRIES=$SCHEDULER_RETRIES"
   "RUNTIME_SERVICE_ACCOUNT=$RUNTIME_SA"
 )
-# ALLOWED_INVOKERS and ALLOWED_OPERATORS hold commas: "|" delimits the list instead.
+# ALLOWED_INVOKERS, ALLOWED_OPERATORS and ALLOWED_VIEWERS hold commas: "|" delimits the list instead.
 env_flag="^|^$(IFS='|'; echo "${env_vars[*]}")"
 run "${G[@]}" run deploy "$NAME" --region "$REGION" --image "$IMAGE" --service-account "$RUNTIME_SA" \
   --no-allow-unauthenticated --ingress all --timeout "$TIMEOUT" --concurrency 20 --min-instances 0 \
   --max-instances 10 --cpu 1 --memory 512Mi --cpu-throttling --args serve \
   --set-env-vars "$env_flag" "${secret_flags[@]}"
+# The invokers, then operators and viewers (people reach the private service
+# too), each member once.
 members=("serviceAccount:$TASKS_SA" "serviceAccount:$SCHEDULER_SA")
-IFS=',' read -r -a operators <<<"$OPERATORS"
-for op in "${operators[@]}"; do
-  [[ -n "$op" ]] || continue
-  if [[ "$op" == *.gserviceaccount.com ]]; then
-    members+=("serviceAccount:$op")
+IFS=',' read -r -a people <<<"$OPERATORS,$VIEWERS"
+for email in "${people[@]}"; do
+  [[ -n "$email" ]] || continue
+  if [[ "$email" == *.gserviceaccount.com ]]; then
+    member="serviceAccount:$email"
   else
-    members+=("user:$op")
+    member="user:$email"
   fi
+  [[ " ${members[*]} " == *" $member "* ]] || members+=("$member")
 done
 for member in "${members[@]}"; do
   run "${G[@]}" run services add-iam-policy-binding "$NAME" --region "$REGION" \

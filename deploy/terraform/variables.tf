@@ -75,6 +75,18 @@ variable "allowed_operators" {
   default     = []
 }
 
+variable "allowed_viewers" {
+  description = "ALLOWED_VIEWERS: emails of the people (or service accounts) who may read the dashboard and the read-only routes (status, stats); each also gets run.invoker on the service. Operators read too. Empty: only operators read."
+  type        = list(string)
+  default     = []
+}
+
+variable "iap_audience" {
+  description = "IAP_AUDIENCE: when the service sits behind Identity-Aware Proxy, the audience of its signed headers (/projects/NUMBER/global/backendServices/ID); every dashboard request must then carry a valid X-Goog-IAP-JWT-Assertion (the API routes keep their OIDC tokens). Empty: IAP is not checked."
+  type        = string
+  default     = ""
+}
+
 variable "discord_webhook_url" {
   description = "Discord webhook URL (https://discord.com/api/webhooks/ID/TOKEN), stored in Secret Manager; empty: no Discord."
   type        = string
