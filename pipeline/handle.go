@@ -98,6 +98,9 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	if err != nil {
 		return StepResult{}, fmt.Errorf("step %s of %s: %w", p.Step, p.RunID, err)
 	}
+	if err := o.checkRunInput(ctx, p, date.Format(time.DateOnly), got[0]); err != nil {
+		return StepResult{}, err
+	}
 	_, async := rg.asyncBody(p.Step)
 	state := stepState{Generation: p.Generation, Check: p.Check, Timeout: gs.Timeout, Async: async, Cur: got[0], Preds: got[1:], Now: o.now().UTC()}
 	cur := state.Cur

@@ -183,8 +183,10 @@ func (o *Orchestrator) create(ctx context.Context, req StartRequest, status RunS
 		DefinitionVersion: g.Version, Graph: g,
 	}
 	srs := make([]StepRun, len(g.Steps))
+	input := runInputDigest(date, params)
 	for i, s := range g.Steps {
-		srs[i] = StepRun{RunID: run.ID, Step: s.Name, Status: StepPending, Generation: 1, MaxAttempts: s.MaxAttempts, UpdatedAt: now}
+		srs[i] = StepRun{RunID: run.ID, Step: s.Name, Status: StepPending, Generation: 1, MaxAttempts: s.MaxAttempts, UpdatedAt: now,
+			RunInput: input}
 	}
 	stored, created, err := o.ledger.CreateRun(ctx, run, srs)
 	if err != nil {

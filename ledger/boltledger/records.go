@@ -123,6 +123,7 @@ type stepRecord struct {
 	WaitingSince time.Time       `json:"waiting_since,omitzero"`
 	NextCheckAt  time.Time       `json:"next_check_at,omitzero"`
 	Link         string          `json:"link,omitempty"`
+	RunInput     string          `json:"run_input,omitempty"`
 	WriteID      string          `json:"write_id,omitempty"`
 }
 
@@ -146,6 +147,7 @@ func newStepRecord(s pipeline.StepRun) stepRecord {
 		WaitingSince: s.WaitingSince,
 		NextCheckAt:  s.NextCheckAt,
 		Link:         s.Link,
+		RunInput:     s.RunInput,
 		WriteID:      newWriteID(),
 	}
 }
@@ -172,6 +174,7 @@ func (rec stepRecord) step(runID, name string, version int64) pipeline.StepRun {
 		WaitingSince: rec.WaitingSince,
 		NextCheckAt:  rec.NextCheckAt,
 		Link:         rec.Link,
+		RunInput:     rec.RunInput,
 		Version:      version,
 		WriteID:      rec.WriteID,
 	}

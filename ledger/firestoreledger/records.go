@@ -44,6 +44,7 @@ const (
 	fForced       = "forced"
 	fOnly         = "only"
 	fInputs       = "inputs"
+	fRunInput     = "run_input"
 	fAsyncState   = "async_state"
 	fCheck        = "check"
 	fWaitingSince = "waiting_since"
@@ -134,6 +135,7 @@ type stepDoc struct {
 	WaitingSince *time.Time     `firestore:"waiting_since"`
 	NextCheckAt  *time.Time     `firestore:"next_check_at"`
 	Link         string         `firestore:"link"`
+	RunInput     string         `firestore:"run_input"`
 	WriteID      string         `firestore:"write_id"`
 }
 
@@ -215,6 +217,7 @@ func toStepDoc(s pipeline.StepRun, seq int) stepDoc {
 		WaitingSince: ts(s.WaitingSince),
 		NextCheckAt:  ts(s.NextCheckAt),
 		Link:         s.Link,
+		RunInput:     s.RunInput,
 		WriteID:      s.WriteID,
 	}
 }
@@ -242,6 +245,7 @@ func stepUpdates(s pipeline.StepRun) []firestore.Update {
 		{Path: fWaitingSince, Value: d.WaitingSince},
 		{Path: fNextCheckAt, Value: d.NextCheckAt},
 		{Path: fLink, Value: d.Link},
+		{Path: fRunInput, Value: d.RunInput},
 		{Path: fWriteID, Value: d.WriteID},
 	}
 }
@@ -299,6 +303,7 @@ func (d stepDoc) stepRun(version int64) pipeline.StepRun {
 		WaitingSince: unts(d.WaitingSince),
 		NextCheckAt:  unts(d.NextCheckAt),
 		Link:         d.Link,
+		RunInput:     d.RunInput,
 		Version:      version,
 		WriteID:      d.WriteID,
 	}
