@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"encoding/json"
 	"errors"
 	"maps"
 	"net/http"
@@ -101,5 +102,34 @@ func testTaskInputChecked(t *testing.T, h *harness, legacy bool) {
 	}
 	if len(seen) != 1 || seen[0].Date.Format("2006-01-02") != "2026-11-23" || !maps.Equal(seen[0].Params, map[string]string{"region": "eu"}) {
 		t.Fatalf("body saw %+v", seen)
+	}
+}
+
+// Through the step route: a task whose params are not the run's gets a 400
+// with a JSON message naming the difference; the genuine one runs.
+func TestAPIStepTaskWithOtherParamsIs400(t *testing.T) {
+	a := newAPI(t)
+	if code, out := a.do("POST", "/pipeline/start", a.token, []byte(`{"pipeline":"chain","date":"2026-11-23","params":{"region":"eu"}}`), nil); code != 201 {
+		t.Fatalf("start = %d %v", code, out)
+	}
+	tasks := a.queue.take()
+	if len(tasks) != 1 {
+		t.Fatalf("queued %+v", tasks)
+	}
+	forged := tasks[0].Payload
+	forged.Params = map[string]string{"region": "us"}
+	body, _ := json.Marshal(forged)
+	code, out := a.do("POST", forged.Path(), a.token, body, map[string]string{"X-CloudTasks-TaskName": tasks[0].Name})
+	msg, _ := out["error"].(string)
+	if code != http.StatusBadRequest || !strings.Contains(msg, `param "region" is "us", recorded "eu"`) {
+		t.Fatalf("forged task = %d %v", code, out)
+	}
+	if n := a.bodies["a"].runs.Load(); n != 0 {
+		t.Fatalf("the forged task ran the body %d time(s)", n)
+	}
+	body, _ = json.Marshal(tasks[0].Payload)
+	code, out = a.do("POST", forged.Path(), a.token, body, map[string]string{"X-CloudTasks-TaskName": tasks[0].Name})
+	if code != 200 || out["outcome"] != "succeeded" {
+		t.Fatalf("genuine task = %d %v", code, out)
 	}
 }
