@@ -152,6 +152,7 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 		a.close()
 		return nil, err
 	}
+	a.closers = append(a.closers, func() error { return a.closeNotifications(context.Background(), notifyGrace) })
 	a.handler, err = pipeline.NewHandler(pipeline.ServerConfig{
 		Orchestrator: a.orch, Auth: authn, Operators: a.operators, Logger: log,
 		RequestContext: func(r *http.Request) *http.Request { return r.WithContext(logging.WithTrace(r.Context(), r)) },
@@ -231,6 +232,23 @@ const (
 	drainGrace     = time.Second
 )
 
+// notifyGrace is how long a command waits, as it exits, for the
+// notifications its orchestrator sends in the background (serve gives them
+// drainGrace once its requests are over). One not sent by then stays owed in
+// the ledger when it is a final one; the sweeper sends it.
+const notifyGrace = 5 * time.Second
+
+// closeNotifications closes the orchestrator's background sender within
+// grace (and ctx).
+func (a *app) closeNotifications(ctx context.Context, grace time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	if err := a.orch.Close(ctx); err != nil {
+		return fmt.Errorf("notifications given up (final ones stay owed): %w", err)
+	}
+	return nil
+}
+
 // serve runs the HTTP server and the background parts until ctx is done, then
 // shuts down within shutdownBudget.
 func (a *app) serve(ctx context.Context, ln net.Listener, started func()) error {
@@ -275,6 +293,11 @@ func (a *app) serve(ctx context.Context, ln net.Listener, started func()) error 
 		a.log.Info("shutting down: interrupting the requests still in flight")
 		stopRequests(pipeline.ErrShutdown)
 		serr = <-srvDone
+	}
+	// The notifications the requests handed over get the grace once more;
+	// a final one not sent by then stays owed in the ledger (the sweeper).
+	if err := a.closeNotifications(shutdown, drainGrace); err != nil {
+		a.log.Info("shutting down: " + err.Error())
 	}
 	for range a.runners {
 		select {

@@ -64,7 +64,9 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
 	// go-oidc takes its HTTP client from the context; key sets keep the
-	// context (without its cancellation) for later fetches.
+	// context (without its cancellation) for later fetches, which are paced
+	// (a flood of forged tokens with unknown kids refetches nothing).
+	client = pacedClient(client, v.now, keyRefetchInterval)
 	ctx = oidc.ClientContext(ctx, client)
 	if cfg.Issuer == "" {
 		v.issuers = []string{GoogleIssuer, googleIssuerNoScheme}

@@ -98,6 +98,9 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	if err != nil {
 		return StepResult{}, fmt.Errorf("step %s of %s: %w", p.Step, p.RunID, err)
 	}
+	if err := o.checkRunInput(ctx, p, date.Format(time.DateOnly), got[0]); err != nil {
+		return StepResult{}, err
+	}
 	_, async := rg.asyncBody(p.Step)
 	state := stepState{Generation: p.Generation, Check: p.Check, Timeout: gs.Timeout, Async: async, Cur: got[0], Preds: got[1:], Now: o.now().UTC()}
 	cur := state.Cur
@@ -587,10 +590,35 @@ func (o *Orchestrator) owed(r Run) bool {
 	return r.Notify == NotifyPending && o.now().Sub(r.FinishedAt) > owedGrace
 }
 
-// sendFinal hands the final notification to the notifier and, once every
-// notifier accepted it, records it as sent. Notification failures never fail
-// the step.
+// sendFinal hands the final notification to the background sender, which
+// records it as sent once every notifier accepted it: the step never waits on
+// a notifier. Not sent (refused, or given up at shutdown), it stays owed:
+// a later delivery of this run's tasks or the sweeper sends it again. At least
+// once, never lost.
 func (o *Orchestrator) sendFinal(ctx context.Context, r Run, stepRuns []StepRun) {
+	e := finalEvent(r, stepRuns)
+	once := "final:" + r.ID + "@" + r.FinishedAt.Format(time.RFC3339Nano)
+	queued := o.sender.send(sendJob{ctx: unbound(ctx), e: e, once: once, after: func(ctx context.Context, err error) {
+		if err == nil {
+			o.recordFinal(ctx, r)
+		}
+	}})
+	if !queued {
+		o.log.WarnContext(ctx, "final notification not queued; it stays owed", "run", r.ID)
+	}
+}
+
+// sendFinalNow sends the final notification and records it, waiting for the
+// notifier: the sweeper's send of an owed one.
+func (o *Orchestrator) sendFinalNow(ctx context.Context, r Run, stepRuns []StepRun) {
+	if err := o.notifyNow(ctx, finalEvent(r, stepRuns)); err != nil {
+		return // still owed
+	}
+	o.recordFinal(ctx, r)
+}
+
+// finalEvent is the final notification of r, which has ended.
+func finalEvent(r Run, stepRuns []StepRun) Event {
 	kind := EventRunSucceeded
 	switch r.Status {
 	case RunFailed:
@@ -600,11 +628,13 @@ func (o *Orchestrator) sendFinal(ctx context.Context, r Run, stepRuns []StepRun)
 	}
 	full := r
 	full.Steps = stepRuns
-	if err := o.notify(ctx, Event{Kind: kind, Run: full}); err != nil {
-		// Still owed: a later delivery of this run's tasks (or the sweeper)
-		// sends it again. At least once, never lost.
-		return
-	}
+	return Event{Kind: kind, Run: full}
+}
+
+// recordFinal records r's final notification as sent.
+func (o *Orchestrator) recordFinal(ctx context.Context, r Run) {
+	ctx, cancel := context.WithTimeout(ctx, bookkeepingTimeout)
+	defer cancel()
 	// Notifiers may write the run too (Run.Notes), so a conflict here is
 	// expected: re-read and mark the same ending as notified.
 	status, finished := r.Status, r.FinishedAt

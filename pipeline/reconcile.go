@@ -85,7 +85,7 @@ func (o *Orchestrator) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		}
 		steps := full.Steps
 		full.Steps = nil
-		o.sendFinal(ctx, full, steps)
+		o.sendFinalNow(ctx, full, steps)
 		rep.Notified = append(rep.Notified, r.ID)
 	}
 	launched, err := o.launchPending(ctx)

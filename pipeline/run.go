@@ -152,6 +152,10 @@ type StepRun struct {
 	// them, across generations. Ledgers keep it in step with the current
 	// attempt in the write that records its start or end (WithHistory).
 	History []Attempt `json:"history,omitempty"`
+	// RunInput is the digest of the run's date and params,
+	// written when the run is created: a task's date and params are checked
+	// against it without reading the run.
+	RunInput string `json:"-"`
 	// WaitedMillis is how long a waiting step has waited, filled by the API
 	// when it answers (not stored).
 	WaitedMillis int64 `json:"waited_ms,omitempty"`

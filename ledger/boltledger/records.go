@@ -125,8 +125,9 @@ type stepRecord struct {
 	Link         string          `json:"link,omitempty"`
 	// History is the step's attempts (pipeline.StepRun.WithHistory);
 	// absent in records written before steps kept one.
-	History []pipeline.Attempt `json:"history,omitempty"`
-	WriteID string             `json:"write_id,omitempty"`
+	History  []pipeline.Attempt `json:"history,omitempty"`
+	RunInput string             `json:"run_input,omitempty"`
+	WriteID  string             `json:"write_id,omitempty"`
 }
 
 // newStepRecord is s as stored, its history brought up to date with its
@@ -153,6 +154,7 @@ func newStepRecord(s pipeline.StepRun) stepRecord {
 		NextCheckAt:  s.NextCheckAt,
 		Link:         s.Link,
 		History:      s.History,
+		RunInput:     s.RunInput,
 		WriteID:      newWriteID(),
 	}
 }
@@ -182,6 +184,7 @@ func (rec stepRecord) step(runID, name string, version int64) pipeline.StepRun {
 		NextCheckAt:  rec.NextCheckAt,
 		Link:         rec.Link,
 		History:      rec.History,
+		RunInput:     rec.RunInput,
 		Version:      version,
 		WriteID:      rec.WriteID,
 	}.WithHistory()

@@ -44,6 +44,7 @@ const (
 	fForced       = "forced"
 	fOnly         = "only"
 	fInputs       = "inputs"
+	fRunInput     = "run_input"
 	fAsyncState   = "async_state"
 	fCheck        = "check"
 	fWaitingSince = "waiting_since"
@@ -137,8 +138,9 @@ type stepDoc struct {
 	Link         string         `firestore:"link"`
 	// History is the step's attempts (pipeline.StepRun.WithHistory);
 	// absent in documents written before steps kept one.
-	History []attemptDoc `firestore:"history"`
-	WriteID string       `firestore:"write_id"`
+	History  []attemptDoc `firestore:"history"`
+	RunInput string       `firestore:"run_input"`
+	WriteID  string       `firestore:"write_id"`
 }
 
 // attemptDoc is one attempt of a step's history. Zero times are null.
@@ -258,6 +260,7 @@ func toStepDoc(s pipeline.StepRun, seq int) stepDoc {
 		NextCheckAt:  ts(s.NextCheckAt),
 		Link:         s.Link,
 		History:      toAttemptDocs(s.History),
+		RunInput:     s.RunInput,
 		WriteID:      s.WriteID,
 	}
 }
@@ -286,6 +289,7 @@ func stepUpdates(s pipeline.StepRun) []firestore.Update {
 		{Path: fNextCheckAt, Value: d.NextCheckAt},
 		{Path: fLink, Value: d.Link},
 		{Path: fHistory, Value: d.History},
+		{Path: fRunInput, Value: d.RunInput},
 		{Path: fWriteID, Value: d.WriteID},
 	}
 }
@@ -344,6 +348,7 @@ func (d stepDoc) stepRun(version int64) pipeline.StepRun {
 		NextCheckAt:  unts(d.NextCheckAt),
 		Link:         d.Link,
 		History:      fromAttemptDocs(d.History),
+		RunInput:     d.RunInput,
 		Version:      version,
 		WriteID:      d.WriteID,
 	}.WithHistory() // a document without a history shows its last attempt
