@@ -40,6 +40,12 @@ func (g *runGraph) asyncBody(step string) (steps.AsyncStep, bool) {
 	return b, ok
 }
 
+// isAsync reports whether step's kind is asynchronous in this binary.
+func (g *runGraph) isAsync(step string) bool {
+	_, ok := g.asyncBody(step)
+	return ok
+}
+
 // requestTimeout bounds one request of step: its timeout, or for an
 // asynchronous step the shorter of it and AsyncRequestTimeout.
 func (g *runGraph) requestTimeout(step string) time.Duration {
