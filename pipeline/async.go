@@ -167,8 +167,10 @@ func stepInput(p TaskPayload, gs *GraphStep, date time.Time, preds []StepRun, s 
 }
 
 // check handles the due check of a waiting step: it claims the check's
-// lease, asks the kind, and records what it said.
-func (o *Orchestrator) check(ctx context.Context, rg *runGraph, p TaskPayload, in steps.Input, cur StepRun, res StepResult, log *slog.Logger) (StepResult, error) {
+// lease, asks the kind, and records what it said. last says the check
+// comes at or after the step's timeout: work not done then (still going
+// on, or its check failing transiently) times the step out.
+func (o *Orchestrator) check(ctx context.Context, rg *runGraph, p TaskPayload, in steps.Input, cur StepRun, last bool, res StepResult, log *slog.Logger) (StepResult, error) {
 	body, ok := rg.asyncBody(p.Step)
 	if !ok {
 		_, err := rg.body(p.Step)
@@ -201,6 +203,14 @@ func (o *Orchestrator) check(ctx context.Context, rg *runGraph, p TaskPayload, i
 	switch {
 	case checkErr == nil && poll.Done:
 		return o.succeedAsync(ctx, rg, p, claimed, poll.Output, res, log)
+	case checkErr == nil && last:
+		if len(poll.State) > 0 {
+			claimed.AsyncState = poll.State // cancel what the kind last named
+		}
+		if poll.Link != "" {
+			claimed.Link = poll.Link
+		}
+		return o.timeOut(ctx, rg, in, claimed, claimed.Error, res, log)
 	case checkErr == nil:
 		stored, err := o.wait(ctx, rg, p, claimed, poll, "")
 		res.Outcome, res.Status = OutcomeWaiting, stored.Status
@@ -223,6 +233,8 @@ func (o *Orchestrator) check(ctx context.Context, rg *runGraph, p TaskPayload, i
 		}
 		res.Outcome, res.Status, res.Error = OutcomeFailed, failed.Status, failed.Error
 		return res, nil
+	case last:
+		return o.timeOut(ctx, rg, in, claimed, "check failed: "+checkErr.Error(), res, log)
 	default:
 		// A transient failure of the check (not of the work): check again
 		// later with the same state; the step's attempts are not used.
@@ -232,6 +244,32 @@ func (o *Orchestrator) check(ctx context.Context, rg *runGraph, p TaskPayload, i
 		res.Outcome, res.Status, res.Error = OutcomeWaiting, stored.Status, stored.Error
 		return res, err
 	}
+}
+
+// timeOut fails waiting step s whose wait reached its timeout, and
+// cancels the remote work where the kind can. lastErr is the last check's
+// error, if any.
+func (o *Orchestrator) timeOut(ctx context.Context, rg *runGraph, in steps.Input, s StepRun, lastErr string, res StepResult, log *slog.Logger) (StepResult, error) {
+	timeout := DefaultTimeout
+	if gs := rg.Step(s.Step); gs != nil {
+		timeout = gs.Timeout
+	}
+	now := o.now().UTC()
+	msg := fmt.Sprintf("timeout: waited %s for the asynchronous work (timeout %s)", now.Sub(s.WaitingSince).Round(time.Second), timeout)
+	if s.Link != "" {
+		msg += "; " + s.Link
+	}
+	if lastErr != "" {
+		msg += "; last error: " + lastErr
+	}
+	log.ErrorContext(ctx, "asynchronous step timed out", "waiting_since", s.WaitingSince, "check", s.Check)
+	failed, err := o.failStep(ctx, s, msg)
+	if err != nil {
+		return res, err
+	}
+	o.cancelRemote(ctx, rg, in, s)
+	res.Outcome, res.Status, res.Error = OutcomeFailed, failed.Status, failed.Error
+	return res, nil
 }
 
 // succeedAsync records the success of an asynchronous step and advances.

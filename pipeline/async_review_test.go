@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -48,4 +49,56 @@ func TestAsyncSweeperAfterACrashedStartOnTheLastAttempt(t *testing.T) {
 			t.Fatalf("starts %d, remote jobs created %d; want 2 starts adopting one job", starts, created)
 		}
 	})
+}
+
+// The check that comes at the step's timeout (its interval cut short to
+// it) looks at the work once more: work that finished since the previous
+// check succeeds, rather than failing the run and being "cancelled" after
+// it completed. Work still going on at that look times out as before.
+func TestAsyncLastCheckAtTheTimeoutLooks(t *testing.T) {
+	onEachLedger(t, chainYAML, func(t *testing.T, h *harness) {
+		// Checks at 1h30, 3h, then 4h (the timeout): the third finds it done.
+		j := &fakeJob{polls: 3, after: 90 * time.Minute}
+		withJob(t, h, waitsYAML, j)
+		id, c1 := startWaiting(t, h)
+		h.queue.tasks = append(h.queue.tasks, c1)
+		h.deliverTimed(20)
+		r := h.run(id)
+		job := stepOf(r, "job")
+		if r.Status != pipeline.RunSucceeded || job.Status != pipeline.StepSucceeded {
+			t.Fatalf("run %s (%s), job %+v", r.Status, r.Error, job)
+		}
+		if waited := job.FinishedAt.Sub(job.WaitingSince); waited < 4*time.Hour || waited > 4*time.Hour+time.Minute {
+			t.Fatalf("succeeded after waiting %s, want at the 4h timeout", waited)
+		}
+		if s, c, x := j.counts(); s != 1 || c != 3 || x != 0 {
+			t.Fatalf("starts %d checks %d cancels %d, want 1 3 0", s, c, x)
+		}
+	})
+}
+
+// A check failing transiently at the timeout does not extend the wait: the
+// step times out, saying what the last check said, and the work is
+// cancelled.
+func TestAsyncLastCheckFailingAtTheTimeoutTimesOut(t *testing.T) {
+	h := newHarness(t, chainYAML)
+	j := &fakeJob{polls: 1000, after: 3 * time.Hour, checkErr: func(n int) error {
+		if n >= 2 {
+			return steps.RetryAfter(errors.New("503 from the jobs API"), time.Hour)
+		}
+		return nil
+	}}
+	withJob(t, h, waitsYAML, j)
+	id, c1 := startWaiting(t, h)
+	h.queue.tasks = append(h.queue.tasks, c1)
+	h.deliverTimed(10)
+	r := h.run(id)
+	job := stepOf(r, "job")
+	if r.Status != pipeline.RunFailed || job.Status != pipeline.StepFailed ||
+		!strings.Contains(job.Error, "timeout") || !strings.Contains(job.Error, "last error: check failed: 503") {
+		t.Fatalf("run %s, job %+v", r.Status, job)
+	}
+	if s, c, x := j.counts(); s != 1 || c != 2 || x != 1 {
+		t.Fatalf("starts %d checks %d cancels %d, want 1 2 1", s, c, x)
+	}
 }

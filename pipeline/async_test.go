@@ -265,9 +265,10 @@ func TestAsyncDuplicateDeliveries(t *testing.T) {
 	})
 }
 
-// The step's timeout bounds the whole wait: the check at the timeout fails
-// the step (and the run) and cancels the remote work; the last interval is
-// cut short so the failure comes at the timeout, not after it.
+// The step's timeout bounds the whole wait: the check at the timeout looks
+// once more and, the work still going on, fails the step (and the run) and
+// cancels the remote work; the last interval is cut short so the failure
+// comes at the timeout, not after it.
 func TestAsyncTimeoutWhileWaiting(t *testing.T) {
 	onEachLedger(t, chainYAML, func(t *testing.T, h *harness) {
 		j := &fakeJob{polls: 1000, after: 90 * time.Minute}
@@ -283,8 +284,8 @@ func TestAsyncTimeoutWhileWaiting(t *testing.T) {
 		if waited := job.FinishedAt.Sub(job.WaitingSince); waited < 4*time.Hour || waited > 4*time.Hour+time.Minute {
 			t.Fatalf("failed after waiting %s, want the 4h timeout", waited)
 		}
-		if s, c, x := j.counts(); s != 1 || x != 1 || c != 2 {
-			t.Fatalf("starts %d checks %d cancels %d, want 1 2 1", s, c, x)
+		if s, c, x := j.counts(); s != 1 || x != 1 || c != 3 {
+			t.Fatalf("starts %d checks %d cancels %d, want 1 3 1 (at 1h30, 3h and the 4h timeout)", s, c, x)
 		}
 		if job.Attempts != 1 {
 			t.Fatalf("attempts %d, want 1 (a timeout of the wait is not retried)", job.Attempts)
