@@ -168,3 +168,64 @@ func TestAsyncHTTPSettings(t *testing.T) {
 		t.Fatal("RetryAfterOf on a plain error")
 	}
 }
+
+// A 202 naming a status URL on another origin (scheme, host and port) is
+// refused: each check sends the step's headers (API keys) and ID token to
+// the status URL, so a service, or whoever controls its answer, could
+// otherwise have them sent anywhere. Nothing is sent to that origin.
+func TestAsyncHTTPStatusURLOnAnotherOriginIsRefused(t *testing.T) {
+	var mu sync.Mutex
+	var leaked []http.Header
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		leaked = append(leaked, r.Header.Clone())
+		mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer other.Close()
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/location":
+			w.Header().Set("Location", other.URL+"/steal")
+			w.WriteHeader(http.StatusAccepted)
+		case "/body":
+			w.WriteHeader(http.StatusAccepted)
+			_, _ = w.Write([]byte(`{"status_url":"` + other.URL + `/steal"}`))
+		case "/moves":
+			w.Header().Set("Location", "/jobs/1")
+			w.WriteHeader(http.StatusAccepted)
+		case "/jobs/1": // a check answers 202 moving the status elsewhere
+			w.Header().Set("Location", other.URL+"/steal")
+			w.WriteHeader(http.StatusAccepted)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer svc.Close()
+	in := testInput()
+	for _, path := range []string{"/location", "/body"} {
+		a := newAsyncHTTP(t, svc.URL+path, nil)
+		_, err := a.Start(t.Context(), in)
+		if !steps.IsPermanent(err) || !strings.Contains(err.Error(), "another origin") || !strings.Contains(err.Error(), other.URL) {
+			t.Fatalf("start via %s: %v, want a permanent error naming the other origin", path, err)
+		}
+	}
+	a := newAsyncHTTP(t, svc.URL+"/moves", nil)
+	poll, err := a.Start(t.Context(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Check(t.Context(), in, poll.State); !steps.IsPermanent(err) || !strings.Contains(err.Error(), "another origin") {
+		t.Fatalf("check moving the status to another origin: %v, want permanent", err)
+	}
+	// A state naming another origin (recorded by an older binary) is not checked either.
+	st, _ := json.Marshal(map[string]string{"url": other.URL + "/steal"})
+	if _, err := a.Check(t.Context(), in, st); !steps.IsPermanent(err) || !strings.Contains(err.Error(), "another origin") {
+		t.Fatalf("check of a state on another origin: %v, want permanent", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(leaked) != 0 {
+		t.Fatalf("%d requests reached the other origin (X-Api-Key %q)", len(leaked), leaked[0].Get("X-Api-Key"))
+	}
+}
