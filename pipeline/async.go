@@ -103,7 +103,10 @@ func (o *Orchestrator) wait(ctx context.Context, rg *runGraph, p TaskPayload, s 
 	if deadline := waitDeadline(w, timeout); now.Add(interval).After(deadline) {
 		interval = max(deadline.Sub(now), 0)
 	}
-	w.Status, w.AsyncState, w.Error = StepWaiting, poll.State, errMsg
+	if len(poll.State) > 0 || w.Status != StepWaiting {
+		w.AsyncState = poll.State // a check answering no state keeps the recorded one
+	}
+	w.Status, w.Error = StepWaiting, errMsg
 	if poll.Link != "" {
 		w.Link = poll.Link
 	}

@@ -1,6 +1,8 @@
 package pipeline_test
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -101,4 +103,44 @@ func TestAsyncLastCheckFailingAtTheTimeoutTimesOut(t *testing.T) {
 	if s, c, x := j.counts(); s != 1 || c != 2 || x != 1 {
 		t.Fatalf("starts %d checks %d cancels %d, want 1 2 1", s, c, x)
 	}
+}
+
+// keepJob answers its pending checks without a state (nothing changed);
+// every check must still be given the state its start returned.
+type keepJob struct {
+	fakeJob
+}
+
+func (j *keepJob) Check(_ context.Context, _ steps.Input, state json.RawMessage) (steps.Poll, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.checks++
+	j.states = append(j.states, string(state))
+	if j.checks < j.polls {
+		return steps.Poll{After: j.after}, nil
+	}
+	return steps.Poll{Done: true, Output: state}, nil
+}
+
+// A check answering pending without a state keeps the recorded one: the
+// next check (and a cancel) still knows the remote work.
+func TestAsyncPendingCheckWithoutStateKeepsIt(t *testing.T) {
+	onEachLedger(t, chainYAML, func(t *testing.T, h *harness) {
+		j := &keepJob{fakeJob{polls: 3, after: time.Minute}}
+		h.reg.Register("job", func(map[string]any) (steps.Step, error) { return j, nil })
+		h.deploy(waitsYAML)
+		id, c1 := startWaiting(t, h)
+		want := string(stepOf(h.run(id), "job").AsyncState)
+		h.queue.tasks = append(h.queue.tasks, c1)
+		h.deliverTimed(20)
+		r := h.run(id)
+		if r.Status != pipeline.RunSucceeded {
+			t.Fatalf("run %s (%s)", r.Status, r.Error)
+		}
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		if len(j.states) != 3 || j.states[1] != want || j.states[2] != want {
+			t.Fatalf("states given to Check: %q, want %q each time", j.states, want)
+		}
+	})
 }
