@@ -144,3 +144,25 @@ func TestAsyncPendingCheckWithoutStateKeepsIt(t *testing.T) {
 		}
 	})
 }
+
+// An asynchronous step's timeout above its pipeline's max_run_duration can
+// never be reached (the sweeper fails the run, stopping the wait, first):
+// validate refuses it, naming both and what to change, and accepts it
+// once max_run_duration covers it.
+func TestAsyncTimeoutAboveMaxRunDurationIsRefused(t *testing.T) {
+	reg := steps.NewRegistry()
+	src := func(head, timeout string) []byte {
+		return []byte("name: w\ntime_zone: UTC\n" + head + "steps:\n  - name: job\n    kind: http\n    timeout: " + timeout +
+			"\n    http: {url: \"https://jobs.example/start\", async: true}\n")
+	}
+	_, err := pipeline.Parse("w.yaml", src("", "48h"), reg)
+	if err == nil || !strings.Contains(err.Error(), "max_run_duration 24h0m0s") || !strings.Contains(err.Error(), "timeout 48h0m0s") {
+		t.Fatalf("48h wait under the default max_run_duration: %v, want it refused naming both", err)
+	}
+	if _, err := pipeline.Parse("w.yaml", src("max_run_duration: 72h\n", "48h"), reg); err != nil {
+		t.Fatalf("48h wait under max_run_duration 72h: %v", err)
+	}
+	if _, err := pipeline.Parse("w.yaml", src("", "24h"), reg); err != nil {
+		t.Fatalf("a wait as long as max_run_duration: %v", err)
+	}
+}

@@ -514,7 +514,7 @@ steps:
 func TestAsyncTimeoutLimitWhenLoading(t *testing.T) {
 	reg := steps.NewRegistry()
 	src := func(timeout string) []byte {
-		return []byte("name: w\ntime_zone: UTC\nsteps:\n  - name: job\n    kind: http\n    timeout: " + timeout +
+		return []byte("name: w\ntime_zone: UTC\nmax_run_duration: 200h\nsteps:\n  - name: job\n    kind: http\n    timeout: " + timeout +
 			"\n    http: {url: \"https://jobs.example/start\", async: true}\n")
 	}
 	if _, err := pipeline.Parse("w.yaml", src("168h"), reg); err != nil {
@@ -589,9 +589,9 @@ func TestAsyncCheckEnqueueFailureAfterStart(t *testing.T) {
 func TestAsyncOverdueRunStopsTheWait(t *testing.T) {
 	h := newHarness(t, chainYAML)
 	j := &fakeJob{polls: 100, after: time.Hour}
-	withJob(t, h, strings.Replace(waitsYAML, "timeout: 4h", "timeout: 48h", 1), j)
+	withJob(t, h, strings.Replace(waitsYAML, "time_zone: UTC\n", "time_zone: UTC\nmax_run_duration: 4h\n", 1), j)
 	id, c1 := startWaiting(t, h)
-	h.advance(25 * time.Hour)
+	h.advance(5 * time.Hour) // the check at 1h was lost: the sweeper finds the run overdue
 	rep, err := h.orch.Reconcile(ctx)
 	if err != nil || len(rep.FailedRuns) != 1 {
 		t.Fatalf("reconcile: %+v, %v", rep, err)
