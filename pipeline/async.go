@@ -234,6 +234,11 @@ func (o *Orchestrator) check(ctx context.Context, rg *runGraph, p TaskPayload, i
 		if err != nil {
 			return res, err
 		}
+		// The check failed for good, which does not prove the work has
+		// stopped (a lost permission, a state that no longer reads):
+		// cancel it where the kind can, so that a re-run does not run
+		// beside it. Work that failed is not harmed by the cancel.
+		o.cancelRemote(ctx, rg, in, claimed)
 		res.Outcome, res.Status, res.Error = OutcomeFailed, failed.Status, failed.Error
 		return res, nil
 	case last:

@@ -166,3 +166,27 @@ func TestAsyncTimeoutAboveMaxRunDurationIsRefused(t *testing.T) {
 		t.Fatalf("a wait as long as max_run_duration: %v", err)
 	}
 }
+
+// A check that fails for good does not know the remote work has stopped
+// (the kind may have lost the right to read it, or its state is gone): the
+// step fails and the work is cancelled where the kind can, so that a
+// re-run does not run beside it. (Cancelling work that already failed is a
+// no-op for the built-in kinds.)
+func TestAsyncPermanentCheckFailureCancelsTheWork(t *testing.T) {
+	onEachLedger(t, chainYAML, func(t *testing.T, h *harness) {
+		j := &fakeJob{polls: 5, after: time.Minute, checkErr: func(n int) error {
+			return steps.Permanent(errors.New("403: the service account may no longer read the job"))
+		}}
+		withJob(t, h, waitsYAML, j)
+		id, c1 := startWaiting(t, h)
+		h.queue.tasks = append(h.queue.tasks, c1)
+		h.deliverTimed(10)
+		r := h.run(id)
+		if job := stepOf(r, "job"); r.Status != pipeline.RunFailed || job.Status != pipeline.StepFailed || !strings.Contains(job.Error, "403") {
+			t.Fatalf("run %s, job %+v", r.Status, job)
+		}
+		if s, c, x := j.counts(); s != 1 || c != 1 || x != 1 {
+			t.Fatalf("starts %d checks %d cancels %d, want 1 1 1", s, c, x)
+		}
+	})
+}
