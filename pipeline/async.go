@@ -293,7 +293,44 @@ func (o *Orchestrator) succeedAsync(ctx context.Context, rg *runGraph, p TaskPay
 	log.InfoContext(ctx, "step succeeded", "waited_ms", done.FinishedAt.Sub(s.WaitingSince).Milliseconds(), "checks", s.Check)
 	o.notify(ctx, Event{Kind: EventStepSucceeded, Run: o.runStub(p), Step: &stored})
 	res.Outcome, res.Status, res.Output, res.Error = OutcomeSucceeded, stored.Status, stored.Output, ""
+	if rerun, gen, err := o.rerunIfSuperseded(ctx, rg, p, stored, log); err != nil || rerun {
+		if rerun {
+			res.Outcome, res.Generation, res.Status, res.Output = OutcomeRerun, gen, StepPending, nil
+		}
+		return res, err
+	}
 	return res, o.advance(ctx, rg, p, stored)
+}
+
+// rerunIfSuperseded runs s (just succeeded after a wait) again in a new
+// generation when a predecessor succeeded anew while it waited: its work
+// consumed a superseded input, and a waiting step has no recheck task to
+// find that out (a running one does). Its predecessors are read after the
+// success is recorded, so a predecessor succeeding later finds s succeeded
+// and re-runs it itself (advance); a concurrent re-run of s is fine.
+func (o *Orchestrator) rerunIfSuperseded(ctx context.Context, rg *runGraph, p TaskPayload, s StepRun, log *slog.Logger) (bool, int, error) {
+	gs := rg.Step(s.Step)
+	if gs == nil || len(gs.After) == 0 {
+		return false, 0, nil
+	}
+	preds, err := o.ledger.GetSteps(ctx, s.RunID, gs.After...)
+	if err != nil {
+		return false, 0, fmt.Errorf("predecessors of %s: %w", s.Step, err)
+	}
+	pred := superseded(s, preds)
+	if pred == nil {
+		return false, 0, nil
+	}
+	gen, err := o.bumpGeneration(ctx, s)
+	if errors.Is(err, ErrConflict) {
+		return true, s.Generation + 1, nil // re-run concurrently (a predecessor's advance); that enqueues it
+	}
+	if err != nil {
+		return false, 0, err
+	}
+	log.InfoContext(ctx, "input superseded while waiting; running the step again", "input", pred.Step,
+		"consumed_generation", s.Inputs[pred.Step], "latest_generation", pred.Generation, "new_generation", gen)
+	return true, gen, o.enqueue(ctx, rg, p.RunID, p.Date, p.Params, s.Step, gen)
 }
 
 // cancelRemote asks an asynchronous step's kind to stop the work s waits

@@ -190,3 +190,32 @@ func TestAsyncPermanentCheckFailureCancelsTheWork(t *testing.T) {
 		}
 	})
 }
+
+// A predecessor re-run (a new generation) while a step waits supersedes
+// the input the wait started on: when that wait ends, the step runs again
+// on the new input at once (as a synchronous step's recheck makes it), its
+// successors never starting on the superseded output, and the run
+// completes without the sweeper.
+func TestAsyncWaitEndingOnASupersededInputRunsAgain(t *testing.T) {
+	onEachLedger(t, chainYAML, func(t *testing.T, h *harness) {
+		j := &fakeJob{polls: 2, after: time.Minute}
+		withJob(t, h, waitsYAML, j)
+		id, c1 := startWaiting(t, h)
+		if _, err := h.orch.Enqueue(ctx, pipeline.EnqueueRequest{RunID: id, Step: "a", Force: true}); err != nil {
+			t.Fatal(err)
+		}
+		h.queue.tasks = append(h.queue.tasks, c1)
+		h.deliverTimed(30)
+		r := h.run(id)
+		job := stepOf(r, "job")
+		if r.Status != pipeline.RunSucceeded || job.Generation != 2 || job.Inputs["a"] != 2 {
+			t.Fatalf("run %s (%s), job %+v", r.Status, r.Error, job)
+		}
+		if s, _, _ := j.counts(); s != 2 {
+			t.Fatalf("job started %d times, want 2 (once per input)", s)
+		}
+		if n := h.bodies["c"].runs.Load(); n != 1 {
+			t.Fatalf("c ran %d times, want once (never on the superseded output)", n)
+		}
+	})
+}
