@@ -169,6 +169,13 @@ func stepInput(p TaskPayload, gs *GraphStep, date time.Time, preds []StepRun, s 
 	}
 }
 
+// inNamespace is in with the orchestrator's ledger namespace, which the
+// asynchronous kinds fold into their remote IDs and keys.
+func (o *Orchestrator) inNamespace(in steps.Input) steps.Input {
+	in.Namespace = o.namespace
+	return in
+}
+
 // check handles the due check of a waiting step: it claims the check's
 // lease, asks the kind, and records what it said. last says the check
 // comes at or after the step's timeout: work not done then (still going
@@ -198,6 +205,7 @@ func (o *Orchestrator) check(ctx context.Context, rg *runGraph, p TaskPayload, i
 	if err != nil {
 		return res, fmt.Errorf("claim check %d of %s: %w", p.Check, p.Step, err)
 	}
+	in = o.inNamespace(in)
 	poll, checkErr := o.runPoll(ctx, p.Step, timeout, func(ctx context.Context) (steps.Poll, error) {
 		return body.Check(ctx, in, claimed.AsyncState)
 	})
@@ -349,7 +357,7 @@ func (o *Orchestrator) cancelRemote(ctx context.Context, rg *runGraph, in steps.
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), AsyncRequestTimeout)
 	defer cancel()
-	if err := c.Cancel(ctx, in, s.AsyncState); err != nil {
+	if err := c.Cancel(ctx, o.inNamespace(in), s.AsyncState); err != nil {
 		o.log.WarnContext(ctx, "could not cancel the remote work", "run", s.RunID, "step", s.Step, "link", s.Link, "error", err.Error())
 		return
 	}

@@ -257,7 +257,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		// Start the work; once it is started the step waits for checks.
 		var poll steps.Poll
 		poll, runErr = o.runPoll(ctx, p.Step, rg.requestTimeout(p.Step), func(ctx context.Context) (steps.Poll, error) {
-			return ab.Start(ctx, in)
+			return ab.Start(ctx, o.inNamespace(in))
 		})
 		if runErr == nil && !poll.Done {
 			ctx, cancel := detach(ctx)
