@@ -29,7 +29,8 @@ import (
 // and the orchestrator recording the status URL (a crash there starts the
 // same attempt again once its lease expires, which sends the request
 // again): services that can should deduplicate on the
-// X-Pipeline-Attempt-Key header sent with the start (AttemptKey).
+// X-Pipeline-Attempt-Key header sent with the start (AttemptKey, then
+// the ledger's NamespaceTag when known: RUN/STEP/gG/aN/LEDGER).
 // The kind cannot cancel the remote work (no standard way to).
 //
 // The status URL must be on the origin (scheme, host and port) of the
@@ -66,7 +67,11 @@ func (h *asyncHTTPStep) Start(ctx context.Context, in Input) (Poll, error) {
 	if err != nil {
 		return Poll{}, err
 	}
-	req.Header.Set("X-Pipeline-Attempt-Key", AttemptKey(in))
+	key := AttemptKey(in)
+	if tag := in.NamespaceTag(); tag != "" {
+		key += "/" + tag // another deployment's start of the same attempt is not a duplicate
+	}
+	req.Header.Set("X-Pipeline-Attempt-Key", key)
 	x, err := h.exchange(ctx, req)
 	if err != nil {
 		return Poll{}, err

@@ -229,3 +229,26 @@ func TestAsyncHTTPStatusURLOnAnotherOriginIsRefused(t *testing.T) {
 		t.Fatalf("%d requests reached the other origin (X-Api-Key %q)", len(leaked), leaked[0].Get("X-Api-Key"))
 	}
 }
+
+// The attempt key a start sends carries the ledger's namespace when the
+// orchestrator gives one: a service shared by two deployments (staging and
+// production) does not take one's start for the other's duplicate.
+func TestAsyncHTTPAttemptKeyCarriesTheNamespace(t *testing.T) {
+	svc := &jobService{}
+	srv := httptest.NewServer(svc)
+	defer srv.Close()
+	a := newAsyncHTTP(t, srv.URL+"/jobs", nil)
+	staging, production := testInput(), testInput()
+	staging.Namespace, production.Namespace = "projects/acme/databases/(default)/documents/staging", "bolt/7f3a"
+	for _, in := range []steps.Input{staging, production} {
+		if _, err := a.Start(t.Context(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc.mu.Lock()
+	defer svc.mu.Unlock()
+	base := steps.AttemptKey(staging)
+	if len(svc.keys) != 2 || svc.keys[0] == svc.keys[1] || !strings.HasPrefix(svc.keys[0], base+"/") || !strings.HasPrefix(svc.keys[1], base+"/") {
+		t.Fatalf("attempt keys %q, want %s/<ledger> each, different", svc.keys, base)
+	}
+}
