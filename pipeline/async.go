@@ -383,6 +383,25 @@ func (o *Orchestrator) cancelRemoteOf(ctx context.Context, r Run, s StepRun) {
 	o.cancelRemote(ctx, rg, stepInput(p, gs, date, nil, s), s)
 }
 
+// hurryCheck queues, due now, the check that follows the one in flight on
+// waiting step s of run r (its lease held when r was cancelled), so that
+// the cancel reaches the remote work without waiting out the check
+// interval: the in-flight check's own enqueue of that check (after the
+// interval) collapses into this one by name. Best effort: a failure is
+// logged, and the check then comes after the interval.
+func (o *Orchestrator) hurryCheck(ctx context.Context, r Run, s StepRun) {
+	rg, err := o.graphForRun(r)
+	if err != nil {
+		return
+	}
+	next := s
+	next.Check++
+	p := TaskPayload{RunID: r.ID, Step: s.Step, Generation: s.Generation, Date: r.Date, Params: r.Params, Force: s.Forced, Only: s.Only}
+	if err := o.enqueueCheck(ctx, rg, p, next, 0); err != nil {
+		o.log.WarnContext(ctx, "could not hurry the check of a step cancelled while being checked", "run", r.ID, "step", s.Step, "error", err.Error())
+	}
+}
+
 // clearWait forgets s's asynchronous wait (a new generation starts afresh;
 // its check tasks have names of their own).
 func clearWait(s StepRun) StepRun {

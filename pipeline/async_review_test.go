@@ -219,3 +219,56 @@ func TestAsyncWaitEndingOnASupersededInputRunsAgain(t *testing.T) {
 		}
 	})
 }
+
+// gatedJob's checks wait at the gate until the test opens it.
+type gatedJob struct {
+	fakeJob
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (j *gatedJob) Check(ctx context.Context, in steps.Input, state json.RawMessage) (steps.Poll, error) {
+	j.entered <- struct{}{}
+	<-j.gate
+	return j.fakeJob.Check(ctx, in, state)
+}
+
+// Cancelling the run while a check is in flight leaves that check's result
+// standing, but the remote work is cancelled by the next check queued at
+// once, not after the check interval (an hour here, hours in practice).
+func TestAsyncCancelDuringACheckStopsTheWorkPromptly(t *testing.T) {
+	onEachLedger(t, chainYAML, func(t *testing.T, h *harness) {
+		j := &gatedJob{fakeJob: fakeJob{polls: 100, after: time.Hour}, entered: make(chan struct{}), gate: make(chan struct{})}
+		h.reg.Register("job", func(map[string]any) (steps.Step, error) { return j, nil })
+		h.deploy(waitsYAML)
+		id, c1 := startWaiting(t, h)
+		h.advance(c1.Delay)
+		done := make(chan error, 1)
+		go func() {
+			_, err := h.orch.HandleStep(ctx, c1.Payload, pipeline.Delivery{TaskName: c1.Name})
+			done <- err
+		}()
+		<-j.entered // check 1 holds its lease
+		if _, err := h.orch.Cancel(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		close(j.gate)
+		if err := <-done; err != nil {
+			t.Fatalf("check 1: %v", err)
+		}
+		next := h.queue.take()
+		if len(next) != 1 || next[0].Payload.Check != 2 || next[0].Delay != 0 {
+			t.Fatalf("queued after the cancel: %+v, want check 2 at once", next)
+		}
+		res, err := h.orch.HandleStep(ctx, next[0].Payload, pipeline.Delivery{TaskName: next[0].Name})
+		if err != nil || res.Outcome != pipeline.OutcomeNotRunnable {
+			t.Fatalf("check 2: %+v, %v", res, err)
+		}
+		if _, c, x := j.counts(); c != 1 || x != 1 {
+			t.Fatalf("checks %d cancels %d, want 1 1", c, x)
+		}
+		if job := stepOf(h.run(id), "job"); job.Status != pipeline.StepCancelled {
+			t.Fatalf("job %+v", job)
+		}
+	})
+}
