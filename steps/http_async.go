@@ -36,7 +36,8 @@ import (
 // The status URL must be on the origin (scheme, host and port) of the
 // request that starts the work: each check sends the step's headers and ID
 // token to it, so a status URL elsewhere is refused (permanent) rather than
-// handed those credentials.
+// handed those credentials; for the same reason a redirect to another
+// origin is not followed (its 3xx fails the step).
 type asyncHTTPStep struct {
 	*httpStep
 	interval time.Duration // 0: the orchestrator's default
@@ -202,4 +203,17 @@ func originPort(u *url.URL) string {
 		return "443"
 	}
 	return "80"
+}
+
+// sameOriginRedirects follows a redirect within the first request's
+// origin only (at most 10, as net/http does); to another origin the
+// redirect is the answer, which fails the step naming its status.
+func sameOriginRedirects(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if !sameOrigin(via[0].URL, req.URL) {
+		return http.ErrUseLastResponse
+	}
+	return nil
 }

@@ -252,3 +252,59 @@ func TestAsyncHTTPAttemptKeyCarriesTheNamespace(t *testing.T) {
 		t.Fatalf("attempt keys %q, want %s/<ledger> each, different", svc.keys, base)
 	}
 }
+
+// A start or a check redirected to another origin is not followed (the
+// step's headers would go along): the redirect's status fails the step,
+// naming it. A redirect within the origin is followed as before.
+func TestAsyncHTTPRedirectToAnotherOriginIsNotFollowed(t *testing.T) {
+	var mu sync.Mutex
+	reached := 0
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		reached++
+		mu.Unlock()
+		_, _ = w.Write([]byte(`{"stolen": true}`))
+	}))
+	defer other.Close()
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/jobs":
+			w.Header().Set("Location", "/jobs/1")
+			w.WriteHeader(http.StatusAccepted)
+		case "/jobs/1": // done: the result is elsewhere on the same origin
+			http.Redirect(w, r, "/results/1", http.StatusSeeOther)
+		case "/results/1":
+			_, _ = w.Write([]byte(`{"rows": 5}`))
+		case "/away":
+			w.Header().Set("Location", "/away/1")
+			w.WriteHeader(http.StatusAccepted)
+		case "/away/1":
+			http.Redirect(w, r, other.URL+"/result", http.StatusSeeOther)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer svc.Close()
+	in := testInput()
+	a := newAsyncHTTP(t, svc.URL+"/jobs", nil)
+	poll, err := a.Start(t.Context(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := a.Check(t.Context(), in, poll.State); err != nil || !p.Done || string(p.Output) != `{"rows":5}` {
+		t.Fatalf("check redirected within the origin: %+v, %v", p, err)
+	}
+	b := newAsyncHTTP(t, svc.URL+"/away", nil)
+	poll, err = b.Start(t.Context(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Check(t.Context(), in, poll.State); !steps.IsPermanent(err) || !strings.Contains(err.Error(), "303") {
+		t.Fatalf("check redirected to another origin: %v, want a permanent error naming the 303", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if reached != 0 {
+		t.Fatalf("the other origin was reached %d times", reached)
+	}
+}
