@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"path"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pipelinehq/pipeline/pipeline"
+	"github.com/pipelinehq/pipeline/steps"
 	"github.com/pipelinehq/pipeline/steps/cloudrunjob"
 	"github.com/pipelinehq/pipeline/steps/cloudrunjob/runtest"
 )
@@ -243,7 +245,12 @@ func TestAsyncCloudRunJobForcedRerunRunsTheJobAgain(t *testing.T) {
 	if runsOf(srv, job) != 2 {
 		t.Fatalf("%d RunJob calls, want 2", len(runs))
 	}
-	for i, want := range []string{id + "/job/g1", id + "/job/g2"} {
+	ns := h.ledger.(pipeline.Namespacer).Namespace()
+	for i := range 2 {
+		want := cloudrunjob.Key(steps.Input{RunID: id, Step: "job", Generation: i + 1, Namespace: ns})
+		if !strings.HasPrefix(want, fmt.Sprintf("%s/job/g%d/", id, i+1)) {
+			t.Fatalf("key %q does not name run, step and generation", want)
+		}
 		got := ""
 		for _, e := range runs[i].GetOverrides().GetContainerOverrides()[0].GetEnv() {
 			if e.GetName() == cloudrunjob.EnvKey {

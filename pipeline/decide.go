@@ -26,13 +26,12 @@ const (
 	actRerun                      // the step succeeded on an input since superseded: run it again in a new generation
 	actRequeueCheck               // the step waits on a later check than the delivery's: make sure that check is queued
 	actCheck                      // claim the check's lease and check the asynchronous work
-	actWaitTimeout                // the wait exceeded the step's timeout: fail the step, cancel the work
 	actStartTimeout               // an asynchronous start never recorded (crashes) until the step's timeout: fail the step
 )
 
 var actionNames = [...]string{"stale", "ahead", "already_done", "finish_failed", "not_runnable", "lease_held",
 	"read_run", "cancel_step", "run_ended", "blocked", "wait", "exhausted", "claim", "rerun",
-	"requeue_check", "check", "wait_timeout", "start_timeout"}
+	"requeue_check", "check", "start_timeout"}
 
 func (a action) String() string {
 	if int(a) < len(actionNames) {
@@ -71,6 +70,9 @@ type decision struct {
 	// process died between Start and recording its state), so a kind with a
 	// deterministic job ID adopts the work that start began.
 	Restart bool
+	// Last says the check comes at or after the step's timeout: it looks
+	// at the work once more, and work not done then times the step out.
+	Last bool
 }
 
 // decide is the step state machine: a pure function of the recorded state.
@@ -191,10 +193,11 @@ func decideCheck(s stepState) decision {
 		return decision{Act: actCancelStep}
 	case s.Run.Status.Terminal():
 		return decision{Act: actRunEnded}
-	case !s.Now.Before(waitDeadline(cur, s.Timeout)):
-		return decision{Act: actWaitTimeout}
 	}
-	return decision{Act: actCheck, TakeOver: !cur.LeaseUntil.IsZero()}
+	// At or past the timeout the check still looks once: work that ended
+	// since the previous check is not failed for having ended unseen.
+	last := !s.Now.Before(waitDeadline(cur, s.Timeout))
+	return decision{Act: actCheck, TakeOver: !cur.LeaseUntil.IsZero(), Last: last}
 }
 
 // waitDeadline is when a waiting step's wait exceeds its timeout.

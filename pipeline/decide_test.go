@@ -71,7 +71,7 @@ func TestDecideTable(t *testing.T) {
 		{"check of an older generation", stepState{Generation: 1, Check: 2, Timeout: time.Hour, Run: running,
 			Cur: with(waiting, func(s *StepRun) { s.Generation = 2 })}, actStale, false},
 		{"check past the timeout", stepState{Generation: 1, Check: 2, Timeout: time.Hour, Run: running,
-			Cur: with(waiting, func(s *StepRun) { s.WaitingSince = decideNow.Add(-time.Hour) })}, actWaitTimeout, false},
+			Cur: with(waiting, func(s *StepRun) { s.WaitingSince = decideNow.Add(-time.Hour) })}, actCheck, false},
 		{"check just before the timeout", stepState{Generation: 1, Check: 2, Timeout: time.Hour, Run: running,
 			Cur: with(waiting, func(s *StepRun) { s.WaitingSince = decideNow.Add(-time.Hour + time.Nanosecond) })}, actCheck, false},
 		{"check of a cancelled run", stepState{Generation: 1, Check: 2, Timeout: time.Hour, Run: &Run{Status: RunCancelled}, Cur: waiting}, actCancelStep, false},
@@ -87,6 +87,10 @@ func TestDecideTable(t *testing.T) {
 			got := decide(tc.state)
 			if got.Act != tc.want || got.TakeOver != tc.over {
 				t.Fatalf("decide = %s (take-over %v), want %s (take-over %v)", got.Act, got.TakeOver, tc.want, tc.over)
+			}
+			// The check at (or past) the timeout is the last look.
+			if wantLast := tc.name == "check past the timeout"; got.Last != wantLast {
+				t.Fatalf("last = %v, want %v", got.Last, wantLast)
 			}
 			if (got.Act == actBlocked || got.Act == actWait) && got.Pred == nil {
 				t.Fatal("no predecessor named")
@@ -187,13 +191,17 @@ func TestDecideRandomized(t *testing.T) {
 		switch d.Act {
 		case actCheck:
 			// A check happens only for the due check of the current
-			// generation's wait, outside another check's lease, within the
-			// timeout, in a run that has not ended.
+			// generation's wait, outside another check's lease, in a run
+			// that has not ended; it is the last look exactly when it comes
+			// at or past the timeout.
 			if st.Check == 0 || st.Check != cur.Check || cur.Status != StepWaiting || st.Generation != cur.Generation {
 				t.Fatalf("seed %d: check %d of %+v for generation %d", seed, st.Check, cur, st.Generation)
 			}
-			if decideNow.Before(cur.LeaseUntil) || !decideNow.Before(cur.WaitingSince.Add(st.Timeout)) {
-				t.Fatalf("seed %d: check under a lease or past the timeout: %+v", seed, cur)
+			if decideNow.Before(cur.LeaseUntil) {
+				t.Fatalf("seed %d: check under a lease: %+v", seed, cur)
+			}
+			if d.Last != !decideNow.Before(cur.WaitingSince.Add(st.Timeout)) {
+				t.Fatalf("seed %d: last %v for %+v (timeout %s)", seed, d.Last, cur, st.Timeout)
 			}
 			if st.Run == nil || st.Run.Status.Terminal() {
 				t.Fatalf("seed %d: check without a live run: %+v", seed, st.Run)
@@ -202,10 +210,6 @@ func TestDecideRandomized(t *testing.T) {
 			// Only an asynchronous start lost past the step's timeout.
 			if !st.Async || cur.Status != StepRunning || decideNow.Before(cur.LeaseUntil) || decideNow.Before(cur.StartedAt.Add(st.Timeout)) {
 				t.Fatalf("seed %d: start timeout of %+v (async %v)", seed, cur, st.Async)
-			}
-		case actWaitTimeout:
-			if cur.Status != StepWaiting || decideNow.Before(cur.WaitingSince.Add(st.Timeout)) {
-				t.Fatalf("seed %d: timeout of %+v", seed, cur)
 			}
 		}
 		// A waiting step's work is never started again by its own task, and

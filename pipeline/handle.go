@@ -160,23 +160,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		res.Outcome = OutcomeWaiting
 		return res, o.enqueueCheck(ctx, rg, p, cur, cur.NextCheckAt.Sub(state.Now))
 	case actCheck:
-		return o.check(ctx, rg, p, stepInput(p, gs, date, state.Preds, cur), cur, res, log)
-	case actWaitTimeout:
-		msg := fmt.Sprintf("timeout: waited %s for the asynchronous work (timeout %s)", state.Now.Sub(cur.WaitingSince).Round(time.Second), gs.Timeout)
-		if cur.Link != "" {
-			msg += "; " + cur.Link
-		}
-		if cur.Error != "" {
-			msg += "; last error: " + cur.Error
-		}
-		log.ErrorContext(ctx, "asynchronous step timed out", "waiting_since", cur.WaitingSince)
-		failed, err := o.failStep(ctx, cur, msg)
-		if err != nil {
-			return res, err
-		}
-		o.cancelRemote(ctx, rg, stepInput(p, gs, date, state.Preds, cur), cur)
-		res.Outcome, res.Status, res.Error = OutcomeFailed, failed.Status, failed.Error
-		return res, nil
+		return o.check(ctx, rg, p, stepInput(p, gs, date, state.Preds, cur), cur, dec.Last, res, log)
 	case actStartTimeout:
 		msg := fmt.Sprintf("timeout: the start of attempt %d was never recorded within the step's timeout %s (the process stopped after starting the work, %s ago); remote work it started may still be running",
 			cur.Attempts, gs.Timeout, state.Now.Sub(cur.StartedAt).Round(time.Second))
@@ -276,7 +260,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		// Start the work; once it is started the step waits for checks.
 		var poll steps.Poll
 		poll, runErr = o.runPoll(ctx, p.Step, rg.requestTimeout(p.Step), func(ctx context.Context) (steps.Poll, error) {
-			return ab.Start(ctx, in)
+			return ab.Start(ctx, o.inNamespace(in))
 		})
 		if runErr == nil && !poll.Done {
 			ctx, cancel := detach(ctx)

@@ -54,8 +54,9 @@ type Poll struct {
 	// Done says the work finished successfully with Output.
 	Done   bool
 	Output json.RawMessage
-	// State is what the next Check needs (JSON); After is when to check
-	// again (the orchestrator applies a minimum and the step's timeout).
+	// State is what the next Check needs (JSON); a Check answering none
+	// keeps the state it was given. After is when to check again (the
+	// orchestrator applies a minimum and the step's timeout).
 	State json.RawMessage
 	After time.Duration
 	// Link points at the remote work for people (a console URL, a status

@@ -7,6 +7,8 @@ import (
 
 	bqapi "google.golang.org/api/bigquery/v2"
 	"google.golang.org/api/option"
+
+	"github.com/pipelinehq/pipeline/steps"
 )
 
 // lazyService creates the BigQuery client on first use: the kind is
@@ -29,7 +31,10 @@ func (l *lazyService) jobs(ctx context.Context) (*bqapi.JobsService, error) {
 		opts := append([]option.ClientOption{option.WithScopes(bqapi.BigqueryScope)}, l.opts...)
 		svc, err := bqapi.NewService(context.WithoutCancel(ctx), opts...)
 		if err != nil {
-			return nil, fmt.Errorf("bigquery: create the client (Google default credentials): %w", err)
+			// No usable credentials: retrying (a start's attempts, checks
+			// until the step's timeout) cannot change that.
+			return nil, steps.Permanent(fmt.Errorf("%s: create the client with Google's default credentials: %w "+
+				"(on Cloud Run the service's account; locally `gcloud auth application-default login` or GOOGLE_APPLICATION_CREDENTIALS)", Kind, err))
 		}
 		l.svc = svc
 	}

@@ -30,6 +30,11 @@ func TestJobIDIsDeterministicAndDistinct(t *testing.T) {
 		"generation": func(in steps.Input) (string, steps.Input) { in.Generation = 2; return "pipeline", in },
 		"attempt":    func(in steps.Input) (string, steps.Input) { in.Attempt = 2; return "pipeline", in },
 		"prefix":     func(in steps.Input) (string, steps.Input) { return "staging", in },
+		// Another deployment (ledger) sharing the project.
+		"namespace": func(in steps.Input) (string, steps.Input) {
+			in.Namespace = "projects/p/databases/(default)/documents/runs"
+			return "pipeline", in
+		},
 		// Keys that read the same once sanitized still differ by the hash.
 		"sanitized": func(in steps.Input) (string, steps.Input) { in.RunID = "daily@2026/11/23"; return "pipeline", in },
 		"sanitized2": func(in steps.Input) (string, steps.Input) {

@@ -84,7 +84,9 @@ func TestSettingsDestinationTable(t *testing.T) {
 }
 
 // The kind is registered under its name and builds without credentials:
-// the client is made on first use.
+// the client is made on first use. Without credentials a start and a check
+// then fail for good, saying what to do: retrying (a start's attempts,
+// checks until the step's timeout, up to days) cannot make them appear.
 func TestRegisterNeedsNoCredentialsUntilUsed(t *testing.T) {
 	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/credentials.json")
 	reg := steps.NewRegistry()
@@ -94,11 +96,15 @@ func TestRegisterNeedsNoCredentialsUntilUsed(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = st.(steps.AsyncStep).Start(t.Context(), input(1))
-	if err == nil || !strings.Contains(err.Error(), "create the client") {
-		t.Fatalf("start without credentials: %v, want the client's error", err)
+	if err == nil || !strings.Contains(err.Error(), "create the client") || !strings.Contains(err.Error(), "application-default login") {
+		t.Fatalf("start without credentials: %v, want the client's error and what to do", err)
 	}
-	if steps.IsPermanent(err) {
-		t.Fatalf("missing credentials marked permanent: %v", err)
+	if !steps.IsPermanent(err) {
+		t.Fatalf("missing credentials not permanent: %v", err)
+	}
+	_, err = st.(steps.AsyncStep).Check(t.Context(), input(1), []byte(`{"project":"my-project","location":"US","job_id":"j"}`))
+	if !steps.IsPermanent(err) {
+		t.Fatalf("check without credentials: %v, want permanent", err)
 	}
 }
 

@@ -457,3 +457,22 @@ func TestRunRefuses(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 }
+
+// The execution key names run, step and generation, and the ledger: two
+// deployments (ledgers) running one pipeline against one job get different
+// keys, so neither adopts the other's execution.
+func TestKeyCarriesTheNamespace(t *testing.T) {
+	in := steps.Input{RunID: "daily@2026-11-23", Step: "load", Generation: 2}
+	if got := cloudrunjob.Key(in); got != "daily@2026-11-23/load/g2" {
+		t.Fatalf("key without a namespace = %q", got)
+	}
+	staging, production := in, in
+	staging.Namespace, production.Namespace = "projects/acme/databases/(default)/documents/staging-runs", "bolt/7f3a"
+	s, p := cloudrunjob.Key(staging), cloudrunjob.Key(production)
+	if s == p || !strings.HasPrefix(s, "daily@2026-11-23/load/g2/") || !strings.HasPrefix(p, "daily@2026-11-23/load/g2/") {
+		t.Fatalf("keys %q and %q", s, p)
+	}
+	if s != cloudrunjob.Key(staging) {
+		t.Fatal("the same ledger got two keys")
+	}
+}

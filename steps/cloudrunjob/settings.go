@@ -27,7 +27,7 @@ var (
 
 // The environment variables every execution gets (overriding the job's).
 const (
-	// EnvKey holds the execution key: run, step and generation. Start
+	// EnvKey holds the execution key: run, step, generation and ledger. Start
 	// adopts an execution of the job that carries its key instead of
 	// running the job again.
 	EnvKey    = "PIPELINE_EXECUTION_KEY"

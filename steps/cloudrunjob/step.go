@@ -50,7 +50,8 @@ const adoptScan = 100
 // job again. The window that remains: the list is eventually consistent, so
 // a start repeated within moments of the first may not see it yet, and an
 // execution older than the job's last 100 is not found. The key names the
-// run, not the service: deployments sharing a job share keys. Adoption
+// run in one ledger (Input.NamespaceTag): deployments sharing a job do not
+// adopt each other's executions. Adoption
 // relies on the execution's template carrying the overridden environment,
 // as the API reports executions.
 type Step struct {
@@ -99,9 +100,14 @@ type templateData struct {
 }
 
 // Key is the execution key of in: the same for every attempt of one
-// generation of a step of a run.
+// generation of a step of a run in one ledger (RUN/STEP/gN/NAMESPACETAG;
+// without the tag where the namespace is unknown).
 func Key(in steps.Input) string {
-	return fmt.Sprintf("%s/%s/g%d", in.RunID, in.Step, in.Generation)
+	k := fmt.Sprintf("%s/%s/g%d", in.RunID, in.Step, in.Generation)
+	if tag := in.NamespaceTag(); tag != "" {
+		k += "/" + tag
+	}
+	return k
 }
 
 // Run is not used for an asynchronous step; it refuses, saying so.
