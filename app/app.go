@@ -62,6 +62,8 @@ type app struct {
 	verifier *auth.Verifier
 	// localQueue is the local backend's queue (nil on gcp).
 	localQueue *local.Queue
+	// localCommits counts the local store's commits (nil on gcp).
+	localCommits func() uint64
 }
 
 // newLogger builds the Cloud Logging JSON logger.
@@ -196,6 +198,7 @@ func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue
 	a.setBase = q.SetBaseURL
 	a.queuePending = q.Pending
 	a.localQueue = q
+	a.localCommits = led.Committer().Commits
 	a.runners = append(a.runners, q.Run)
 	return led, q, authn, nil
 }
