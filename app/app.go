@@ -111,6 +111,9 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 		a.close()
 		return nil, err
 	}
+	if st, ok := led.(*boltledger.Store); ok && cfg.wrap.Queue != nil {
+		led = st.Ledger // its one-commit transitions would bypass the wrapped queue
+	}
 	if cfg.wrap.Ledger != nil {
 		led = cfg.wrap.Ledger(led)
 	}
@@ -200,7 +203,9 @@ func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue
 	a.localQueue = q
 	a.localCommits = led.Committer().Commits
 	a.runners = append(a.runners, q.Run)
-	return led, q, authn, nil
+	// A linear step transition writes the step, its successor's task and the
+	// delivered task's deletion in one commit (pipeline.Transitioner).
+	return led.WithTasks(q), q, authn, nil
 }
 
 // listen binds addr and records the base URL the local queue and cron call.

@@ -51,7 +51,9 @@ func benchPipelineYAML() string {
 // emitted right after the claim's commit) and when the handler answered.
 type chainTimes struct {
 	arrived, started, answered [benchSteps]time.Time
-	done                       chan struct{}
+	// commits is the local store's commit count when each step started.
+	commits [benchSteps]uint64
+	done    chan struct{}
 }
 
 // clock records the timestamps of the runs it is told about, through a
@@ -63,6 +65,8 @@ type clock struct {
 	tasks map[string]taskRef // task name -> run and step index
 	// taskName names a step's task as the service does.
 	taskName func(runID, step string, gen int) string
+	// commits reads the local store's commit count.
+	commits func() uint64
 }
 
 type taskRef struct {
@@ -106,6 +110,9 @@ func (c *clock) notify(_ context.Context, e pipeline.Event) error {
 	case e.Kind == pipeline.EventStepStarted:
 		if i := stepIndex(e.Step.Step); i >= 0 && ct.started[i].IsZero() {
 			ct.started[i] = now
+			if c.commits != nil {
+				ct.commits[i] = c.commits()
+			}
 		}
 	case e.Step == nil && e.Run.Status.Terminal():
 		select {
@@ -142,7 +149,7 @@ type localStack struct {
 	seq   atomic.Int64
 }
 
-func startLocalStack(b *testing.B) *localStack {
+func startLocalStack(b testing.TB) *localStack {
 	b.Helper()
 	dir := b.TempDir()
 	file := filepath.Join(dir, "bench.yaml")
@@ -161,6 +168,7 @@ func startLocalStack(b *testing.B) *localStack {
 	}
 	s.a = a
 	s.clock.taskName = a.orch.TaskName // names carry the ledger's namespace
+	s.clock.commits = a.localCommits
 	a.handler = s.clock.wrap(a.handler)
 	ln, err := a.listen("127.0.0.1:0")
 	if err != nil {

@@ -286,13 +286,16 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	done.LeaseUntil = time.Time{}
 	if runErr == nil {
 		done.Status, done.Output, done.Error = StepSucceeded, out, ""
-		stored, err := o.ledger.UpdateStep(ctx, done)
+		stored, advanced, err := o.recordSuccess(ctx, rg, p, d, done)
 		if err != nil {
 			return res, fmt.Errorf("record success of %s: %w", p.Step, err)
 		}
 		log.InfoContext(ctx, "step succeeded", "duration_ms", elapsed.Milliseconds())
 		o.notify(ctx, Event{Kind: EventStepSucceeded, Run: o.runStub(p), Step: &stored})
 		res.Outcome, res.Status, res.Output, res.Error = OutcomeSucceeded, stored.Status, stored.Output, ""
+		if advanced {
+			return res, nil
+		}
 		if err := o.advance(ctx, rg, p, stored); err != nil {
 			return res, err
 		}
@@ -337,6 +340,26 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	o.notify(ctx, Event{Kind: EventStepRetrying, Run: o.runStub(p), Step: &stored})
 	res.Status, res.Error = stored.Status, stored.Error
 	return res, &RetryableError{Result: res, Err: runErr}
+}
+
+// recordSuccess commits the succeeded step done. On a linear hand-off
+// (linearSuccessors) with a ledger that can (Transitioner), the successors'
+// tasks and the deletion of the delivered task go in the same commit, and
+// advanced is true; otherwise only the step is written and the caller
+// advances.
+func (o *Orchestrator) recordSuccess(ctx context.Context, rg *runGraph, p TaskPayload, d Delivery, done StepRun) (stored StepRun, advanced bool, err error) {
+	tr, can := o.ledger.(Transitioner)
+	next, linear := linearSuccessors(rg.Graph, done, p.Only)
+	if !can || !linear {
+		stored, err = o.ledger.UpdateStep(ctx, done)
+		return stored, false, err
+	}
+	tasks := make([]Task, len(next))
+	for i, n := range next {
+		tasks[i] = o.task(rg, done.RunID, p.Date, p.Params, n, 1)
+	}
+	stored, err = tr.Transition(ctx, done, tasks, Task{Name: d.TaskName, Payload: p})
+	return stored, err == nil, err
 }
 
 // runStub is the run as a step event knows it without reading the run record.

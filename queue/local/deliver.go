@@ -35,6 +35,11 @@ type outcome struct {
 // once the queue is shutting down.
 func (q *Queue) deliver(ctx, stopping context.Context, r *record) {
 	o := q.attempt(ctx, r)
+	if q.settle(r) {
+		// The handler committed the task's deletion with its step's
+		// transition: whatever the answer, there is nothing left to do.
+		return
+	}
 	now := time.Now()
 	switch {
 	case o.err == nil:

@@ -45,6 +45,9 @@ type record struct {
 	LastError string `json:"last_error,omitempty"`
 	// Dead is when the task was dead-lettered.
 	Dead time.Time `json:"dead,omitzero"`
+	// deleted says a transition committed the task's deletion while it was
+	// being delivered (guarded by Queue.mu; not stored).
+	deleted bool
 }
 
 func createBuckets(tx *bbolt.Tx) error {
