@@ -84,14 +84,30 @@ func walkJSON(dec *json.Decoder, path string, t reflect.Type) error {
 }
 
 // fieldType is the type of the struct field that encoding/json fills from
-// key, or nil.
+// key, or nil. It walks the fields in place (reflect.VisibleFields would
+// allocate a slice per call, on every key of every request body), descending
+// into untagged embedded structs for their promoted fields.
 func fieldType(t reflect.Type, key string) reflect.Type {
-	for _, f := range reflect.VisibleFields(t) {
-		if !f.IsExported() || f.Anonymous {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		name, _, _ := strings.Cut(tag, ",")
+		if name == "-" {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "-" {
+		if f.Anonymous && name == "" {
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				if got := fieldType(ft, key); got != nil {
+					return got
+				}
+				continue
+			}
+		}
+		if !f.IsExported() {
 			continue
 		}
 		if name == "" {
