@@ -248,8 +248,12 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		log.WarnContext(ctx, "lease expired; taking over", "attempt", cur.Attempts, "lease_until", cur.LeaseUntil)
 	}
 	res.Status, res.Attempt = claimed.Status, claimed.Attempts
-	log = log.With("attempt", claimed.Attempts, "max_attempts", claimed.MaxAttempts)
-	log.InfoContext(ctx, "step started", "task", d.TaskName, "retry_count", d.RetryCount)
+	// The attempt's lines carry its number (as arguments: a Logger.With per
+	// delivery would preformat them for a handful of lines).
+	attempt := func(kv ...any) []any {
+		return append([]any{"attempt", claimed.Attempts, "max_attempts", claimed.MaxAttempts}, kv...)
+	}
+	log.InfoContext(ctx, "step started", attempt("task", d.TaskName, "retry_count", d.RetryCount)...)
 	o.notify(ctx, Event{Kind: EventStepStarted, Run: o.runStub(p), Step: &claimed})
 
 	in := stepInput(p, gs, date, state.Preds, claimed)
@@ -290,7 +294,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		if err != nil {
 			return res, fmt.Errorf("record success of %s: %w", p.Step, err)
 		}
-		log.InfoContext(ctx, "step succeeded", "duration_ms", elapsed.Milliseconds())
+		log.InfoContext(ctx, "step succeeded", attempt("duration_ms", elapsed.Milliseconds())...)
 		o.notify(ctx, Event{Kind: EventStepSucceeded, Run: o.runStub(p), Step: &stored})
 		res.Outcome, res.Status, res.Output, res.Error = OutcomeSucceeded, stored.Status, stored.Output, ""
 		if advanced {
@@ -312,7 +316,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		if err != nil {
 			return res, fmt.Errorf("release %s of %s after shutdown: %w", p.Step, p.RunID, err)
 		}
-		log.WarnContext(ctx, "step interrupted by shutdown; released for the retry", "duration_ms", elapsed.Milliseconds())
+		log.WarnContext(ctx, "step interrupted by shutdown; released for the retry", attempt("duration_ms", elapsed.Milliseconds())...)
 		res.Status, res.Attempt, res.Error = stored.Status, stored.Attempts, stored.Error
 		return res, fmt.Errorf("%w: %s attempt %d interrupted; released for the retry", ErrShutdown, p.Step, claimed.Attempts)
 	}
@@ -323,7 +327,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		if !permanent {
 			why = fmt.Sprintf("out of attempts (%d/%d)", done.Attempts, done.MaxAttempts)
 		}
-		log.ErrorContext(ctx, "step failed", "error", runErr.Error(), "reason", why, "duration_ms", elapsed.Milliseconds())
+		log.ErrorContext(ctx, "step failed", attempt("error", runErr.Error(), "reason", why, "duration_ms", elapsed.Milliseconds())...)
 		failed, err := o.failStepFrom(ctx, done, runErr.Error())
 		if err != nil {
 			return res, err
@@ -336,7 +340,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	if err != nil {
 		return res, fmt.Errorf("record failure of %s: %w", p.Step, err)
 	}
-	log.WarnContext(ctx, "step attempt failed; the queue retries", "error", runErr.Error(), "duration_ms", elapsed.Milliseconds())
+	log.WarnContext(ctx, "step attempt failed; the queue retries", attempt("error", runErr.Error(), "duration_ms", elapsed.Milliseconds())...)
 	o.notify(ctx, Event{Kind: EventStepRetrying, Run: o.runStub(p), Step: &stored})
 	res.Status, res.Error = stored.Status, stored.Error
 	return res, &RetryableError{Result: res, Err: runErr}
