@@ -149,7 +149,7 @@ type localStack struct {
 	seq   atomic.Int64
 }
 
-func startLocalStack(b testing.TB) *localStack {
+func startLocalStack(b testing.TB, wrap ...Wrappers) *localStack {
 	b.Helper()
 	dir := b.TempDir()
 	file := filepath.Join(dir, "bench.yaml")
@@ -157,6 +157,9 @@ func startLocalStack(b testing.TB) *localStack {
 		b.Fatal(err)
 	}
 	cfg := &Config{File: []string{file}, Backend: "local", Data: filepath.Join(dir, "data"), Auth: "on", LogLevel: "info", LeaseGrace: durationOf(30 * time.Second), stepSets: exampleSteps()}
+	for _, w := range wrap {
+		cfg.wrap = w
+	}
 	// The real JSON logger at the default level; only the write is discarded.
 	log := newLogger(cfg, io.Discard)
 	s := &localStack{clock: newClock()}
