@@ -64,6 +64,8 @@ type app struct {
 	verifier *auth.Verifier
 	// localQueue is the local backend's queue (nil on gcp).
 	localQueue *local.Queue
+	// localCommits counts the local store's commits (nil on gcp).
+	localCommits func() uint64
 }
 
 // newLogger builds the Cloud Logging JSON logger.
@@ -114,6 +116,9 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 	if err != nil {
 		a.close()
 		return nil, err
+	}
+	if st, ok := led.(*boltledger.Store); ok && cfg.wrap.Queue != nil {
+		led = st.Ledger // its one-commit transitions would bypass the wrapped queue
 	}
 	if cfg.wrap.Ledger != nil {
 		led = cfg.wrap.Ledger(led)
@@ -203,8 +208,11 @@ func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue
 	a.setBase = q.SetBaseURL
 	a.queuePending = q.Pending
 	a.localQueue = q
+	a.localCommits = led.Committer().Commits
 	a.runners = append(a.runners, q.Run)
-	return led, q, authn, nil
+	// A linear step transition writes the step, its successor's task and the
+	// delivered task's deletion in one commit (pipeline.Transitioner).
+	return led.WithTasks(q), q, authn, nil
 }
 
 // listen binds addr and records the base URL the local queue and cron call.

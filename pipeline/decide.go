@@ -270,3 +270,28 @@ func anyFailed(stepRuns []StepRun) bool {
 	}
 	return false
 }
+
+// linearSuccessors decides whether the hand-off of step s, just succeeded, is
+// linear: the tasks of its successors follow from the recorded state alone.
+// It is when s chains on (neither it nor its task is --only), is in its first
+// generation, has successors, and is the only predecessor of each of them:
+// then each successor is still in its first generation too (an operator's
+// re-run of it enqueued its own task) and needs no other predecessor, so its
+// task is enqueued in generation 1 without a read. Otherwise (a sink, a join,
+// a re-run generation, --only) ok is false and advance decides on reads.
+func linearSuccessors(g *Graph, s StepRun, onlyTask bool) (next []string, ok bool) {
+	if onlyTask || s.Only || s.Generation != 1 {
+		return nil, false
+	}
+	next = g.Successors(s.Step)
+	if len(next) == 0 {
+		return nil, false
+	}
+	for _, n := range next {
+		gs := g.Step(n)
+		if gs == nil || len(gs.After) != 1 || gs.After[0] != s.Step {
+			return nil, false
+		}
+	}
+	return next, true
+}

@@ -248,8 +248,12 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		log.WarnContext(ctx, "lease expired; taking over", "attempt", cur.Attempts, "lease_until", cur.LeaseUntil, "restart_async_start", dec.Restart)
 	}
 	res.Status, res.Attempt = claimed.Status, claimed.Attempts
-	log = log.With("attempt", claimed.Attempts, "max_attempts", claimed.MaxAttempts)
-	log.InfoContext(ctx, "step started", "task", d.TaskName, "retry_count", d.RetryCount)
+	// The attempt's lines carry its number (as arguments: a Logger.With per
+	// delivery would preformat them for a handful of lines).
+	attempt := func(kv ...any) []any {
+		return append([]any{"attempt", claimed.Attempts, "max_attempts", claimed.MaxAttempts}, kv...)
+	}
+	log.InfoContext(ctx, "step started", attempt("task", d.TaskName, "retry_count", d.RetryCount)...)
 	o.notify(ctx, Event{Kind: EventStepStarted, Run: o.runStub(p), Step: &claimed})
 
 	in := stepInput(p, gs, date, state.Preds, claimed)
@@ -286,13 +290,16 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	done.LeaseUntil = time.Time{}
 	if runErr == nil {
 		done.Status, done.Output, done.Error = StepSucceeded, out, ""
-		stored, err := o.ledger.UpdateStep(ctx, done)
+		stored, advanced, err := o.recordSuccess(ctx, rg, p, d, done)
 		if err != nil {
 			return res, fmt.Errorf("record success of %s: %w", p.Step, err)
 		}
-		log.InfoContext(ctx, "step succeeded", "duration_ms", elapsed.Milliseconds())
+		log.InfoContext(ctx, "step succeeded", attempt("duration_ms", elapsed.Milliseconds())...)
 		o.notify(ctx, Event{Kind: EventStepSucceeded, Run: o.runStub(p), Step: &stored})
 		res.Outcome, res.Status, res.Output, res.Error = OutcomeSucceeded, stored.Status, stored.Output, ""
+		if advanced {
+			return res, nil
+		}
 		if err := o.advance(ctx, rg, p, stored); err != nil {
 			return res, err
 		}
@@ -309,7 +316,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		if err != nil {
 			return res, fmt.Errorf("release %s of %s after shutdown: %w", p.Step, p.RunID, err)
 		}
-		log.WarnContext(ctx, "step interrupted by shutdown; released for the retry", "duration_ms", elapsed.Milliseconds())
+		log.WarnContext(ctx, "step interrupted by shutdown; released for the retry", attempt("duration_ms", elapsed.Milliseconds())...)
 		res.Status, res.Attempt, res.Error = stored.Status, stored.Attempts, stored.Error
 		return res, fmt.Errorf("%w: %s attempt %d interrupted; released for the retry", ErrShutdown, p.Step, claimed.Attempts)
 	}
@@ -320,7 +327,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		if !permanent {
 			why = fmt.Sprintf("out of attempts (%d/%d)", done.Attempts, done.MaxAttempts)
 		}
-		log.ErrorContext(ctx, "step failed", "error", runErr.Error(), "reason", why, "duration_ms", elapsed.Milliseconds())
+		log.ErrorContext(ctx, "step failed", attempt("error", runErr.Error(), "reason", why, "duration_ms", elapsed.Milliseconds())...)
 		failed, err := o.failStepFrom(ctx, done, runErr.Error())
 		if err != nil {
 			return res, err
@@ -333,10 +340,30 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	if err != nil {
 		return res, fmt.Errorf("record failure of %s: %w", p.Step, err)
 	}
-	log.WarnContext(ctx, "step attempt failed; the queue retries", "error", runErr.Error(), "duration_ms", elapsed.Milliseconds())
+	log.WarnContext(ctx, "step attempt failed; the queue retries", attempt("error", runErr.Error(), "duration_ms", elapsed.Milliseconds())...)
 	o.notify(ctx, Event{Kind: EventStepRetrying, Run: o.runStub(p), Step: &stored})
 	res.Status, res.Error = stored.Status, stored.Error
 	return res, &RetryableError{Result: res, Err: runErr}
+}
+
+// recordSuccess commits the succeeded step done. On a linear hand-off
+// (linearSuccessors) with a ledger that can (Transitioner), the successors'
+// tasks and the deletion of the delivered task go in the same commit, and
+// advanced is true; otherwise only the step is written and the caller
+// advances.
+func (o *Orchestrator) recordSuccess(ctx context.Context, rg *runGraph, p TaskPayload, d Delivery, done StepRun) (stored StepRun, advanced bool, err error) {
+	tr, can := o.ledger.(Transitioner)
+	next, linear := linearSuccessors(rg.Graph, done, p.Only)
+	if !can || !linear {
+		stored, err = o.ledger.UpdateStep(ctx, done)
+		return stored, false, err
+	}
+	tasks := make([]Task, len(next))
+	for i, n := range next {
+		tasks[i] = o.task(rg, done.RunID, p.Date, p.Params, n, 1)
+	}
+	stored, err = tr.Transition(ctx, done, tasks, Task{Name: d.TaskName, Payload: p})
+	return stored, err == nil, err
 }
 
 // runStub is the run as a step event knows it without reading the run record.
