@@ -254,13 +254,17 @@ func BenchmarkLocalStepToStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	var l latencies
+	n := 0
+	cpu0 := cpuTime(b)
 	for b.Loop() {
 		ct, err := s.chain(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
 		l.add(ct)
+		n++
 	}
+	reportCPU(b, cpu0, n*benchSteps)
 	l.report(b)
 }
 
@@ -268,11 +272,17 @@ func BenchmarkLocalStepToStep(b *testing.B) {
 // in flight at a time (each of 50 workers starts a chain and waits for its end)
 // and reports step transitions per second, and step-to-step latency under
 // that load. ns/op is one batch of 200 chains.
-func BenchmarkLocalChainsConcurrency50(b *testing.B) {
+func BenchmarkLocalChainsConcurrency50(b *testing.B) { benchChains(b, 50) }
+
+// BenchmarkLocalChainsConcurrency10 is BenchmarkLocalChainsConcurrency50 with
+// 10 chains in flight.
+func BenchmarkLocalChainsConcurrency10(b *testing.B) { benchChains(b, 10) }
+
+func benchChains(b *testing.B, workers int) {
 	if testing.Short() {
 		b.Skip("runs the whole local stack")
 	}
-	const chains, workers = 200, 50
+	const chains = 200
 	s := startLocalStack(b)
 	ctx := b.Context()
 	if _, err := s.chain(ctx); err != nil {
@@ -283,6 +293,7 @@ func BenchmarkLocalChainsConcurrency50(b *testing.B) {
 		steps   int
 		elapsed time.Duration
 	)
+	cpu0 := cpuTime(b)
 	for b.Loop() {
 		var (
 			mu   sync.Mutex
@@ -310,7 +321,26 @@ func BenchmarkLocalChainsConcurrency50(b *testing.B) {
 		steps += chains * benchSteps
 	}
 	b.ReportMetric(float64(steps)/elapsed.Seconds(), "transitions/s")
+	reportCPU(b, cpu0, steps)
 	l.report(b)
+}
+
+// cpuTime is the CPU time (user + system) this process has used so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process's CPU time since cpu0 per step (cpu_us/step):
+// the whole service and the benchmark's own client, as bench/peers counts a
+// peer's process and its server.
+func reportCPU(b *testing.B, cpu0 time.Duration, steps int) {
+	if steps > 0 {
+		b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(time.Microsecond)/float64(steps), "cpu_us/step")
+	}
 }
 
 // BenchmarkColdStart builds the binary, then per iteration execs `pipeline
