@@ -38,7 +38,7 @@ trace() { # trace FILE CMD...: run CMD counting its fdatasync and fsync calls in
 	local out=$1; shift
 	strace -f --seccomp-bpf -qq -e trace=fdatasync,fsync -e signal=none -o "$out" "$@"
 }
-calls() { grep -c 'fsync(' "$1" 2>/dev/null || true; }
+calls() { grep -cE '(^|[^a-z])f(data)?sync\(' "$1" 2>/dev/null || true; }
 wait_port() { # wait_port PORT NAME LOG
 	for _ in $(seq 1 1000); do
 		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi

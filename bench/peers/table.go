@@ -65,15 +65,12 @@ func markdownTable(in string) (string, error) {
 	if len(rows) == 0 {
 		return "", fmt.Errorf("table: no results in the input")
 	}
-	order := map[string]int{"pipeline": 0, "asynq": 1, "river": 2}
+	order := map[string]int{"pipeline local": 0, "asynq in-memory": 1, "asynq fsync-always": 2, "river postgres": 3}
 	slices.SortStableFunc(rows, func(a, b *row) int {
 		if a.conc != b.conc {
 			return a.conc - b.conc
 		}
-		if order[a.peer] != order[b.peer] {
-			return order[a.peer] - order[b.peer]
-		}
-		return strings.Compare(a.mode, b.mode)
+		return order[a.peer+" "+a.mode] - order[b.peer+" "+b.mode]
 	})
 	var sb strings.Builder
 	if machine != "" {
