@@ -12,11 +12,14 @@
 # process) per run. Redis and PostgreSQL are started from the machine's
 # packages in a temporary folder and stopped on exit.
 #
-# Usage: bench/peers/run.sh   (from anywhere; needs redis-server, redis-cli,
+# Usage: bench/peers/run.sh [pipeline] [asynq] [river]   (from anywhere; the
+# parts named, all by default; needs redis-server, redis-cli,
 # PostgreSQL's initdb/postgres/pg_ctl and strace; as root it runs PostgreSQL
 # as the user pgbench, which it creates if missing)
 set -euo pipefail
 cd "$(dirname "$0")"
+parts=" ${*:-pipeline asynq river} "
+want() { [[ $parts == *" $1 "* ]]; }
 root=$(cd ../.. && pwd)
 for c in redis-server redis-cli initdb postgres pg_ctl strace; do
 	if ! command -v "$c" >/dev/null; then
@@ -47,6 +50,13 @@ wait_port() { # wait_port PORT NAME LOG
 	echo "run.sh: $2 did not start; see $3" >&2
 	exit 1
 }
+free_port() { # a port on 127.0.0.1 nothing listens on
+	local p
+	while :; do
+		p=$(( 30000 + RANDOM % 20000 ))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+	done
+}
 stop() { eval "$stopcmd" >/dev/null 2>&1 || true; wait "$spid" 2>/dev/null || true; spid=""; }
 
 echo "building" >&2
@@ -59,6 +69,7 @@ mkdir -p "$tmp/limits"
 # The project: its benchmarks, one chain at a time (50 chains, after one
 # warm-up chain) and 200 chains at concurrency 10 and 50.
 lone=50
+if want pipeline; then
 echo "pipeline (local mode)" >&2
 (cd "$root/app" && "$tmp/app.test" -test.run '^$' -test.bench '^BenchmarkLocalStepToStep$' -test.benchtime "${lone}x") | grep '^Benchmark' | tee -a "$results"
 (cd "$root/app" && "$tmp/app.test" -test.run '^$' -test.bench '^BenchmarkLocalChainsConcurrency(10|50)$' -test.benchtime 1x) | grep '^Benchmark' | tee -a "$results"
@@ -68,6 +79,7 @@ for b in "StepToStep 1 $lone" "ChainsConcurrency10 10 1" "ChainsConcurrency50 50
 	chains=$(( conc == 1 ? iters + 1 : 200 * iters + 1 )) # and one warm-up chain
 	echo "fsyncs peer=pipeline mode=local conc=$conc calls=$(calls "$tmp/trace.pipeline.$conc") steps=$(( chains * 10 ))" | tee -a "$results"
 done
+fi
 
 # peer_counts PEER MODE TRACEFILE FLAGS...: the counting pass, one run at a
 # time, each run's calls being the growth of the server's strace output.
@@ -84,7 +96,7 @@ peer_counts() {
 }
 
 # Redis, for asynq.
-port=$(( 30000 + RANDOM % 20000 ))
+port=$(free_port)
 redis_start() { # redis_start MODE TRACE(yes|no) ARGS...
 	local mode=$1 traced=$2; shift 2
 	mkdir -p "$tmp/redis-$mode"
@@ -98,7 +110,7 @@ redis_start() { # redis_start MODE TRACE(yes|no) ARGS...
 	stopcmd="redis-cli -p $port shutdown nosave"
 	wait_port "$port" "redis ($mode)" "$tmp/redis-$mode/log"
 }
-for m in "in-memory --save '' --appendonly no" "fsync-always --save '' --appendonly yes --appendfsync always"; do
+want asynq && for m in "in-memory --save '' --appendonly no" "fsync-always --save '' --appendonly yes --appendfsync always"; do
 	eval "set -- $m"
 	mode=$1; shift
 	echo "asynq, Redis $mode" >&2
@@ -111,6 +123,7 @@ for m in "in-memory --save '' --appendonly no" "fsync-always --save '' --appendo
 	stop
 done
 
+if want river; then
 # PostgreSQL, for River: fsync and synchronous_commit on (the defaults), run
 # as a user other than root.
 pguser=$(id -un)
@@ -124,7 +137,7 @@ pgdata=$tmp/pg
 mkdir -p "$pgdata" "$tmp/pgsock"
 chown "$pguser" "$pgdata" "$tmp/pgsock"
 "${as_pg[@]}" initdb -D "$pgdata" -U postgres --auth=trust >"$tmp/initdb.log" 2>&1 || { cat "$tmp/initdb.log" >&2; exit 1; }
-pgport=$(( port + 1 ))
+pgport=$(free_port)
 pg_start() { # pg_start TRACE(yes|no)
 	local cmd=("${as_pg[@]}" postgres -D "$pgdata" -p "$pgport" -k "$tmp/pgsock" -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on)
 	if [ "$1" = yes ]; then
@@ -134,12 +147,17 @@ pg_start() { # pg_start TRACE(yes|no)
 	fi
 	spid=$!
 	stopcmd="${as_pg[*]} pg_ctl stop -D $pgdata -m fast"
-	for _ in $(seq 1 1000); do # line 8 of postmaster.pid is "ready" once it accepts connections
-		if [ "$(sed -n 8p "$pgdata/postmaster.pid" 2>/dev/null | tr -d ' ')" = ready ]; then break; fi
+	for _ in $(seq 1 3000); do # line 8 of postmaster.pid is "ready" once it accepts connections
+		if [ "$(sed -n 8p "$pgdata/postmaster.pid" 2>/dev/null | tr -d ' ')" = ready ]; then
+			pgpid=$(head -1 "$pgdata/postmaster.pid")
+			return 0
+		fi
+		if ! kill -0 "$spid" 2>/dev/null; then break; fi
 		sleep 0.01
 	done
-	wait_port "$pgport" postgres "$tmp/pg.log"
-	pgpid=$(head -1 "$pgdata/postmaster.pid")
+	echo "run.sh: postgres did not start:" >&2
+	cat "$tmp/pg.log" >&2
+	exit 1
 }
 url="postgres://postgres@127.0.0.1:$pgport/postgres?sslmode=disable"
 echo "River, PostgreSQL" >&2
@@ -150,6 +168,7 @@ stop
 pg_start yes
 peer_counts river postgres "$tmp/trace.postgres" -postgres "$url"
 stop
+fi
 
 echo
 echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), load average $(cut -d' ' -f1-3 /proc/loadavg), commit $(git -C "$root" rev-parse --short HEAD)"
