@@ -20,6 +20,8 @@ import (
 	"github.com/pipelinehq/pipeline/pipeline"
 	"github.com/pipelinehq/pipeline/queue/local"
 	"github.com/pipelinehq/pipeline/steps"
+	"github.com/pipelinehq/pipeline/steps/bigquery"
+	"github.com/pipelinehq/pipeline/steps/cloudrunjob"
 )
 
 // Local-mode identities: the in-process queue and cron sign their calls with a
@@ -70,9 +72,13 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 	return logging.New(w, level, cfg.Project)
 }
 
-// newRegistry is the step registry: the built-in and example kinds.
+// newRegistry is the step registry: the built-in kinds, the Google Cloud
+// kinds (their clients created when a step first needs them) and the
+// kinds of the options (the example kinds in the stock binary).
 func newRegistry(cfg *Config) *steps.Registry {
 	reg := steps.NewRegistry()
+	cloudrunjob.Register(reg, cloudrunjob.NewClients())
+	bigquery.Register(reg)
 	for _, register := range cfg.stepSets {
 		register(reg, cfg)
 	}

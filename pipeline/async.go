@@ -109,6 +109,9 @@ func (o *Orchestrator) wait(ctx context.Context, rg *runGraph, p TaskPayload, s 
 	}
 	o.log.InfoContext(ctx, "step waiting", "run", s.RunID, "step", s.Step, "check", stored.Check,
 		"next_check_at", stored.NextCheckAt.Format(time.RFC3339), "link", stored.Link, "error", errMsg)
+	if s.Status != StepWaiting || s.Error != errMsg {
+		o.notify(ctx, Event{Kind: EventStepWaiting, Run: o.runStub(p), Step: &stored})
+	}
 	return stored, o.enqueueCheck(ctx, rg, p, stored, interval)
 }
 
@@ -153,7 +156,7 @@ func stepInput(p TaskPayload, gs *GraphStep, date time.Time, preds []StepRun, s 
 	}
 	return steps.Input{
 		RunID: p.RunID, Pipeline: pipe, Step: p.Step, Date: date, Params: params, Inputs: inputs,
-		Attempt: s.Attempts, MaxAttempts: s.MaxAttempts,
+		Attempt: s.Attempts, MaxAttempts: s.MaxAttempts, Generation: s.Generation,
 	}
 }
 

@@ -27,11 +27,12 @@ const (
 	actRequeueCheck               // the step waits on a later check than the delivery's: make sure that check is queued
 	actCheck                      // claim the check's lease and check the asynchronous work
 	actWaitTimeout                // the wait exceeded the step's timeout: fail the step, cancel the work
+	actStartTimeout               // an asynchronous start never recorded (crashes) until the step's timeout: fail the step
 )
 
 var actionNames = [...]string{"stale", "ahead", "already_done", "finish_failed", "not_runnable", "lease_held",
 	"read_run", "cancel_step", "run_ended", "blocked", "wait", "exhausted", "claim", "rerun",
-	"requeue_check", "check", "wait_timeout"}
+	"requeue_check", "check", "wait_timeout", "start_timeout"}
 
 func (a action) String() string {
 	if int(a) < len(actionNames) {
@@ -48,6 +49,8 @@ type stepState struct {
 	Check int
 	// Timeout is the step's timeout: it bounds an asynchronous wait.
 	Timeout time.Duration
+	// Async says the step's kind is asynchronous (steps.AsyncStep).
+	Async bool
 	// Cur is the step's record, Preds its predecessors' (in the run's graph).
 	Cur   StepRun
 	Preds []StepRun
@@ -63,6 +66,11 @@ type decision struct {
 	Pred *StepRun
 	// TakeOver says the claim takes over an attempt whose lease expired.
 	TakeOver bool
+	// Restart says the claim starts an asynchronous step's work again
+	// within the same attempt: the attempt's start was never recorded (the
+	// process died between Start and recording its state), so a kind with a
+	// deterministic job ID adopts the work that start began.
+	Restart bool
 }
 
 // decide is the step state machine: a pure function of the recorded state.
@@ -131,6 +139,15 @@ func decide(s stepState) decision {
 			}
 			return decision{Act: actWait, Pred: pr}
 		}
+	}
+	if takeOver && s.Async {
+		// An asynchronous start whose state was never recorded: start
+		// again in the same attempt (not counted), bounded by the step's
+		// timeout counted from the attempt's first start.
+		if !s.Now.Before(cur.StartedAt.Add(s.Timeout)) {
+			return decision{Act: actStartTimeout}
+		}
+		return decision{Act: actClaim, TakeOver: true, Restart: true}
 	}
 	if cur.Attempts >= cur.MaxAttempts {
 		// Only reachable when the last attempt's lease expired (a crash or a

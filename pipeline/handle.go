@@ -98,7 +98,8 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	if err != nil {
 		return StepResult{}, fmt.Errorf("step %s of %s: %w", p.Step, p.RunID, err)
 	}
-	state := stepState{Generation: p.Generation, Check: p.Check, Timeout: gs.Timeout, Cur: got[0], Preds: got[1:], Now: o.now().UTC()}
+	_, async := rg.asyncBody(p.Step)
+	state := stepState{Generation: p.Generation, Check: p.Check, Timeout: gs.Timeout, Async: async, Cur: got[0], Preds: got[1:], Now: o.now().UTC()}
 	cur := state.Cur
 	res := StepResult{RunID: p.RunID, Step: p.Step, Generation: cur.Generation, Status: cur.Status, Attempt: cur.Attempts, MaxAttempt: cur.MaxAttempts, Error: cur.Error}
 
@@ -173,6 +174,16 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		o.cancelRemote(ctx, rg, stepInput(p, gs, date, state.Preds, cur), cur)
 		res.Outcome, res.Status, res.Error = OutcomeFailed, failed.Status, failed.Error
 		return res, nil
+	case actStartTimeout:
+		msg := fmt.Sprintf("timeout: the start of attempt %d was never recorded within the step's timeout %s (the process stopped after starting the work, %s ago); remote work it started may still be running",
+			cur.Attempts, gs.Timeout, state.Now.Sub(cur.StartedAt).Round(time.Second))
+		log.ErrorContext(ctx, "asynchronous start never recorded; giving up", "started_at", cur.StartedAt)
+		failed, err := o.failStep(ctx, cur, msg)
+		if err != nil {
+			return res, err
+		}
+		res.Outcome, res.Status, res.Error = OutcomeFailed, failed.Status, failed.Error
+		return res, nil
 	case actCancelStep, actRunEnded:
 		status, why := StepCancelled, "run was cancelled"
 		if dec.Act == actRunEnded {
@@ -229,8 +240,10 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	now := state.Now
 	claim := cur
 	claim.Status = StepRunning
-	claim.Attempts++
-	claim.StartedAt = now
+	if !dec.Restart {
+		claim.Attempts++
+		claim.StartedAt = now
+	}
 	claim.FinishedAt = time.Time{}
 	claim.LeaseUntil = now.Add(rg.requestTimeout(p.Step) + o.leaseGrace)
 	claim.UpdatedAt = now
@@ -245,7 +258,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	if dec.TakeOver {
 		// Logged by the one delivery whose claim won, not by every duplicate
 		// that saw the expired lease.
-		log.WarnContext(ctx, "lease expired; taking over", "attempt", cur.Attempts, "lease_until", cur.LeaseUntil)
+		log.WarnContext(ctx, "lease expired; taking over", "attempt", cur.Attempts, "lease_until", cur.LeaseUntil, "restart_async_start", dec.Restart)
 	}
 	res.Status, res.Attempt = claimed.Status, claimed.Attempts
 	log = log.With("attempt", claimed.Attempts, "max_attempts", claimed.MaxAttempts)

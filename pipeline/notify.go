@@ -22,6 +22,11 @@ const (
 	EventRunLate     EventKind = "run_late"     // a run not finished by its deadline
 )
 
+// EventStepWaiting says an asynchronous step's work was started and the
+// step waits for it: sent when the wait begins and when a check's error
+// appears or clears, not on every check.
+const EventStepWaiting EventKind = "step_waiting"
+
 // Event is a committed change of a run. Step is set for step events.
 type Event struct {
 	Kind EventKind

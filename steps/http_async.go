@@ -26,9 +26,10 @@ import (
 //
 // The remote API takes no client-chosen ID, so Start is at most once per
 // attempt except in the window between the remote accepting the request
-// and the orchestrator recording the status URL (a crash there retries the
-// attempt, which starts the work again): services that can should
-// deduplicate on the X-Pipeline-Attempt-Key header sent with the start.
+// and the orchestrator recording the status URL (a crash there starts the
+// same attempt again once its lease expires, which sends the request
+// again): services that can should deduplicate on the
+// X-Pipeline-Attempt-Key header sent with the start (AttemptKey).
 // The kind cannot cancel the remote work (no standard way to).
 type asyncHTTPStep struct {
 	*httpStep
@@ -60,7 +61,7 @@ func (h *asyncHTTPStep) Start(ctx context.Context, in Input) (Poll, error) {
 	if err != nil {
 		return Poll{}, err
 	}
-	req.Header.Set("X-Pipeline-Attempt-Key", fmt.Sprintf("%s/%s/a%d", in.RunID, in.Step, in.Attempt))
+	req.Header.Set("X-Pipeline-Attempt-Key", AttemptKey(in))
 	x, err := h.exchange(ctx, req)
 	if err != nil {
 		return Poll{}, err

@@ -83,12 +83,13 @@ func TestAsyncHTTPStartAndCheck(t *testing.T) {
 	defer srv.Close()
 	a := newAsyncHTTP(t, srv.URL+"/jobs", nil)
 	in := testInput()
+	in.Generation = 2 // an operator's re-run: its key differs from the first run's
 
 	poll, err := a.Start(t.Context(), in)
 	if err != nil || poll.Done || poll.After != 5*time.Minute || poll.Link != srv.URL+"/jobs/1" {
 		t.Fatalf("start: %+v, %v", poll, err)
 	}
-	if svc.starts != 1 || svc.keys[0] != fmt.Sprintf("daily@2026-03-14/%s/a%d", in.Step, in.Attempt) {
+	if svc.starts != 1 || svc.keys[0] != fmt.Sprintf("daily@2026-03-14/%s/g2/a%d", in.Step, in.Attempt) {
 		t.Fatalf("starts %d, keys %v", svc.starts, svc.keys)
 	}
 	// 503 with Retry-After: transient, asking for 7s.

@@ -40,6 +40,10 @@ type Input struct {
 	// Attempt counts from 1; MaxAttempts is the step's limit.
 	Attempt     int
 	MaxAttempts int
+	// Generation counts the step's runs in this run from 1 (an operator's
+	// re-run is a new generation): with RunID, Step and Attempt it names an
+	// attempt uniquely, for a remote API's client-chosen ID.
+	Generation int
 }
 
 // Key is the run key, the part of RunID after the "@": the run date for a
