@@ -293,11 +293,17 @@ func BenchmarkLocalStepToStep(b *testing.B) {
 // in flight at a time (each of 50 workers starts a chain and waits for its end)
 // and reports step transitions per second, and step-to-step latency under
 // that load. ns/op is one batch of 200 chains.
-func BenchmarkLocalChainsConcurrency50(b *testing.B) {
+func BenchmarkLocalChainsConcurrency50(b *testing.B) { benchChains(b, 50) }
+
+// BenchmarkLocalChainsConcurrency10 is BenchmarkLocalChainsConcurrency50 with
+// 10 chains in flight.
+func BenchmarkLocalChainsConcurrency10(b *testing.B) { benchChains(b, 10) }
+
+func benchChains(b *testing.B, workers int) {
 	if testing.Short() {
 		b.Skip("runs the whole local stack")
 	}
-	const chains, workers = 200, 50
+	const chains = 200
 	s := startLocalStack(b)
 	ctx := b.Context()
 	if _, err := s.chain(ctx); err != nil {
@@ -455,18 +461,20 @@ func BenchmarkColdStart(b *testing.B) {
 	// shows what the local issuer's key generation costs.
 	for _, authMode := range []string{"on", "off"} {
 		b.Run("auth="+authMode, func(b *testing.B) {
-			var toHealthz, rss, anon, file []float64
+			var toHealthz, toExit, rss, anon, file []float64
 			for b.Loop() {
-				ms, m, err := coldStart(b, bin, pipelines, authMode, client)
+				ms, exitMS, m, err := coldStart(b, bin, pipelines, authMode, client)
 				if err != nil {
 					b.Fatal(err)
 				}
 				toHealthz = append(toHealthz, ms)
+				toExit = append(toExit, exitMS)
 				rss = append(rss, float64(m["VmRSS"])/1024)
 				anon = append(anon, float64(m["RssAnon"])/1024)
 				file = append(file, float64(m["RssFile"])/1024)
 			}
 			b.ReportMetric(median(toHealthz), "ms_to_healthz")
+			b.ReportMetric(median(toExit), "ms_to_exit")
 			b.ReportMetric(median(rss), "idle_rss_MB")
 			// The split: heap, stacks and runtime (anon) against the
 			// binary's pages mapped in (file).
@@ -476,10 +484,13 @@ func BenchmarkColdStart(b *testing.B) {
 	}
 }
 
-func coldStart(b *testing.B, bin, pipelines, authMode string, client *http.Client) (ms float64, memKB map[string]int, err error) {
+// coldStart runs one `pipeline serve` and returns the time from exec to the
+// first 200 on /healthz, the time from SIGTERM to its exit with nothing in
+// flight, and its memory after a second of idling.
+func coldStart(b *testing.B, bin, pipelines, authMode string, client *http.Client) (ms, exitMS float64, memKB map[string]int, err error) {
 	port, err := freeTCPPort()
 	if err != nil {
-		return 0, nil, err
+		return 0, 0, nil, err
 	}
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "PIPELINE_DATA="+b.TempDir(),
@@ -487,11 +498,14 @@ func coldStart(b *testing.B, bin, pipelines, authMode string, client *http.Clien
 	url := fmt.Sprintf("http://127.0.0.1:%d/healthz", port)
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, nil, err
+		return 0, 0, nil, err
 	}
+	exited := false
 	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
+		if !exited {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
 	}()
 	for {
 		resp, err := client.Get(url)
@@ -502,14 +516,26 @@ func coldStart(b *testing.B, bin, pipelines, authMode string, client *http.Clien
 			}
 		}
 		if time.Since(t0) > 10*time.Second {
-			return 0, nil, fmt.Errorf("no 200 from %s within 10 s: %v", url, err)
+			return 0, 0, nil, fmt.Errorf("no 200 from %s within 10 s: %v", url, err)
 		}
 		time.Sleep(200 * time.Microsecond)
 	}
 	ms = float64(time.Since(t0)) / float64(time.Millisecond)
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // idle, as a service between runs
 	memKB, err = procMemory(cmd.Process.Pid)
-	return ms, memKB, err
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	t1 := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return 0, 0, nil, err
+	}
+	exited = true
+	if err := cmd.Wait(); err != nil {
+		return 0, 0, nil, fmt.Errorf("serve after SIGTERM: %w", err)
+	}
+	exitMS = float64(time.Since(t1)) / float64(time.Millisecond)
+	return ms, exitMS, memKB, nil
 }
 
 func freeTCPPort() (int, error) {
