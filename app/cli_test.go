@@ -141,7 +141,7 @@ func TestValidateTimeoutsByKind(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "p.yaml")
-			if err := os.WriteFile(file, []byte("name: p\ntime_zone: UTC\nsteps:\n  - "+tc.step+"\n"), 0o644); err != nil {
+			if err := os.WriteFile(file, []byte("name: p\ntime_zone: UTC\nmax_run_duration: 170h\nsteps:\n  - "+tc.step+"\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			out, stderr, err := runArgs(t, "validate", "--file", file)

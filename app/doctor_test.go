@@ -171,6 +171,7 @@ func TestDoctorCoversEveryAsyncKind(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "nightly.yaml")
 	if err := os.WriteFile(file, []byte(`name: nightly
 time_zone: Europe/Paris
+max_run_duration: 170h
 steps:
   - name: load
     kind: cloudrun.job
