@@ -357,15 +357,52 @@ func decodeRun(code int, body []byte, err error) (runView, bool) {
 
 // runView is a run as GET /pipeline/runs/{run} shows it.
 type runView struct {
-	ID     string `json:"run_id"`
-	Status string `json:"status"`
-	Error  string `json:"error"`
-	Steps  []struct {
-		Step       string `json:"step"`
-		Status     string `json:"status"`
-		Attempts   int    `json:"attempts"`
-		Generation int    `json:"generation"`
-	} `json:"steps"`
+	ID         string     `json:"run_id"`
+	Status     string     `json:"status"`
+	Error      string     `json:"error"`
+	Epoch      int64      `json:"epoch"`
+	FinishedAt time.Time  `json:"finished_at"`
+	Steps      []stepView `json:"steps"`
+}
+
+// stepView is a step of a runView.
+type stepView struct {
+	Step       string    `json:"step"`
+	Status     string    `json:"status"`
+	Attempts   int       `json:"attempts"`
+	Generation int       `json:"generation"`
+	FinishedAt time.Time `json:"finished_at"`
+	// Inputs are the generations of its predecessors it consumed.
+	Inputs map[string]int `json:"inputs"`
+}
+
+// step is the named step's view (zero if the run has none).
+func (r runView) step(name string) stepView {
+	for _, s := range r.Steps {
+		if s.Step == name {
+			return s
+		}
+	}
+	return stepView{}
+}
+
+// chainAfter is chainYAML's graph: each step's predecessors.
+var chainAfter = map[string][]string{"b": {"a"}, "c": {"a"}, "d": {"b", "c"}}
+
+// consumedLatest says whether every succeeded step of a chainYAML run
+// consumed its predecessors' latest generations (no step is stale).
+func (r runView) consumedLatest() bool {
+	for _, s := range r.Steps {
+		if s.Status != "succeeded" {
+			continue
+		}
+		for _, p := range chainAfter[s.Step] {
+			if s.Inputs[p] != r.step(p).Generation {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (r runView) terminal() bool {
