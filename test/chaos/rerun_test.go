@@ -67,6 +67,9 @@ func rerunCascades(t *testing.T, backend string, sz size) {
 		mu   sync.Mutex
 		gens = map[string]int{} // "run|step|gen" -> completed bodies
 		runs = map[string]*rerunState{}
+		// dInputs lists, per run, the inputs each completed body of d
+		// consumed.
+		dInputs = map[string][]string{}
 		dups atomic.Int64
 	)
 	d := newDice(sz.faultShare/3, uint64(time.Now().UnixNano()))
@@ -128,6 +131,9 @@ func rerunCascades(t *testing.T, backend string, sz size) {
 		if ctx.Err() == nil {
 			mu.Lock()
 			gens[fmt.Sprintf("%s|%s|%d", in.RunID, in.Step, gen)]++
+			if in.Step == "d" { // never forced: it re-runs only on a newer input
+				dInputs[in.RunID] = append(dInputs[in.RunID], fmt.Sprint(got[0].Inputs))
+			}
 			mu.Unlock()
 		}
 		return nil
@@ -196,6 +202,14 @@ func rerunCascades(t *testing.T, backend string, sz size) {
 	mu.Lock()
 	for _, id := range ids {
 		problems = append(problems, checkGenerations(&f, views[id], gens)...)
+		seenInputs := map[string]bool{}
+		for _, in := range dInputs[id] {
+			if seenInputs[in] {
+				f.doubled++
+				problems = append(problems, fmt.Sprintf("doubled: %s d ran again on the inputs it had consumed already (%s): a re-run without a superseded input", id, in))
+			}
+			seenInputs[in] = true
+		}
 	}
 	mu.Unlock()
 	f.add("operator actions %d", sz.rerunRuns*6)
