@@ -70,7 +70,7 @@ func rerunCascades(t *testing.T, backend string, sz size) {
 		// dInputs lists, per run, the inputs each completed body of d
 		// consumed.
 		dInputs = map[string][]string{}
-		dups atomic.Int64
+		dups    atomic.Int64
 	)
 	d := newDice(sz.faultShare/3, uint64(time.Now().UnixNano()))
 	var fq *faultyQueue
