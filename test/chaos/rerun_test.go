@@ -392,14 +392,20 @@ func checkGenerations(f *figures, v runView, gens map[string]int) []string {
 }
 
 // resume resumes run id as an operator would, looking after a 5xx or a
-// transport error whether the run is running again before trying again.
+// transport error whether the run is running again before trying again, and
+// trying again when told to (a step changed meanwhile).
 func (s *stack) resume(id string) bool {
 	for range 20 {
-		code, _, err := s.do("POST", "/pipeline/runs/"+id+"/resume", operatorSA, []byte(`{}`), nil)
+		code, out, err := s.do("POST", "/pipeline/runs/"+id+"/resume", operatorSA, []byte(`{}`), nil)
 		if err == nil && code == 200 {
 			return true
 		}
+		if err == nil && code == 409 && strings.Contains(string(out), "try again") {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		if err == nil && code < 500 {
+			s.t.Logf("resume %s: %d %s", id, code, out)
 			return false
 		}
 		if v, ok := s.getRun(id); ok && v.Status != "cancelled" && v.Status != "failed" {
