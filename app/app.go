@@ -20,6 +20,8 @@ import (
 	"github.com/pipelinehq/pipeline/pipeline"
 	"github.com/pipelinehq/pipeline/queue/local"
 	"github.com/pipelinehq/pipeline/steps"
+	"github.com/pipelinehq/pipeline/steps/bigquery"
+	"github.com/pipelinehq/pipeline/steps/cloudrunjob"
 )
 
 // Local-mode identities: the in-process queue and cron sign their calls with a
@@ -62,6 +64,8 @@ type app struct {
 	verifier *auth.Verifier
 	// localQueue is the local backend's queue (nil on gcp).
 	localQueue *local.Queue
+	// localCommits counts the local store's commits (nil on gcp).
+	localCommits func() uint64
 }
 
 // newLogger builds the Cloud Logging JSON logger.
@@ -70,9 +74,13 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 	return logging.New(w, level, cfg.Project)
 }
 
-// newRegistry is the step registry: the built-in and example kinds.
+// newRegistry is the step registry: the built-in kinds, the Google Cloud
+// kinds (their clients created when a step first needs them) and the
+// kinds of the options (the example kinds in the stock binary).
 func newRegistry(cfg *Config) *steps.Registry {
 	reg := steps.NewRegistry()
+	cloudrunjob.Register(reg, cloudrunjob.NewClients())
+	bigquery.Register(reg)
 	for _, register := range cfg.stepSets {
 		register(reg, cfg)
 	}
@@ -108,6 +116,9 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 	if err != nil {
 		a.close()
 		return nil, err
+	}
+	if st, ok := led.(*boltledger.Store); ok && cfg.wrap.Queue != nil {
+		led = st.Ledger // its one-commit transitions would bypass the wrapped queue
 	}
 	if cfg.wrap.Ledger != nil {
 		led = cfg.wrap.Ledger(led)
@@ -146,6 +157,7 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 		a.close()
 		return nil, err
 	}
+	a.closers = append(a.closers, func() error { return a.closeNotifications(context.Background(), notifyGrace) })
 	a.handler, err = pipeline.NewHandler(pipeline.ServerConfig{
 		Orchestrator: a.orch, Auth: authn, Operators: a.operators, Logger: log,
 		RequestContext: func(r *http.Request) *http.Request { return r.WithContext(logging.WithTrace(r.Context(), r)) },
@@ -154,7 +166,7 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 		a.close()
 		return nil, err
 	}
-	if a.handler, err = a.withDashboard(a.handler, authn); err != nil {
+	if a.handler, err = a.withDashboard(ctx, a.handler, authn); err != nil {
 		a.close()
 		return nil, err
 	}
@@ -196,8 +208,11 @@ func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue
 	a.setBase = q.SetBaseURL
 	a.queuePending = q.Pending
 	a.localQueue = q
+	a.localCommits = led.Committer().Commits
 	a.runners = append(a.runners, q.Run)
-	return led, q, authn, nil
+	// A linear step transition writes the step, its successor's task and the
+	// delivered task's deletion in one commit (pipeline.Transitioner).
+	return led.WithTasks(q), q, authn, nil
 }
 
 // listen binds addr and records the base URL the local queue and cron call.
@@ -224,6 +239,23 @@ const (
 	shutdownBudget = 5 * time.Second
 	drainGrace     = time.Second
 )
+
+// notifyGrace is how long a command waits, as it exits, for the
+// notifications its orchestrator sends in the background (serve gives them
+// drainGrace once its requests are over). One not sent by then stays owed in
+// the ledger when it is a final one; the sweeper sends it.
+const notifyGrace = 5 * time.Second
+
+// closeNotifications closes the orchestrator's background sender within
+// grace (and ctx).
+func (a *app) closeNotifications(ctx context.Context, grace time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	if err := a.orch.Close(ctx); err != nil {
+		return fmt.Errorf("notifications given up (final ones stay owed): %w", err)
+	}
+	return nil
+}
 
 // serve runs the HTTP server and the background parts until ctx is done, then
 // shuts down within shutdownBudget.
@@ -269,6 +301,11 @@ func (a *app) serve(ctx context.Context, ln net.Listener, started func()) error 
 		a.log.Info("shutting down: interrupting the requests still in flight")
 		stopRequests(pipeline.ErrShutdown)
 		serr = <-srvDone
+	}
+	// The notifications the requests handed over get the grace once more;
+	// a final one not sent by then stays owed in the ledger (the sweeper).
+	if err := a.closeNotifications(shutdown, drainGrace); err != nil {
+		a.log.Info("shutting down: " + err.Error())
 	}
 	for range a.runners {
 		select {

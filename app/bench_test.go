@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +26,9 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/bbolt"
+
+	"github.com/pipelinehq/pipeline/ledger/boltledger"
 	"github.com/pipelinehq/pipeline/notify"
 	"github.com/pipelinehq/pipeline/pipeline"
 )
@@ -47,7 +51,9 @@ func benchPipelineYAML() string {
 // emitted right after the claim's commit) and when the handler answered.
 type chainTimes struct {
 	arrived, started, answered [benchSteps]time.Time
-	done                       chan struct{}
+	// commits is the local store's commit count when each step started.
+	commits [benchSteps]uint64
+	done    chan struct{}
 }
 
 // clock records the timestamps of the runs it is told about, through a
@@ -59,6 +65,8 @@ type clock struct {
 	tasks map[string]taskRef // task name -> run and step index
 	// taskName names a step's task as the service does.
 	taskName func(runID, step string, gen int) string
+	// commits reads the local store's commit count.
+	commits func() uint64
 }
 
 type taskRef struct {
@@ -102,6 +110,9 @@ func (c *clock) notify(_ context.Context, e pipeline.Event) error {
 	case e.Kind == pipeline.EventStepStarted:
 		if i := stepIndex(e.Step.Step); i >= 0 && ct.started[i].IsZero() {
 			ct.started[i] = now
+			if c.commits != nil {
+				ct.commits[i] = c.commits()
+			}
 		}
 	case e.Step == nil && e.Run.Status.Terminal():
 		select {
@@ -138,7 +149,7 @@ type localStack struct {
 	seq   atomic.Int64
 }
 
-func startLocalStack(b *testing.B) *localStack {
+func startLocalStack(b testing.TB, wrap ...Wrappers) *localStack {
 	b.Helper()
 	dir := b.TempDir()
 	file := filepath.Join(dir, "bench.yaml")
@@ -146,6 +157,9 @@ func startLocalStack(b *testing.B) *localStack {
 		b.Fatal(err)
 	}
 	cfg := &Config{File: []string{file}, Backend: "local", Data: filepath.Join(dir, "data"), Auth: "on", LogLevel: "info", LeaseGrace: durationOf(30 * time.Second), stepSets: exampleSteps()}
+	for _, w := range wrap {
+		cfg.wrap = w
+	}
 	// The real JSON logger at the default level; only the write is discarded.
 	log := newLogger(cfg, io.Discard)
 	s := &localStack{clock: newClock()}
@@ -157,6 +171,7 @@ func startLocalStack(b *testing.B) *localStack {
 	}
 	s.a = a
 	s.clock.taskName = a.orch.TaskName // names carry the ledger's namespace
+	s.clock.commits = a.localCommits
 	a.handler = s.clock.wrap(a.handler)
 	ln, err := a.listen("127.0.0.1:0")
 	if err != nil {
@@ -254,25 +269,41 @@ func BenchmarkLocalStepToStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	var l latencies
+	var meter commitMeter
+	meter.measure(b)
+	cost := s.startCost()
+	chains := 0
 	for b.Loop() {
 		ct, err := s.chain(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
 		l.add(ct)
+		chains++
 	}
+	cost.report(b, chains*benchSteps)
 	l.report(b)
+	meter.measure(b)
+	bare := meter.median()
+	b.ReportMetric(float64(bare)/float64(time.Millisecond), "bare_commit_ms")
+	b.ReportMetric(quantileMS(l.stepToStep, 0.50)/(float64(bare)/float64(time.Millisecond)), "p50_per_commit")
 }
 
 // BenchmarkLocalChainsConcurrency50 runs 200 chains of 10 no-op steps with 50
 // in flight at a time (each of 50 workers starts a chain and waits for its end)
 // and reports step transitions per second, and step-to-step latency under
 // that load. ns/op is one batch of 200 chains.
-func BenchmarkLocalChainsConcurrency50(b *testing.B) {
+func BenchmarkLocalChainsConcurrency50(b *testing.B) { benchChains(b, 50) }
+
+// BenchmarkLocalChainsConcurrency10 is BenchmarkLocalChainsConcurrency50 with
+// 10 chains in flight.
+func BenchmarkLocalChainsConcurrency10(b *testing.B) { benchChains(b, 10) }
+
+func benchChains(b *testing.B, workers int) {
 	if testing.Short() {
 		b.Skip("runs the whole local stack")
 	}
-	const chains, workers = 200, 50
+	const chains = 200
 	s := startLocalStack(b)
 	ctx := b.Context()
 	if _, err := s.chain(ctx); err != nil {
@@ -283,6 +314,9 @@ func BenchmarkLocalChainsConcurrency50(b *testing.B) {
 		steps   int
 		elapsed time.Duration
 	)
+	var meter commitMeter
+	meter.measure(b)
+	cost := s.startCost()
 	for b.Loop() {
 		var (
 			mu   sync.Mutex
@@ -309,8 +343,96 @@ func BenchmarkLocalChainsConcurrency50(b *testing.B) {
 		elapsed += time.Since(t0)
 		steps += chains * benchSteps
 	}
-	b.ReportMetric(float64(steps)/elapsed.Seconds(), "transitions/s")
+	cost.report(b, steps)
+	rate := float64(steps) / elapsed.Seconds()
+	b.ReportMetric(rate, "transitions/s")
 	l.report(b)
+	meter.measure(b)
+	bare := meter.median()
+	b.ReportMetric(float64(bare)/float64(time.Millisecond), "bare_commit_ms")
+	b.ReportMetric(rate*bare.Seconds(), "steps_per_commit_time")
+}
+
+// stepCost is a reading of the process's CPU time, allocations and the local
+// store's commits, to report per step as a difference of two readings. CPU
+// and allocations include the benchmark's own client (a start request and
+// a ledger read per chain), a small share of a chain's ten steps.
+type stepCost struct {
+	s              *localStack
+	cpu            time.Duration
+	mallocs, bytes uint64
+	commits        uint64
+}
+
+func (s *localStack) startCost() stepCost {
+	c := stepCost{s: s, cpu: cpuTime(), commits: s.a.localCommits()}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	c.mallocs, c.bytes = m.Mallocs, m.TotalAlloc
+	return c
+}
+
+// report prints, per step: CPU µs, allocations, bytes allocated and commits
+// (each commit is two fdatasyncs: the pages, then the meta page).
+func (c stepCost) report(b *testing.B, steps int) {
+	if steps == 0 {
+		return
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	n := float64(steps)
+	b.ReportMetric(float64(cpuTime()-c.cpu)/float64(time.Microsecond)/n, "cpu_us/step")
+	b.ReportMetric(float64(m.Mallocs-c.mallocs)/n, "allocs/step")
+	b.ReportMetric(float64(m.TotalAlloc-c.bytes)/n, "B/step")
+	b.ReportMetric(float64(c.s.a.localCommits()-c.commits)/n, "commits/step")
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// bareCommits times, alongside a benchmark, bbolt commits of one 300-byte
+// value each in a file opened as the ledger opens its own: the floor a
+// durable step transition is compared with.
+func bareCommits(b *testing.B) []time.Duration {
+	b.Helper()
+	db, err := boltledger.OpenDB(filepath.Join(b.TempDir(), "bare.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	bucket, value := []byte("bare"), make([]byte, 300)
+	if err := db.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucket(bucket); return err }); err != nil {
+		b.Fatal(err)
+	}
+	const n = 150
+	times := make([]time.Duration, 0, n)
+	for i := range n {
+		key := fmt.Appendf(nil, "k%d", i%50)
+		t0 := time.Now()
+		if err := db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucket).Put(key, value) }); err != nil {
+			b.Fatal(err)
+		}
+		times = append(times, time.Since(t0))
+	}
+	return times
+}
+
+// commitMeter measures bare commits before and after a benchmark's loop, so
+// that a burst of outside load at one moment weighs less.
+type commitMeter []time.Duration
+
+func (m *commitMeter) measure(b *testing.B) { *m = append(*m, bareCommits(b)...) }
+
+func (m commitMeter) median() time.Duration {
+	s := slices.Clone(m)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // BenchmarkColdStart builds the binary, then per iteration execs `pipeline
@@ -339,18 +461,20 @@ func BenchmarkColdStart(b *testing.B) {
 	// shows what the local issuer's key generation costs.
 	for _, authMode := range []string{"on", "off"} {
 		b.Run("auth="+authMode, func(b *testing.B) {
-			var toHealthz, rss, anon, file []float64
+			var toHealthz, toExit, rss, anon, file []float64
 			for b.Loop() {
-				ms, m, err := coldStart(b, bin, pipelines, authMode, client)
+				ms, exitMS, m, err := coldStart(b, bin, pipelines, authMode, client)
 				if err != nil {
 					b.Fatal(err)
 				}
 				toHealthz = append(toHealthz, ms)
+				toExit = append(toExit, exitMS)
 				rss = append(rss, float64(m["VmRSS"])/1024)
 				anon = append(anon, float64(m["RssAnon"])/1024)
 				file = append(file, float64(m["RssFile"])/1024)
 			}
 			b.ReportMetric(median(toHealthz), "ms_to_healthz")
+			b.ReportMetric(median(toExit), "ms_to_exit")
 			b.ReportMetric(median(rss), "idle_rss_MB")
 			// The split: heap, stacks and runtime (anon) against the
 			// binary's pages mapped in (file).
@@ -360,10 +484,13 @@ func BenchmarkColdStart(b *testing.B) {
 	}
 }
 
-func coldStart(b *testing.B, bin, pipelines, authMode string, client *http.Client) (ms float64, memKB map[string]int, err error) {
+// coldStart runs one `pipeline serve` and returns the time from exec to the
+// first 200 on /healthz, the time from SIGTERM to its exit with nothing in
+// flight, and its memory after a second of idling.
+func coldStart(b *testing.B, bin, pipelines, authMode string, client *http.Client) (ms, exitMS float64, memKB map[string]int, err error) {
 	port, err := freeTCPPort()
 	if err != nil {
-		return 0, nil, err
+		return 0, 0, nil, err
 	}
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "PIPELINE_DATA="+b.TempDir(),
@@ -371,11 +498,14 @@ func coldStart(b *testing.B, bin, pipelines, authMode string, client *http.Clien
 	url := fmt.Sprintf("http://127.0.0.1:%d/healthz", port)
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, nil, err
+		return 0, 0, nil, err
 	}
+	exited := false
 	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
+		if !exited {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
 	}()
 	for {
 		resp, err := client.Get(url)
@@ -386,14 +516,26 @@ func coldStart(b *testing.B, bin, pipelines, authMode string, client *http.Clien
 			}
 		}
 		if time.Since(t0) > 10*time.Second {
-			return 0, nil, fmt.Errorf("no 200 from %s within 10 s: %v", url, err)
+			return 0, 0, nil, fmt.Errorf("no 200 from %s within 10 s: %v", url, err)
 		}
 		time.Sleep(200 * time.Microsecond)
 	}
 	ms = float64(time.Since(t0)) / float64(time.Millisecond)
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // idle, as a service between runs
 	memKB, err = procMemory(cmd.Process.Pid)
-	return ms, memKB, err
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	t1 := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return 0, 0, nil, err
+	}
+	exited = true
+	if err := cmd.Wait(); err != nil {
+		return 0, 0, nil, fmt.Errorf("serve after SIGTERM: %w", err)
+	}
+	exitMS = float64(time.Since(t1)) / float64(time.Millisecond)
+	return ms, exitMS, memKB, nil
 }
 
 func freeTCPPort() (int, error) {

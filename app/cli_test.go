@@ -115,3 +115,47 @@ func TestConfigValidateListsEveryProblem(t *testing.T) {
 		t.Fatalf("serve with a bad backend: exit %d %v %s", ExitCode(err), err, stderr)
 	}
 }
+
+// validate accepts a long timeout (up to 7 days) for an asynchronous step
+// and refuses it beyond; a synchronous step of any kind longer than one Cloud
+// Tasks delivery is valid (it runs locally) but warned about, as the doctor
+// rejects it on gcp.
+func TestValidateTimeoutsByKind(t *testing.T) {
+	cases := []struct {
+		name, step string
+		fails      bool
+		warns      bool
+	}{
+		{"async http 7 days", `{name: s, kind: http, timeout: 168h, http: {url: "https://jobs.example/x", async: true}}`, false, false},
+		{"async http over 7 days", `{name: s, kind: http, timeout: 169h, http: {url: "https://jobs.example/x", async: true}}`, true, false},
+		{"cloudrun.job 7 days", `{name: s, kind: cloudrun.job, timeout: 168h, cloudrun.job: {project: acme-prod, region: europe-west1, job: load}}`, false, false},
+		{"cloudrun.job over 7 days", `{name: s, kind: cloudrun.job, timeout: 169h, cloudrun.job: {project: acme-prod, region: europe-west1, job: load}}`, true, false},
+		{"bigquery.query 7 days", `{name: s, kind: bigquery.query, timeout: 168h, bigquery.query: {project: acme-prod, location: EU, query: "SELECT 1"}}`, false, false},
+		{"bigquery.query over 7 days", `{name: s, kind: bigquery.query, timeout: 169h, bigquery.query: {project: acme-prod, location: EU, query: "SELECT 1"}}`, true, false},
+		{"sync http 6 hours", `{name: s, kind: http, timeout: 6h, http: {url: "https://jobs.example/x"}}`, false, true},
+		{"sync http 10 minutes", `{name: s, kind: http, timeout: 10m, http: {url: "https://jobs.example/x"}}`, false, false},
+		{"noop 6 hours", `{name: s, kind: noop, timeout: 6h}`, false, true},
+		{"sleep 6 hours", `{name: s, kind: sleep, timeout: 6h, sleep: {duration: 1s}}`, false, true},
+		{"example.extract 6 hours", `{name: s, kind: example.extract, timeout: 6h}`, false, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "p.yaml")
+			if err := os.WriteFile(file, []byte("name: p\ntime_zone: UTC\nsteps:\n  - "+tc.step+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, stderr, err := runArgs(t, "validate", "--file", file)
+			if (err != nil) != tc.fails {
+				t.Fatalf("err = %v, want failure %v\n%s%s", err, tc.fails, out, stderr)
+			}
+			if tc.fails && !strings.Contains(stderr, "above the 168h0m0s an asynchronous step may wait") {
+				t.Fatalf("stderr:\n%s", stderr)
+			}
+			warned := strings.Contains(out, "warning: pipeline p, step s: timeout 6h0m0s needs a dispatch deadline") &&
+				strings.Contains(out, "use an asynchronous kind")
+			if warned != tc.warns {
+				t.Fatalf("warned %v, want %v:\n%s", warned, tc.warns, out)
+			}
+		})
+	}
+}

@@ -32,6 +32,8 @@ type Config struct {
 	AllowedInvokers  []string `name:"allowed-invokers" env:"ALLOWED_INVOKERS" sep:"," group:"gcp" help:"Caller emails allowed to call the service (gcp)."`
 	AllowedOperators []string `name:"allowed-operators" env:"ALLOWED_OPERATORS" sep:"," group:"gcp" help:"Operator emails allowed to enqueue, resume, cancel, backfill and read stats (gcp)."`
 	AllowedViewers   []string `name:"allowed-viewers" env:"ALLOWED_VIEWERS" sep:"," group:"gcp" help:"Emails allowed to read the dashboard (/ui/); operators may read and act there too. Empty: only operators."`
+	IAPAudience      string   `name:"iap-audience" env:"IAP_AUDIENCE" group:"gcp" help:"When the service sits behind Identity-Aware Proxy: the audience of its signed header (/projects/NUMBER/global/backendServices/ID). The dashboard then authenticates by X-Goog-IAP-JWT-Assertion only. Empty: off."`
+	IAPKeysURL       string   `name:"iap-keys-url" env:"IAP_KEYS_URL" hidden:"" group:"gcp" help:"IAP's key set (default Google's; tests point it at a stand-in)."`
 	DashboardURL     string   `name:"dashboard-url" env:"PIPELINE_DASHBOARD_URL" group:"gcp" help:"Public URL of the dashboard (e.g. https://SERVICE/ui/); Discord messages link each run's page under it."`
 	DiscordWebhook   string   `name:"discord-webhook-url" env:"DISCORD_WEBHOOK_URL" group:"gcp" help:"Discord webhook the run messages go to, used as given (host included); without it notifications go to the log."`
 	DiscordMention   string   `name:"discord-mention" env:"DISCORD_MENTION" group:"gcp" help:"Role (or user:ID) pinged on failures only."`
@@ -93,6 +95,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		bad("PIPELINE_AUTH: %q is not on or off", c.Auth)
+	}
+	if c.IAPAudience != "" && c.Auth == "off" {
+		bad("IAP_AUDIENCE: set, but PIPELINE_AUTH=off checks nothing; turn auth on or unset IAP_AUDIENCE")
 	}
 	if c.DashboardURL != "" {
 		if u, err := url.Parse(c.DashboardURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/pipelinehq/pipeline/auth"
 	"github.com/pipelinehq/pipeline/pipeline"
 	"github.com/pipelinehq/pipeline/queue/local"
 	"github.com/pipelinehq/pipeline/ui"
@@ -13,10 +14,14 @@ import (
 
 // withDashboard mounts the web dashboard at /ui/ beside the API and guards
 // the whole service against cross-site state-changing requests.
-func (a *app) withDashboard(api http.Handler, authn pipeline.Authenticator) (http.Handler, error) {
+func (a *app) withDashboard(ctx context.Context, api http.Handler, authn pipeline.Authenticator) (http.Handler, error) {
 	cfg := ui.Config{Orchestrator: a.orch, Backend: a.cfg.Backend, Project: a.cfg.Project, Logger: a.log,
 		AuthOff: a.cfg.Auth == "off"}
-	if !cfg.AuthOff {
+	if !cfg.AuthOff && a.cfg.IAPAudience != "" {
+		if err := a.iapRoles(ctx, &cfg); err != nil {
+			return nil, err
+		}
+	} else if !cfg.AuthOff {
 		cfg.Operators = a.operators
 		if cfg.Operators == nil {
 			cfg.Operators = authn
@@ -45,6 +50,27 @@ func (a *app) withDashboard(api http.Handler, authn pipeline.Authenticator) (htt
 	mux.Handle("GET /ui", http.RedirectHandler(ui.Prefix, http.StatusFound))
 	mux.Handle("/", api)
 	return ui.Guard(mux), nil
+}
+
+// iapRoles makes the dashboard's roles verify Identity-Aware Proxy's signed
+// header (IAP_AUDIENCE): a valid assertion is its email, then
+// ALLOWED_OPERATORS and ALLOWED_VIEWERS apply; a missing or bad one is 401,
+// whatever the lists (an empty list refuses a verified caller with 403). The
+// service's API routes keep their OIDC bearer tokens (Cloud Tasks, Cloud
+// Scheduler and the CLI call them).
+func (a *app) iapRoles(ctx context.Context, cfg *ui.Config) error {
+	viewers, err := auth.NewIAPVerifier(ctx, auth.IAPConfig{Audience: a.cfg.IAPAudience, KeysURL: a.cfg.IAPKeysURL,
+		Allowed: a.cfg.AllowedViewers, AllowListName: "ALLOWED_VIEWERS"})
+	if err != nil {
+		return fmt.Errorf("IAP_AUDIENCE: %w", err)
+	}
+	operators, err := viewers.WithAllowed("ALLOWED_OPERATORS", a.cfg.AllowedOperators)
+	if err != nil {
+		return fmt.Errorf("ALLOWED_OPERATORS: %w", err)
+	}
+	cfg.Viewers, cfg.Operators, cfg.BehindIAP = viewers, operators, true
+	a.log.Info("dashboard behind Identity-Aware Proxy: /ui/ authenticates by the X-Goog-IAP-JWT-Assertion header only", "audience", a.cfg.IAPAudience)
+	return nil
 }
 
 // localQueueLister shows the local queue on the dashboard.

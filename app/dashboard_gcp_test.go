@@ -56,6 +56,15 @@ func TestDashboardOnTheGCPBackend(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "console.cloud.google.com/logs/query") || !strings.Contains(body, "project=demo-pipeline") || !strings.Contains(body, "Re-run report") {
 		t.Fatalf("run page: %d\n%s", code, body)
 	}
+	// Every attempt's history comes back from Firestore: one bar per step
+	// on the timeline, one row in each step's attempt list.
+	if n := strings.Count(body, ` data-n="1" data-g="1"`); n != 3 || !strings.Contains(body, `id="att-report"`) {
+		t.Fatalf("run page timeline: %d attempt bars, want 3 (one per step)\n%s", n, body)
+	}
+	code, body = g.page("GET", "/ui/stats", operatorSA, nil)
+	if code != 200 || !strings.Contains(body, "whole run") || !strings.Contains(body, ">report<") {
+		t.Fatalf("stats page: %d\n%s", code, body)
+	}
 	code, body = g.page("GET", "/ui/queue", operatorSA, nil)
 	if code != 200 || !strings.Contains(body, "not available on the gcp backend") || !strings.Contains(body, "cloudtasks/queue/local/pipeline/tasks?project=demo-pipeline") {
 		t.Fatalf("queue page: %d\n%s", code, body)

@@ -27,23 +27,27 @@ import (
 const viewerEmail = "viewer@example.com"
 
 // workServer is what the test pipeline's http steps call: /DATE/STEP. On
-// the "fail" date, left fails permanently the first time; on the "live"
-// date, join blocks until released.
+// the "fail" date, left fails permanently the first time; on the "ok" date,
+// right fails transiently (503) the first time; on the "live" date, join
+// blocks until released.
 type workServer struct {
 	*httptest.Server
-	failDate, liveDate string
-	leftCalls          atomic.Int32
-	release            chan struct{}
-	releaseOnce        sync.Once
+	failDate, okDate, liveDate string
+	leftCalls, rightCalls      atomic.Int32
+	release                    chan struct{}
+	releaseOnce                sync.Once
 }
 
-func newWorkServer(t *testing.T, failDate, liveDate string) *workServer {
-	w := &workServer{failDate: failDate, liveDate: liveDate, release: make(chan struct{})}
+func newWorkServer(t *testing.T, failDate, okDate, liveDate string) *workServer {
+	w := &workServer{failDate: failDate, okDate: okDate, liveDate: liveDate, release: make(chan struct{})}
 	w.Server = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		date, step, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 		switch {
 		case date == w.failDate && step == "left" && w.leftCalls.Add(1) == 1:
 			http.Error(rw, "the sample file has no header row", http.StatusBadRequest)
+			return
+		case date == w.okDate && step == "right" && w.rightCalls.Add(1) == 1:
+			http.Error(rw, "warehouse busy", http.StatusServiceUnavailable)
 			return
 		case date == w.liveDate && step == "join":
 			select {
@@ -77,7 +81,7 @@ func newDashboardEnv(t *testing.T) *dashboardEnv {
 	today := time.Now().UTC()
 	day := func(n int) string { return today.AddDate(0, 0, -n).Format(time.DateOnly) }
 	dates := map[string]string{"ok": day(3), "fail": day(2), "live": day(1), "none": day(4)}
-	work := newWorkServer(t, dates["fail"], dates["live"])
+	work := newWorkServer(t, dates["fail"], dates["ok"], dates["live"])
 	dir := t.TempDir()
 	file := filepath.Join(dir, "web.yaml")
 	yaml := fmt.Sprintf(`
@@ -346,6 +350,45 @@ func TestDashboardInABrowser(t *testing.T) {
 		if r.Status != pipeline.RunSucceeded {
 			t.Errorf("ledger: run %s", r.Status)
 		}
+		// left failed (generation 1), then the resume ran it again: both
+		// attempts are on the timeline once the page shows the success.
+		op.waitJS(t, "left's second attempt on the timeline", `document.querySelectorAll('[data-timeline-step="left"] rect[data-n]').length === 2`)
+		if got := timelineAttempts(t, op, "left"); !slices.Equal(got, []string{"1/1=failed", "1/2=succeeded"}) {
+			t.Errorf("left's timeline %v; want the failed attempt of generation 1, then the resumed one", got)
+		}
+	})
+
+	t.Run("the timeline shows every attempt of a retried step", func(t *testing.T) {
+		op.run(t, "open the run whose right step was retried", chromedp.Navigate(runURL(e.operator, "ok")), chromedp.WaitVisible(chromedp.CSS("#timeline")))
+		if got := timelineAttempts(t, op, "right"); !slices.Equal(got, []string{"1/1=retrying", "2/1=succeeded"}) {
+			t.Errorf("right's timeline %v; want attempt 1 retrying, then attempt 2 succeeded", got)
+		}
+		if got := timelineAttempts(t, op, "fetch"); !slices.Equal(got, []string{"1/1=succeeded"}) {
+			t.Errorf("fetch's timeline %v; want one attempt", got)
+		}
+		// The failed attempt says why, on hover and in the step's list.
+		if tip := evalJS[string](t, op, `document.querySelector('[data-timeline-step="right"] rect[data-n] title').textContent`); !strings.Contains(tip, "attempt 1 retrying") || !strings.Contains(tip, "http: POST") {
+			t.Errorf("first attempt's title %q; want its number, status and the start of its error", tip)
+		}
+		if e := evalJS[string](t, op, `document.querySelector('#att-right tr[data-attempt="1"] .aerr').textContent`); !strings.Contains(e, "503") || !strings.Contains(e, "warehouse busy") {
+			t.Errorf("first attempt's error in the list %q; want the 503 and its body", e)
+		}
+		rows := evalJS[[]string](t, op, `Array.from(document.querySelectorAll('#att-right tbody tr')).map(tr => tr.dataset.attempt + ':' + tr.querySelector('.st').textContent.trim())`)
+		if !slices.Equal(rows, []string{"1:↻ retrying", "2:✓ succeeded"}) {
+			t.Errorf("right's attempt list %q", rows)
+		}
+		// Bars in time order, apart from each other.
+		xs := evalJS[[]float64](t, op, `Array.from(document.querySelectorAll('[data-timeline-step="right"] rect[data-n]')).map(r => [+r.getAttribute('x'), +r.getAttribute('width')]).flat()`)
+		if len(xs) != 4 || xs[0]+xs[1] > xs[2] {
+			t.Errorf("right's bars (x, width) %v; want the retry after the first attempt", xs)
+		}
+		op.screenshot(t, "run-retried-desktop", 1280, 900)
+		op.run(t, "phone width", chromedp.EmulateViewport(375, 812))
+		if w := evalJS[int](t, op, `document.documentElement.scrollWidth`); w > 375 {
+			wide := evalJS[[]string](t, op, `Array.from(document.querySelectorAll('main *')).filter(e => !e.closest('svg') && e.getBoundingClientRect().right > 376).slice(0, 8).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))`)
+			t.Errorf("at 375 px the run page is %d px wide; it must not scroll sideways (%v)", w, wide)
+		}
+		op.run(t, "desktop width", chromedp.EmulateViewport(1280, 900))
 	})
 
 	t.Run("an operator pauses and resumes the schedule from the grid", func(t *testing.T) {
@@ -388,6 +431,13 @@ func TestDashboardInABrowser(t *testing.T) {
 	})
 
 	op.noConsoleErrors(t)
+}
+
+// timelineAttempts lists the attempts drawn on the run page's timeline for
+// step: "N/generation=status".
+func timelineAttempts(t *testing.T, tb *tab, step string) []string {
+	t.Helper()
+	return evalJS[[]string](t, tb, `Array.from(document.querySelectorAll('[data-timeline-step=`+jsString(step)+`] rect[data-n]')).map(r => r.dataset.n + '/' + r.dataset.g + '=' + r.getAttribute('class').replace('bar-', ''))`)
 }
 
 // jsString quotes s as a JavaScript string literal.

@@ -21,6 +21,7 @@ type doctorCmd struct {
 	QueueMaxAttempts int           `name:"queue-max-attempts" env:"QUEUE_MAX_ATTEMPTS" default:"0" help:"The Cloud Tasks queue's max attempts, if known (0 unknown, -1 unlimited)."`
 	SchedulerRetries int           `name:"scheduler-retries" env:"SCHEDULER_RETRIES" default:"-1" help:"The Scheduler jobs' retry count, if known (-1 unknown)."`
 	DiscordURL       string        `name:"discord-url" env:"DISCORD_WEBHOOK_URL" help:"Discord webhook URL to check (DISCORD_WEBHOOK_URL)."`
+	RuntimeAccount   string        `name:"runtime-service-account" env:"RUNTIME_SERVICE_ACCOUNT" help:"The service's own (runtime) service account, which asynchronous steps call out as: named in the roles they need, and checked online where possible."`
 	Offline          bool          `name:"offline" help:"Skip the online checks (the live queue, Scheduler jobs and the service's IAM policy); they run when Google credentials are found."`
 	OnlineTimeout    time.Duration `name:"online-timeout" default:"10s" help:"Bound on each call of the online checks (and the credentials lookup)."`
 	JSON             bool          `name:"json" help:"Print the findings as JSON."`
@@ -36,6 +37,8 @@ type doctorReport struct {
 	// Online says what the online checks looked at, or why they were skipped.
 	Online   string           `json:"online"`
 	Findings []doctor.Finding `json:"findings"`
+	// AsyncRoles are the IAM roles the asynchronous steps need.
+	AsyncRoles []doctor.Role `json:"async_roles"`
 }
 
 func (d *doctorCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
@@ -53,7 +56,10 @@ func (d *doctorCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 	nerr, nwarn := doctor.Count(findings)
 	failed := nerr > 0 || (d.Strict && nwarn > 0)
 	if d.JSON {
-		rep := doctorReport{OK: !failed, Errors: nerr, Warnings: nwarn, Online: note, Findings: findings}
+		rep := doctorReport{OK: !failed, Errors: nerr, Warnings: nwarn, Online: note, Findings: findings, AsyncRoles: doctor.AsyncRoles(dc, defs)}
+		if rep.AsyncRoles == nil {
+			rep.AsyncRoles = []doctor.Role{}
+		}
 		rep.Pipelines = []string{}
 		for _, p := range defs {
 			rep.Pipelines = append(rep.Pipelines, p.Name)
@@ -77,6 +83,7 @@ func (d *doctorCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 		if len(names) == 0 {
 			names = append(names, "none loaded")
 		}
+		printAsyncRoles(env, doctor.AsyncRoles(dc, defs))
 		fmt.Fprintln(env.stdout, note)
 		fmt.Fprintf(env.stdout, "%d error(s), %d warning(s); backend %s, pipelines %s\n", nerr, nwarn, cfg.Backend, strings.Join(names, ", "))
 	}
@@ -98,5 +105,19 @@ func (d *doctorCmd) config(cfg *Config) doctor.Config {
 		AllowedInvokers: cfg.AllowedInvokers, LeaseGrace: cfg.LeaseGrace.Duration,
 		CloudRunTimeout: d.CloudRunTimeout, QueueMaxAttempts: d.QueueMaxAttempts,
 		SchedulerRetries: d.SchedulerRetries, DiscordWebhookURL: d.DiscordURL,
+		RuntimeAccount: d.RuntimeAccount,
 	}
+}
+
+// printAsyncRoles lists the IAM roles the asynchronous steps need, each with
+// the command that grants it.
+func printAsyncRoles(env *appEnv, roles []doctor.Role) {
+	if len(roles) == 0 {
+		return
+	}
+	fmt.Fprintln(env.stdout, "IAM roles the asynchronous steps need, for the service's runtime account (deploy/ grants them: docs/deploy.md):")
+	for _, r := range roles {
+		fmt.Fprintf(env.stdout, "  pipeline %s, step %s (%s): %s on %s\n    why: %s\n    grant: %s\n", r.Pipeline, r.Step, r.Kind, r.Role, r.Resource, r.Why, r.Fix)
+	}
+	fmt.Fprintln(env.stdout)
 }

@@ -124,3 +124,91 @@ func TestDoctorGoesOnWhenPipelinesFailToLoad(t *testing.T) {
 		t.Fatalf("want the load problem, the audience finding and the daily pipeline checked; got %s", out)
 	}
 }
+
+// The doctor lists the roles the asynchronous steps need (text and JSON)
+// and checks their check intervals.
+func TestDoctorListsAsyncRoles(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "waits.yaml")
+	if err := os.WriteFile(file, []byte(`name: waits
+time_zone: Europe/Paris
+steps:
+  - name: export
+    kind: http
+    timeout: 6h
+    http: {url: "https://exports-123456789.europe-west1.run.app/start", async: true, audience: "https://exports-123456789.europe-west1.run.app", check_interval: 6h}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := gcpArgs("--runtime-service-account", "pipeline-prod-run@acme.iam.gserviceaccount.com")
+	args[1] = file
+	out, _, err := runArgs(t, args...)
+	var ec exitCode
+	if !errors.As(err, &ec) || ec.code != 1 {
+		t.Fatalf("err = %v, want exit 1 (the interval)\n%s", err, out)
+	}
+	for _, want := range []string{
+		"ERROR [check-interval] pipeline waits, step export: check interval 6h0m0s is not shorter than the step's timeout 6h0m0s",
+		"IAM roles the asynchronous steps need",
+		"pipeline waits, step export (http): roles/run.invoker on https://exports-123456789.europe-west1.run.app",
+		"grant: gcloud run services add-iam-policy-binding exports --project 123456789 --region europe-west1 --member=serviceAccount:pipeline-prod-run@acme.iam.gserviceaccount.com --role=roles/run.invoker",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, _ = runArgs(t, append(args, "--json")...)
+	var rep struct {
+		AsyncRoles []doctor.Role `json:"async_roles"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.AsyncRoles) != 1 || rep.AsyncRoles[0].Role != "roles/run.invoker" {
+		t.Fatalf("json: %v %+v\n%s", err, rep, out)
+	}
+}
+
+// Every built-in asynchronous kind gets its roles listed and its check
+// interval checked, through the stock registry.
+func TestDoctorCoversEveryAsyncKind(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "nightly.yaml")
+	if err := os.WriteFile(file, []byte(`name: nightly
+time_zone: Europe/Paris
+steps:
+  - name: load
+    kind: cloudrun.job
+    timeout: 6h
+    cloudrun.job: {project: acme, region: europe-west1, job: nightly-load, check_interval: 5m}
+  - name: merge
+    kind: bigquery.query
+    timeout: 168h
+    bigquery.query: {project: acme-prod, location: EU, query: "SELECT 1", check_interval: 10s}
+  - name: export
+    kind: http
+    timeout: 1h
+    http: {url: "https://exports.example/start", async: true}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := gcpArgs("--runtime-service-account", "pipeline-prod-run@acme.iam.gserviceaccount.com")
+	args[1] = file
+	out, _, err := runArgs(t, args...)
+	if err != nil {
+		t.Fatalf("err = %v (warnings only)\n%s", err, out)
+	}
+	const sa = "--member=serviceAccount:pipeline-prod-run@acme.iam.gserviceaccount.com"
+	for _, want := range []string{
+		"WARNING [check-interval] pipeline nightly, step merge: timeout 168h0m0s at a check every 10s is up to 60480 checks",
+		"pipeline nightly, step load (cloudrun.job): roles/run.jobsExecutorWithOverrides on projects/acme/locations/europe-west1/jobs/nightly-load",
+		"grant: gcloud run jobs add-iam-policy-binding nightly-load --project acme --region europe-west1 " + sa + " --role=roles/run.jobsExecutorWithOverrides",
+		"pipeline nightly, step load (cloudrun.job): roles/iam.serviceAccountUser on the job's service account",
+		"pipeline nightly, step merge (bigquery.query): roles/bigquery.jobUser on project acme-prod",
+		"grant: gcloud projects add-iam-policy-binding acme-prod " + sa + " --role=roles/bigquery.jobUser",
+		"pipeline nightly, step merge (bigquery.query): roles/bigquery.dataEditor on each dataset the query writes",
+		"0 error(s), 1 warning(s)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "step export (http)") {
+		t.Errorf("a public async http step needs no role:\n%s", out)
+	}
+}

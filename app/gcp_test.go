@@ -251,9 +251,10 @@ func TestGCPDuplicateDeliveryHitsAlreadyExists(t *testing.T) {
 	if code != 201 {
 		t.Fatalf("start = %d", code)
 	}
-	g.waitRun("daily@2026-11-20")
+	run := g.waitRun("daily@2026-11-20")
 	before := g.waitQueueIdle()
-	body := map[string]any{"run_id": "daily@2026-11-20", "step": "extract", "generation": 1, "date": "2026-11-20"}
+	// A duplicate carries what the original task carried: the run's params.
+	body := map[string]any{"run_id": "daily@2026-11-20", "step": "extract", "generation": 1, "date": "2026-11-20", "params": run["params"]}
 	code, out := g.call("POST", "/pipeline/steps/extract", tasksSA, body, nil)
 	if code != 200 || out["outcome"] != "already_succeeded" {
 		t.Fatalf("duplicate delivery = %d %v", code, out)

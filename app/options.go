@@ -13,7 +13,8 @@ import (
 type Option func(*options)
 
 // WithSteps registers step kinds of your own, next to the built-in ones
-// (http, noop, sleep). Pipeline files name them in a step's kind.
+// (http, noop, sleep, cloudrun.job, bigquery.query). Pipeline files name
+// them in a step's kind.
 func WithSteps(register func(reg *steps.Registry)) Option {
 	return func(o *options) {
 		o.steps = append(o.steps, func(reg *steps.Registry, _ *Config) { register(reg) })

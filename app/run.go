@@ -208,6 +208,8 @@ func (p *printer) notify(_ context.Context, e pipeline.Event) error {
 			mark, extra = "↻", s.Duration().Round(time.Millisecond).String()+"  "+oneLine(s.Error, 100)
 		case pipeline.EventStepFailed:
 			mark, extra = "✗", s.Duration().Round(time.Millisecond).String()+"  "+oneLine(s.Error, 100)
+		case pipeline.EventStepWaiting:
+			mark, extra = "⏳", waitDetail(*s, s.UpdatedAt)
 		}
 		fmt.Fprintf(p.w, "%s  %s %-20s %-10s attempt %d/%d  %s\n", ts, mark, s.Step, s.Status, s.Attempts, s.MaxAttempts, extra)
 		return nil

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pipelinehq/pipeline/doctor"
 	"github.com/pipelinehq/pipeline/pipeline"
 )
 
@@ -27,6 +28,12 @@ func (v *validateCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 	}
 	for _, d := range catalog.All() {
 		describe(env, d)
+		for _, f := range doctor.Deadlines(doctor.Config{LeaseGrace: cfg.LeaseGrace.Duration}, []*pipeline.Definition{d}) {
+			// A synchronous step longer than one Cloud Tasks delivery runs
+			// locally but not on gcp; an asynchronous one waits up to 7 days.
+			fmt.Fprintf(env.stdout, "  warning: %s: %s; on gcp the doctor reports it as an error (fix: %s, or use an asynchronous kind, which may wait up to %s)\n",
+				f.Subject, f.Problem, strings.TrimSuffix(f.Fix, ", then redeploy"), pipeline.MaxAsyncTimeout)
+		}
 	}
 	fmt.Fprintf(env.stdout, "ok: %d pipeline(s)\n", len(catalog.All()))
 	return nil

@@ -48,8 +48,8 @@ type Config struct {
 	// KeySet overrides the issuer's key set (the local issuer, tests); with
 	// it no discovery or key fetch happens.
 	KeySet oidc.KeySet
-	// HTTPClient fetches discovery documents and keys; a client with a 10 s
-	// timeout if nil.
+	// HTTPClient fetches discovery documents and keys (each URL at most once
+	// per 30 s, see pacedFetch); a client with a 10 s timeout if nil.
 	HTTPClient *http.Client
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time

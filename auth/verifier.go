@@ -16,11 +16,14 @@ import (
 func signingAlgs() []string { return []string{oidc.RS256, oidc.ES256} }
 
 // Verifier authenticates requests carrying an OIDC ID token as a Bearer
-// token. It is safe for concurrent use.
+// token, or (NewIAPVerifier) Identity-Aware Proxy's signed header. It is
+// safe for concurrent use.
 type Verifier struct {
 	audience string
 	issuers  []string // accepted iss values
 	issuer   string   // the issuer go-oidc checks in the backstop pass
+	algs     []string // accepted JWS algorithms
+	iap      bool     // the token is IAP's header, whose email needs no email_verified
 	keySet   oidc.KeySet
 	sig      *oidc.IDTokenVerifier // signature and algorithm only
 	cache    *tokenCache           // verified tokens, shared by WithAllowed copies
@@ -43,6 +46,7 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	}
 	v := &Verifier{
 		audience: cfg.Audience,
+		algs:     signingAlgs(),
 		keySet:   cfg.KeySet,
 		cache:    newTokenCache(),
 		allowed:  allowSet(cfg.Allowed),
@@ -60,7 +64,9 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
 	// go-oidc takes its HTTP client from the context; key sets keep the
-	// context (without its cancellation) for later fetches.
+	// context (without its cancellation) for later fetches, which are paced
+	// (a flood of forged tokens with unknown kids refetches nothing).
+	client = pacedClient(client, v.now, keyRefetchInterval)
 	ctx = oidc.ClientContext(ctx, client)
 	if cfg.Issuer == "" {
 		v.issuers = []string{GoogleIssuer, googleIssuerNoScheme}
@@ -81,7 +87,7 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		}
 	}
 	v.sig = oidc.NewVerifier(v.issuer, v.keySet, &oidc.Config{
-		SupportedSigningAlgs: signingAlgs(),
+		SupportedSigningAlgs: v.algs,
 		// The claims are checked by checkClaims, which names the failed
 		// check, and again by go-oidc in the backstop pass.
 		SkipClientIDCheck: true,
@@ -149,8 +155,9 @@ func (v *Verifier) Allowed(email string) bool {
 // (these failures wrap pipeline.ErrUnauthorized), then the email against the
 // allowlist (pipeline.ErrForbidden). The caller's email is lower-cased. A
 // token seen before is taken from a short cache, skipping only the signature.
+// An IAP verifier reads the X-Goog-IAP-JWT-Assertion header instead.
 func (v *Verifier) Authenticate(r *http.Request) (pipeline.Caller, error) {
-	raw, err := bearerToken(r)
+	raw, err := v.rawToken(r)
 	if err != nil {
 		return pipeline.Caller{}, err
 	}
@@ -165,6 +172,14 @@ func (v *Verifier) Authenticate(r *http.Request) (pipeline.Caller, error) {
 		return pipeline.Caller{}, forbidden("caller %q is not in %s", c.Email, v.listName)
 	}
 	return pipeline.Caller{Email: strings.ToLower(c.Email), Subject: c.Subject}, nil
+}
+
+// rawToken is the request's token: the bearer token, or IAP's assertion.
+func (v *Verifier) rawToken(r *http.Request) (string, error) {
+	if v.iap {
+		return iapAssertion(r)
+	}
+	return bearerToken(r)
 }
 
 // maxTokenLen bounds the work spent on a token; Google's are about 1 KB.

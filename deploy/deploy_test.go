@@ -172,8 +172,31 @@ func TestIAMRoles(t *testing.T) {
 		}
 	}
 	slices.Sort(invokers)
-	if want := []string{"operator_invoker", "scheduler_invoker", "tasks_invoker"}; !slices.Equal(invokers, want) {
-		t.Errorf("iam.tf: run.invoker bindings %v, want %v (tasks, scheduler, and one per ALLOWED_OPERATORS entry)", invokers, want)
+	if want := []string{"operator_invoker", "scheduler_invoker", "tasks_invoker", "viewer_invoker"}; !slices.Equal(invokers, want) {
+		t.Errorf("iam.tf: run.invoker bindings %v, want %v (tasks, scheduler, and one per ALLOWED_OPERATORS and ALLOWED_VIEWERS entry)", invokers, want)
+	}
+	// People: every operator, and every viewer who is not an operator too
+	// (two bindings of one member would fight over it).
+	for name, want := range map[string][]string{
+		"operator_invoker": {"var.allowed_operators"},
+		"viewer_invoker":   {"setsubtract", "var.allowed_viewers", "var.allowed_operators"},
+	} {
+		bs := blocks(iam, "resource", "google_cloud_run_v2_service_iam_member")
+		i := slices.IndexFunc(bs, func(b *hclsyntax.Block) bool { return b.Labels[1] == name })
+		if i < 0 {
+			continue
+		}
+		fe, ok := bs[i].Body.Attributes["for_each"]
+		if !ok {
+			t.Errorf("iam.tf: %s has no for_each", name)
+			continue
+		}
+		src := string(fe.Expr.Range().SliceBytes(readTF(t, "iam.tf")))
+		for _, w := range want {
+			if !strings.Contains(src, w) {
+				t.Errorf("iam.tf: %s for_each = %s; want it over %v", name, src, want)
+			}
+		}
 	}
 }
 

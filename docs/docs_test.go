@@ -10,7 +10,7 @@ import (
 )
 
 // documents are the user-facing documents, relative to the repository root.
-var documents = []string{"README.md", "docs/design.md", "docs/deploy.md", "docs/performance.md", "docs/reliability.md"}
+var documents = []string{"README.md", "docs/design.md", "docs/deploy.md", "docs/performance.md", "docs/reliability.md", "docs/async.md"}
 
 func read(t *testing.T, rel string) string {
 	t.Helper()

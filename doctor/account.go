@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Google's rules for the emails a token can be signed as
@@ -13,11 +14,14 @@ import (
 // starting with a letter and not ending with a hyphen. A project's default
 // accounts are PROJECT_NUMBER-compute@developer.gserviceaccount.com and
 // PROJECT_ID@appspot.gserviceaccount.com.
+//
+// Compiled on first use, not at every start (a bounded repetition compiles
+// to a large program).
 var (
-	accountIDRE   = regexp.MustCompile(`^[a-z][a-z0-9-]*[a-z0-9]$`)
-	accountIDChar = regexp.MustCompile(`^[a-z0-9-]*$`)
-	projectRE     = regexp.MustCompile(`^[a-z][a-z0-9.-]*[a-z0-9]$`) // a domain-scoped project carries dots
-	computeRE     = regexp.MustCompile(`^[0-9]+-compute$`)
+	accountIDRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9-]*[a-z0-9]$`) })
+	accountIDChar = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9-]*$`) })
+	projectRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9.-]*[a-z0-9]$`) }) // a domain-scoped project carries dots
+	computeRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]+-compute$`) })
 )
 
 // accountRule is the rule in one sentence, for findings.
@@ -34,27 +38,27 @@ func ServiceAccountProblem(email string) string {
 	}
 	switch {
 	case domain == "developer.gserviceaccount.com":
-		if !computeRE.MatchString(id) {
+		if !computeRE().MatchString(id) {
 			return fmt.Sprintf("%q is not a default compute account (PROJECT_NUMBER-compute)", id)
 		}
 		return ""
 	case domain == "appspot.gserviceaccount.com":
-		if !projectRE.MatchString(id) {
+		if !projectRE().MatchString(id) {
 			return fmt.Sprintf("%q is not a project id", id)
 		}
 		return ""
 	case !strings.HasSuffix(domain, ".iam.gserviceaccount.com"):
 		return fmt.Sprintf("domain %q is not a service account's (PROJECT_ID.iam.gserviceaccount.com)", domain)
 	}
-	if p := strings.TrimSuffix(domain, ".iam.gserviceaccount.com"); !projectRE.MatchString(p) {
+	if p := strings.TrimSuffix(domain, ".iam.gserviceaccount.com"); !projectRE().MatchString(p) {
 		return fmt.Sprintf("%q is not a project id", p)
 	}
 	switch n := len(id); {
 	case n < 6 || n > 30:
 		return fmt.Sprintf("account id %q has %d characters; Google's account ids have 6–30", id, n)
-	case !accountIDChar.MatchString(id):
+	case !accountIDChar().MatchString(id):
 		return fmt.Sprintf("account id %q has characters other than lowercase letters, digits and hyphens", id)
-	case !accountIDRE.MatchString(id):
+	case !accountIDRE().MatchString(id):
 		return fmt.Sprintf("account id %q must start with a letter and not end with a hyphen", id)
 	}
 	return ""

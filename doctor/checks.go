@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pipelinehq/pipeline/pipeline"
@@ -18,7 +19,7 @@ type Check func(cfg Config, defs []*pipeline.Definition) []Finding
 
 // Checks lists every offline check, in the order they are reported.
 func Checks() []Check {
-	return []Check{Backend, Audience, Invokers, Deadlines, Attempts, TimeZones, DSTGaps, SchedulerRetries, Discord}
+	return []Check{Backend, Audience, Invokers, Deadlines, Attempts, TimeZones, DSTGaps, SchedulerRetries, Discord, CheckIntervals}
 }
 
 // Run runs every offline check and returns the findings, errors first.
@@ -325,7 +326,9 @@ func SchedulerRetries(cfg Config, defs []*pipeline.Definition) []Finding {
 
 var (
 	discordHosts = []string{"discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com"}
-	discordPath  = regexp.MustCompile(`^/api(/v[0-9]+)?/webhooks/[0-9]{1,20}/[A-Za-z0-9_.-]{1,200}$`)
+	discordPath  = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^/api(/v[0-9]+)?/webhooks/[0-9]{1,20}/[A-Za-z0-9_.-]{1,200}$`)
+	})
 )
 
 // Discord checks the shape of DISCORD_WEBHOOK_URL:
@@ -349,7 +352,7 @@ func Discord(cfg Config, _ []*pipeline.Definition) []Finding {
 		problem = "is not https"
 	case u.User != nil:
 		problem = "carries user info"
-	case !discordPath.MatchString(strings.TrimSuffix(u.Path, "/")):
+	case !discordPath().MatchString(strings.TrimSuffix(u.Path, "/")):
 		problem = "does not have the path /api/webhooks/{numeric id}/{token}"
 	case u.RawQuery != "" && !onlyThreadID(u.Query()):
 		problem = "has a query other than thread_id"

@@ -55,6 +55,9 @@ type Config struct {
 	SchedulerRetries int
 	// DiscordWebhookURL is DISCORD_WEBHOOK_URL; empty means no Discord.
 	DiscordWebhookURL string
+	// RuntimeAccount is the service's own (runtime) service account, which
+	// asynchronous steps call out as; empty means unknown.
+	RuntimeAccount string
 }
 
 func (c Config) audience() string {

@@ -60,7 +60,7 @@ func (o Online) Run(ctx context.Context, cfg Config, defs []*pipeline.Definition
 			Fix:     "export GOOGLE_CLOUD_PROJECT=$(gcloud config get-value project) and run the doctor again",
 		}}
 	}
-	groups := []func(context.Context, Config, []*pipeline.Definition) []Finding{o.queue, o.jobs, o.invokers}
+	groups := []func(context.Context, Config, []*pipeline.Definition) []Finding{o.queue, o.jobs, o.invokers, o.asyncInvokers}
 	found := make([][]Finding, len(groups))
 	var wg sync.WaitGroup
 	for i, g := range groups {

@@ -40,6 +40,12 @@ func (g *runGraph) asyncBody(step string) (steps.AsyncStep, bool) {
 	return b, ok
 }
 
+// isAsync reports whether step's kind is asynchronous in this binary.
+func (g *runGraph) isAsync(step string) bool {
+	_, ok := g.asyncBody(step)
+	return ok
+}
+
 // requestTimeout bounds one request of step: its timeout, or for an
 // asynchronous step the shorter of it and AsyncRequestTimeout.
 func (g *runGraph) requestTimeout(step string) time.Duration {
@@ -97,7 +103,10 @@ func (o *Orchestrator) wait(ctx context.Context, rg *runGraph, p TaskPayload, s 
 	if deadline := waitDeadline(w, timeout); now.Add(interval).After(deadline) {
 		interval = max(deadline.Sub(now), 0)
 	}
-	w.Status, w.AsyncState, w.Error = StepWaiting, poll.State, errMsg
+	if len(poll.State) > 0 || w.Status != StepWaiting {
+		w.AsyncState = poll.State // a check answering no state keeps the recorded one
+	}
+	w.Status, w.Error = StepWaiting, errMsg
 	if poll.Link != "" {
 		w.Link = poll.Link
 	}
@@ -109,6 +118,9 @@ func (o *Orchestrator) wait(ctx context.Context, rg *runGraph, p TaskPayload, s 
 	}
 	o.log.InfoContext(ctx, "step waiting", "run", s.RunID, "step", s.Step, "check", stored.Check,
 		"next_check_at", stored.NextCheckAt.Format(time.RFC3339), "link", stored.Link, "error", errMsg)
+	if s.Status != StepWaiting || s.Error != errMsg {
+		o.notify(ctx, Event{Kind: EventStepWaiting, Run: o.runStub(p), Step: &stored})
+	}
 	return stored, o.enqueueCheck(ctx, rg, p, stored, interval)
 }
 
@@ -153,13 +165,22 @@ func stepInput(p TaskPayload, gs *GraphStep, date time.Time, preds []StepRun, s 
 	}
 	return steps.Input{
 		RunID: p.RunID, Pipeline: pipe, Step: p.Step, Date: date, Params: params, Inputs: inputs,
-		Attempt: s.Attempts, MaxAttempts: s.MaxAttempts,
+		Attempt: s.Attempts, MaxAttempts: s.MaxAttempts, Generation: s.Generation,
 	}
 }
 
+// inNamespace is in with the orchestrator's ledger namespace, which the
+// asynchronous kinds fold into their remote IDs and keys.
+func (o *Orchestrator) inNamespace(in steps.Input) steps.Input {
+	in.Namespace = o.namespace
+	return in
+}
+
 // check handles the due check of a waiting step: it claims the check's
-// lease, asks the kind, and records what it said.
-func (o *Orchestrator) check(ctx context.Context, rg *runGraph, p TaskPayload, in steps.Input, cur StepRun, res StepResult, log *slog.Logger) (StepResult, error) {
+// lease, asks the kind, and records what it said. last says the check
+// comes at or after the step's timeout: work not done then (still going
+// on, or its check failing transiently) times the step out.
+func (o *Orchestrator) check(ctx context.Context, rg *runGraph, p TaskPayload, in steps.Input, cur StepRun, last bool, res StepResult, log *slog.Logger) (StepResult, error) {
 	body, ok := rg.asyncBody(p.Step)
 	if !ok {
 		_, err := rg.body(p.Step)
@@ -184,6 +205,7 @@ func (o *Orchestrator) check(ctx context.Context, rg *runGraph, p TaskPayload, i
 	if err != nil {
 		return res, fmt.Errorf("claim check %d of %s: %w", p.Check, p.Step, err)
 	}
+	in = o.inNamespace(in)
 	poll, checkErr := o.runPoll(ctx, p.Step, timeout, func(ctx context.Context) (steps.Poll, error) {
 		return body.Check(ctx, in, claimed.AsyncState)
 	})
@@ -192,6 +214,14 @@ func (o *Orchestrator) check(ctx context.Context, rg *runGraph, p TaskPayload, i
 	switch {
 	case checkErr == nil && poll.Done:
 		return o.succeedAsync(ctx, rg, p, claimed, poll.Output, res, log)
+	case checkErr == nil && last:
+		if len(poll.State) > 0 {
+			claimed.AsyncState = poll.State // cancel what the kind last named
+		}
+		if poll.Link != "" {
+			claimed.Link = poll.Link
+		}
+		return o.timeOut(ctx, rg, in, claimed, claimed.Error, res, log)
 	case checkErr == nil:
 		stored, err := o.wait(ctx, rg, p, claimed, poll, "")
 		res.Outcome, res.Status = OutcomeWaiting, stored.Status
@@ -212,8 +242,15 @@ func (o *Orchestrator) check(ctx context.Context, rg *runGraph, p TaskPayload, i
 		if err != nil {
 			return res, err
 		}
+		// The check failed for good, which does not prove the work has
+		// stopped (a lost permission, a state that no longer reads):
+		// cancel it where the kind can, so that a re-run does not run
+		// beside it. Work that failed is not harmed by the cancel.
+		o.cancelRemote(ctx, rg, in, claimed)
 		res.Outcome, res.Status, res.Error = OutcomeFailed, failed.Status, failed.Error
 		return res, nil
+	case last:
+		return o.timeOut(ctx, rg, in, claimed, "check failed: "+checkErr.Error(), res, log)
 	default:
 		// A transient failure of the check (not of the work): check again
 		// later with the same state; the step's attempts are not used.
@@ -223,6 +260,32 @@ func (o *Orchestrator) check(ctx context.Context, rg *runGraph, p TaskPayload, i
 		res.Outcome, res.Status, res.Error = OutcomeWaiting, stored.Status, stored.Error
 		return res, err
 	}
+}
+
+// timeOut fails waiting step s whose wait reached its timeout, and
+// cancels the remote work where the kind can. lastErr is the last check's
+// error, if any.
+func (o *Orchestrator) timeOut(ctx context.Context, rg *runGraph, in steps.Input, s StepRun, lastErr string, res StepResult, log *slog.Logger) (StepResult, error) {
+	timeout := DefaultTimeout
+	if gs := rg.Step(s.Step); gs != nil {
+		timeout = gs.Timeout
+	}
+	now := o.now().UTC()
+	msg := fmt.Sprintf("timeout: waited %s for the asynchronous work (timeout %s)", now.Sub(s.WaitingSince).Round(time.Second), timeout)
+	if s.Link != "" {
+		msg += "; " + s.Link
+	}
+	if lastErr != "" {
+		msg += "; last error: " + lastErr
+	}
+	log.ErrorContext(ctx, "asynchronous step timed out", "waiting_since", s.WaitingSince, "check", s.Check)
+	failed, err := o.failStep(ctx, s, msg)
+	if err != nil {
+		return res, err
+	}
+	o.cancelRemote(ctx, rg, in, s)
+	res.Outcome, res.Status, res.Error = OutcomeFailed, failed.Status, failed.Error
+	return res, nil
 }
 
 // succeedAsync records the success of an asynchronous step and advances.
@@ -238,7 +301,44 @@ func (o *Orchestrator) succeedAsync(ctx context.Context, rg *runGraph, p TaskPay
 	log.InfoContext(ctx, "step succeeded", "waited_ms", done.FinishedAt.Sub(s.WaitingSince).Milliseconds(), "checks", s.Check)
 	o.notify(ctx, Event{Kind: EventStepSucceeded, Run: o.runStub(p), Step: &stored})
 	res.Outcome, res.Status, res.Output, res.Error = OutcomeSucceeded, stored.Status, stored.Output, ""
+	if rerun, gen, err := o.rerunIfSuperseded(ctx, rg, p, stored, log); err != nil || rerun {
+		if rerun {
+			res.Outcome, res.Generation, res.Status, res.Output = OutcomeRerun, gen, StepPending, nil
+		}
+		return res, err
+	}
 	return res, o.advance(ctx, rg, p, stored)
+}
+
+// rerunIfSuperseded runs s (just succeeded after a wait) again in a new
+// generation when a predecessor succeeded anew while it waited: its work
+// consumed a superseded input, and a waiting step has no recheck task to
+// find that out (a running one does). Its predecessors are read after the
+// success is recorded, so a predecessor succeeding later finds s succeeded
+// and re-runs it itself (advance); a concurrent re-run of s is fine.
+func (o *Orchestrator) rerunIfSuperseded(ctx context.Context, rg *runGraph, p TaskPayload, s StepRun, log *slog.Logger) (bool, int, error) {
+	gs := rg.Step(s.Step)
+	if gs == nil || len(gs.After) == 0 {
+		return false, 0, nil
+	}
+	preds, err := o.ledger.GetSteps(ctx, s.RunID, gs.After...)
+	if err != nil {
+		return false, 0, fmt.Errorf("predecessors of %s: %w", s.Step, err)
+	}
+	pred := superseded(s, preds)
+	if pred == nil {
+		return false, 0, nil
+	}
+	gen, err := o.bumpGeneration(ctx, s)
+	if errors.Is(err, ErrConflict) {
+		return true, s.Generation + 1, nil // re-run concurrently (a predecessor's advance); that enqueues it
+	}
+	if err != nil {
+		return false, 0, err
+	}
+	log.InfoContext(ctx, "input superseded while waiting; running the step again", "input", pred.Step,
+		"consumed_generation", s.Inputs[pred.Step], "latest_generation", pred.Generation, "new_generation", gen)
+	return true, gen, o.enqueue(ctx, rg, p.RunID, p.Date, p.Params, s.Step, gen)
 }
 
 // cancelRemote asks an asynchronous step's kind to stop the work s waits
@@ -257,7 +357,7 @@ func (o *Orchestrator) cancelRemote(ctx context.Context, rg *runGraph, in steps.
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), AsyncRequestTimeout)
 	defer cancel()
-	if err := c.Cancel(ctx, in, s.AsyncState); err != nil {
+	if err := c.Cancel(ctx, o.inNamespace(in), s.AsyncState); err != nil {
 		o.log.WarnContext(ctx, "could not cancel the remote work", "run", s.RunID, "step", s.Step, "link", s.Link, "error", err.Error())
 		return
 	}
@@ -281,6 +381,25 @@ func (o *Orchestrator) cancelRemoteOf(ctx context.Context, r Run, s StepRun) {
 	date, _ := ParseDate(r.Date, rg.Location())
 	p := TaskPayload{RunID: r.ID, Step: s.Step, Generation: s.Generation, Date: r.Date, Params: r.Params}
 	o.cancelRemote(ctx, rg, stepInput(p, gs, date, nil, s), s)
+}
+
+// hurryCheck queues, due now, the check that follows the one in flight on
+// waiting step s of run r (its lease held when r was cancelled), so that
+// the cancel reaches the remote work without waiting out the check
+// interval: the in-flight check's own enqueue of that check (after the
+// interval) collapses into this one by name. Best effort: a failure is
+// logged, and the check then comes after the interval.
+func (o *Orchestrator) hurryCheck(ctx context.Context, r Run, s StepRun) {
+	rg, err := o.graphForRun(r)
+	if err != nil {
+		return
+	}
+	next := s
+	next.Check++
+	p := TaskPayload{RunID: r.ID, Step: s.Step, Generation: s.Generation, Date: r.Date, Params: r.Params, Force: s.Forced, Only: s.Only}
+	if err := o.enqueueCheck(ctx, rg, p, next, 0); err != nil {
+		o.log.WarnContext(ctx, "could not hurry the check of a step cancelled while being checked", "run", r.ID, "step", s.Step, "error", err.Error())
+	}
 }
 
 // clearWait forgets s's asynchronous wait (a new generation starts afresh;

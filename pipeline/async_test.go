@@ -265,9 +265,10 @@ func TestAsyncDuplicateDeliveries(t *testing.T) {
 	})
 }
 
-// The step's timeout bounds the whole wait: the check at the timeout fails
-// the step (and the run) and cancels the remote work; the last interval is
-// cut short so the failure comes at the timeout, not after it.
+// The step's timeout bounds the whole wait: the check at the timeout looks
+// once more and, the work still going on, fails the step (and the run) and
+// cancels the remote work; the last interval is cut short so the failure
+// comes at the timeout, not after it.
 func TestAsyncTimeoutWhileWaiting(t *testing.T) {
 	onEachLedger(t, chainYAML, func(t *testing.T, h *harness) {
 		j := &fakeJob{polls: 1000, after: 90 * time.Minute}
@@ -283,8 +284,8 @@ func TestAsyncTimeoutWhileWaiting(t *testing.T) {
 		if waited := job.FinishedAt.Sub(job.WaitingSince); waited < 4*time.Hour || waited > 4*time.Hour+time.Minute {
 			t.Fatalf("failed after waiting %s, want the 4h timeout", waited)
 		}
-		if s, c, x := j.counts(); s != 1 || x != 1 || c != 2 {
-			t.Fatalf("starts %d checks %d cancels %d, want 1 2 1", s, c, x)
+		if s, c, x := j.counts(); s != 1 || x != 1 || c != 3 {
+			t.Fatalf("starts %d checks %d cancels %d, want 1 3 1 (at 1h30, 3h and the 4h timeout)", s, c, x)
 		}
 		if job.Attempts != 1 {
 			t.Fatalf("attempts %d, want 1 (a timeout of the wait is not retried)", job.Attempts)
@@ -341,8 +342,8 @@ func TestAsyncCheckFailures(t *testing.T) {
 		if job := stepOf(r, "job"); r.Status != pipeline.RunFailed || job.Status != pipeline.StepFailed || !strings.Contains(job.Error, "out of memory") {
 			t.Fatalf("run %s, job %+v", r.Status, job)
 		}
-		if _, _, x := j.counts(); x != 0 {
-			t.Fatalf("cancelled %d times work that had failed", x)
+		if _, _, x := j.counts(); x != 1 {
+			t.Fatalf("cancelled %d times, want once (the check failed for good; see TestAsyncPermanentCheckFailureCancelsTheWork)", x)
 		}
 	})
 }
@@ -513,7 +514,7 @@ steps:
 func TestAsyncTimeoutLimitWhenLoading(t *testing.T) {
 	reg := steps.NewRegistry()
 	src := func(timeout string) []byte {
-		return []byte("name: w\ntime_zone: UTC\nsteps:\n  - name: job\n    kind: http\n    timeout: " + timeout +
+		return []byte("name: w\ntime_zone: UTC\nmax_run_duration: 200h\nsteps:\n  - name: job\n    kind: http\n    timeout: " + timeout +
 			"\n    http: {url: \"https://jobs.example/start\", async: true}\n")
 	}
 	if _, err := pipeline.Parse("w.yaml", src("168h"), reg); err != nil {
@@ -588,9 +589,9 @@ func TestAsyncCheckEnqueueFailureAfterStart(t *testing.T) {
 func TestAsyncOverdueRunStopsTheWait(t *testing.T) {
 	h := newHarness(t, chainYAML)
 	j := &fakeJob{polls: 100, after: time.Hour}
-	withJob(t, h, strings.Replace(waitsYAML, "timeout: 4h", "timeout: 48h", 1), j)
+	withJob(t, h, strings.Replace(waitsYAML, "time_zone: UTC\n", "time_zone: UTC\nmax_run_duration: 4h\n", 1), j)
 	id, c1 := startWaiting(t, h)
-	h.advance(25 * time.Hour)
+	h.advance(5 * time.Hour) // the check at 1h was lost: the sweeper finds the run overdue
 	rep, err := h.orch.Reconcile(ctx)
 	if err != nil || len(rep.FailedRuns) != 1 {
 		t.Fatalf("reconcile: %+v, %v", rep, err)

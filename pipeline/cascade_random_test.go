@@ -25,17 +25,26 @@ type chaosLedger struct {
 
 func (l *chaosLedger) maybe() {
 	l.mu.Lock()
-	fire := !l.inside && l.chaos != nil && l.rnd.IntN(8) == 0
+	chaos := l.chaos
+	fire := !l.inside && chaos != nil && l.rnd.IntN(8) == 0
 	if fire {
 		l.inside = true
 	}
 	l.mu.Unlock()
 	if fire {
-		l.chaos()
+		chaos()
 		l.mu.Lock()
 		l.inside = false
 		l.mu.Unlock()
 	}
+}
+
+// setChaos sets what maybe runs: the notification sender's writes call the
+// ledger from its own goroutine.
+func (l *chaosLedger) setChaos(f func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.chaos = f
 }
 
 func (l *chaosLedger) UpdateStep(ctx context.Context, s pipeline.StepRun) (pipeline.StepRun, error) {
@@ -111,7 +120,7 @@ func cascadeSeed(t *testing.T, seed uint64) {
 			_, _ = h.orch.Resume(ctx, id)
 		}
 	}
-	cl.chaos = operator
+	cl.setChaos(operator)
 	var delivered []pipeline.Task
 	deliver := func(task pipeline.Task) {
 		_, err := h.orch.HandleStep(ctx, task.Payload, pipeline.Delivery{TaskName: task.Name})
@@ -151,7 +160,7 @@ func cascadeSeed(t *testing.T, seed uint64) {
 	// Quiescence: no more chaos nor failures. As in production, the sweeper
 	// ticks and an operator resumes a run left with failed or skipped
 	// steps; the queue delivers everything.
-	cl.chaos = nil
+	cl.setChaos(nil)
 	mu.Lock()
 	failing = false
 	mu.Unlock()

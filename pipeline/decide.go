@@ -26,12 +26,12 @@ const (
 	actRerun                      // the step succeeded on an input since superseded: run it again in a new generation
 	actRequeueCheck               // the step waits on a later check than the delivery's: make sure that check is queued
 	actCheck                      // claim the check's lease and check the asynchronous work
-	actWaitTimeout                // the wait exceeded the step's timeout: fail the step, cancel the work
+	actStartTimeout               // an asynchronous start never recorded (crashes) until the step's timeout: fail the step
 )
 
 var actionNames = [...]string{"stale", "ahead", "already_done", "finish_failed", "not_runnable", "lease_held",
 	"read_run", "cancel_step", "run_ended", "blocked", "wait", "exhausted", "claim", "rerun",
-	"requeue_check", "check", "wait_timeout"}
+	"requeue_check", "check", "start_timeout"}
 
 func (a action) String() string {
 	if int(a) < len(actionNames) {
@@ -48,6 +48,8 @@ type stepState struct {
 	Check int
 	// Timeout is the step's timeout: it bounds an asynchronous wait.
 	Timeout time.Duration
+	// Async says the step's kind is asynchronous (steps.AsyncStep).
+	Async bool
 	// Cur is the step's record, Preds its predecessors' (in the run's graph).
 	Cur   StepRun
 	Preds []StepRun
@@ -63,6 +65,14 @@ type decision struct {
 	Pred *StepRun
 	// TakeOver says the claim takes over an attempt whose lease expired.
 	TakeOver bool
+	// Restart says the claim starts an asynchronous step's work again
+	// within the same attempt: the attempt's start was never recorded (the
+	// process died between Start and recording its state), so a kind with a
+	// deterministic job ID adopts the work that start began.
+	Restart bool
+	// Last says the check comes at or after the step's timeout: it looks
+	// at the work once more, and work not done then times the step out.
+	Last bool
 }
 
 // decide is the step state machine: a pure function of the recorded state.
@@ -132,6 +142,15 @@ func decide(s stepState) decision {
 			return decision{Act: actWait, Pred: pr}
 		}
 	}
+	if takeOver && s.Async {
+		// An asynchronous start whose state was never recorded: start
+		// again in the same attempt (not counted), bounded by the step's
+		// timeout counted from the attempt's first start.
+		if !s.Now.Before(cur.StartedAt.Add(s.Timeout)) {
+			return decision{Act: actStartTimeout}
+		}
+		return decision{Act: actClaim, TakeOver: true, Restart: true}
+	}
 	if cur.Attempts >= cur.MaxAttempts {
 		// Only reachable when the last attempt's lease expired (a crash or a
 		// kill mid-step): there is no attempt left to give.
@@ -174,10 +193,11 @@ func decideCheck(s stepState) decision {
 		return decision{Act: actCancelStep}
 	case s.Run.Status.Terminal():
 		return decision{Act: actRunEnded}
-	case !s.Now.Before(waitDeadline(cur, s.Timeout)):
-		return decision{Act: actWaitTimeout}
 	}
-	return decision{Act: actCheck, TakeOver: !cur.LeaseUntil.IsZero()}
+	// At or past the timeout the check still looks once: work that ended
+	// since the previous check is not failed for having ended unseen.
+	last := !s.Now.Before(waitDeadline(cur, s.Timeout))
+	return decision{Act: actCheck, TakeOver: !cur.LeaseUntil.IsZero(), Last: last}
 }
 
 // waitDeadline is when a waiting step's wait exceeds its timeout.
@@ -249,4 +269,29 @@ func anyFailed(stepRuns []StepRun) bool {
 		}
 	}
 	return false
+}
+
+// linearSuccessors decides whether the hand-off of step s, just succeeded, is
+// linear: the tasks of its successors follow from the recorded state alone.
+// It is when s chains on (neither it nor its task is --only), is in its first
+// generation, has successors, and is the only predecessor of each of them:
+// then each successor is still in its first generation too (an operator's
+// re-run of it enqueued its own task) and needs no other predecessor, so its
+// task is enqueued in generation 1 without a read. Otherwise (a sink, a join,
+// a re-run generation, --only) ok is false and advance decides on reads.
+func linearSuccessors(g *Graph, s StepRun, onlyTask bool) (next []string, ok bool) {
+	if onlyTask || s.Only || s.Generation != 1 {
+		return nil, false
+	}
+	next = g.Successors(s.Step)
+	if len(next) == 0 {
+		return nil, false
+	}
+	for _, n := range next {
+		gs := g.Step(n)
+		if gs == nil || len(gs.After) != 1 || gs.After[0] != s.Step {
+			return nil, false
+		}
+	}
+	return next, true
 }

@@ -71,7 +71,7 @@ func TestDecideTable(t *testing.T) {
 		{"check of an older generation", stepState{Generation: 1, Check: 2, Timeout: time.Hour, Run: running,
 			Cur: with(waiting, func(s *StepRun) { s.Generation = 2 })}, actStale, false},
 		{"check past the timeout", stepState{Generation: 1, Check: 2, Timeout: time.Hour, Run: running,
-			Cur: with(waiting, func(s *StepRun) { s.WaitingSince = decideNow.Add(-time.Hour) })}, actWaitTimeout, false},
+			Cur: with(waiting, func(s *StepRun) { s.WaitingSince = decideNow.Add(-time.Hour) })}, actCheck, false},
 		{"check just before the timeout", stepState{Generation: 1, Check: 2, Timeout: time.Hour, Run: running,
 			Cur: with(waiting, func(s *StepRun) { s.WaitingSince = decideNow.Add(-time.Hour + time.Nanosecond) })}, actCheck, false},
 		{"check of a cancelled run", stepState{Generation: 1, Check: 2, Timeout: time.Hour, Run: &Run{Status: RunCancelled}, Cur: waiting}, actCancelStep, false},
@@ -88,8 +88,50 @@ func TestDecideTable(t *testing.T) {
 			if got.Act != tc.want || got.TakeOver != tc.over {
 				t.Fatalf("decide = %s (take-over %v), want %s (take-over %v)", got.Act, got.TakeOver, tc.want, tc.over)
 			}
+			// The check at (or past) the timeout is the last look.
+			if wantLast := tc.name == "check past the timeout"; got.Last != wantLast {
+				t.Fatalf("last = %v, want %v", got.Last, wantLast)
+			}
 			if (got.Act == actBlocked || got.Act == actWait) && got.Pred == nil {
 				t.Fatal("no predecessor named")
+			}
+		})
+	}
+}
+
+// An asynchronous step whose start was never recorded (its lease expired
+// while running: the process died between Start and recording the state)
+// starts again in the same attempt, whatever attempts are left, until the
+// step's timeout counted from the attempt's start; a synchronous step's
+// take-over stays a new attempt.
+func TestDecideAsyncStartNeverRecorded(t *testing.T) {
+	running := &Run{Status: RunRunning}
+	lost := StepRun{Step: "s", Status: StepRunning, Generation: 1, Attempts: 1, MaxAttempts: 1,
+		StartedAt: decideNow.Add(-10 * time.Minute), LeaseUntil: decideNow.Add(-time.Minute)}
+	with := func(f func(*StepRun)) StepRun { s := lost; f(&s); return s }
+	cases := []struct {
+		name          string
+		state         stepState
+		want          action
+		restart, over bool
+	}{
+		{"reads the run first", stepState{Async: true, Timeout: time.Hour, Cur: lost}, actReadRun, false, false},
+		{"starts again in the same attempt", stepState{Async: true, Timeout: time.Hour, Run: running, Cur: lost}, actClaim, true, true},
+		{"with attempts left too", stepState{Async: true, Timeout: time.Hour, Run: running, Cur: with(func(s *StepRun) { s.MaxAttempts = 3 })}, actClaim, true, true},
+		{"not while the lease holds", stepState{Async: true, Timeout: time.Hour, Run: running, Cur: with(func(s *StepRun) { s.LeaseUntil = decideNow.Add(time.Second) })}, actLeaseHeld, false, false},
+		{"past the timeout", stepState{Async: true, Timeout: 10 * time.Minute, Run: running, Cur: lost}, actStartTimeout, false, false},
+		{"just before the timeout", stepState{Async: true, Timeout: 10*time.Minute + time.Nanosecond, Run: running, Cur: lost}, actClaim, true, true},
+		{"cancelled run", stepState{Async: true, Timeout: time.Hour, Run: &Run{Status: RunCancelled}, Cur: lost}, actCancelStep, false, false},
+		{"a synchronous step's last attempt", stepState{Timeout: time.Hour, Run: running, Cur: lost}, actExhausted, false, false},
+		{"a synchronous step's take-over", stepState{Timeout: time.Hour, Run: running, Cur: with(func(s *StepRun) { s.MaxAttempts = 3 })}, actClaim, false, true},
+		{"a retry after a recorded failure", stepState{Async: true, Timeout: time.Hour, Run: running, Cur: with(func(s *StepRun) { s.Status, s.MaxAttempts = StepRetrying, 3 })}, actClaim, false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.state.Generation, tc.state.Now = 1, decideNow
+			got := decide(tc.state)
+			if got.Act != tc.want || got.Restart != tc.restart || got.TakeOver != tc.over {
+				t.Fatalf("decide = %+v, want %s (restart %v, take-over %v)", got, tc.want, tc.restart, tc.over)
 			}
 		})
 	}
@@ -119,7 +161,11 @@ func TestDecideRandomized(t *testing.T) {
 			}
 			return s
 		}
-		st := stepState{Generation: 1 + rnd.IntN(3), Cur: randStep("s"), Now: decideNow, Timeout: time.Duration(1+rnd.IntN(2)) * time.Hour}
+		st := stepState{Generation: 1 + rnd.IntN(3), Cur: randStep("s"), Now: decideNow, Timeout: time.Duration(1+rnd.IntN(2)) * time.Hour,
+			Async: rnd.IntN(2) == 0}
+		if st.Cur.Attempts > 0 {
+			st.Cur.StartedAt = decideNow.Add(-time.Duration(rnd.IntN(3)) * time.Hour)
+		}
 		if rnd.IntN(2) == 0 {
 			st.Check = rnd.IntN(4)
 		}
@@ -145,20 +191,25 @@ func TestDecideRandomized(t *testing.T) {
 		switch d.Act {
 		case actCheck:
 			// A check happens only for the due check of the current
-			// generation's wait, outside another check's lease, within the
-			// timeout, in a run that has not ended.
+			// generation's wait, outside another check's lease, in a run
+			// that has not ended; it is the last look exactly when it comes
+			// at or past the timeout.
 			if st.Check == 0 || st.Check != cur.Check || cur.Status != StepWaiting || st.Generation != cur.Generation {
 				t.Fatalf("seed %d: check %d of %+v for generation %d", seed, st.Check, cur, st.Generation)
 			}
-			if decideNow.Before(cur.LeaseUntil) || !decideNow.Before(cur.WaitingSince.Add(st.Timeout)) {
-				t.Fatalf("seed %d: check under a lease or past the timeout: %+v", seed, cur)
+			if decideNow.Before(cur.LeaseUntil) {
+				t.Fatalf("seed %d: check under a lease: %+v", seed, cur)
+			}
+			if d.Last != !decideNow.Before(cur.WaitingSince.Add(st.Timeout)) {
+				t.Fatalf("seed %d: last %v for %+v (timeout %s)", seed, d.Last, cur, st.Timeout)
 			}
 			if st.Run == nil || st.Run.Status.Terminal() {
 				t.Fatalf("seed %d: check without a live run: %+v", seed, st.Run)
 			}
-		case actWaitTimeout:
-			if cur.Status != StepWaiting || decideNow.Before(cur.WaitingSince.Add(st.Timeout)) {
-				t.Fatalf("seed %d: timeout of %+v", seed, cur)
+		case actStartTimeout:
+			// Only an asynchronous start lost past the step's timeout.
+			if !st.Async || cur.Status != StepRunning || decideNow.Before(cur.LeaseUntil) || decideNow.Before(cur.StartedAt.Add(st.Timeout)) {
+				t.Fatalf("seed %d: start timeout of %+v (async %v)", seed, cur, st.Async)
 			}
 		}
 		// A waiting step's work is never started again by its own task, and
@@ -171,13 +222,18 @@ func TestDecideRandomized(t *testing.T) {
 		}
 		// A claim happens only for the task's own generation of a step that
 		// is not done, whose lease is not held, with an attempt left...
-		if st.Generation != cur.Generation || cur.Status.Terminal() || cur.Attempts >= cur.MaxAttempts {
+		// (or, restarting an asynchronous start never recorded, the same
+		// attempt within the step's timeout)...
+		if d.Restart && (!st.Async || !d.TakeOver || !decideNow.Before(cur.StartedAt.Add(st.Timeout))) {
+			t.Fatalf("seed %d: restart of %+v (async %v)", seed, cur, st.Async)
+		}
+		if st.Generation != cur.Generation || cur.Status.Terminal() || (cur.Attempts >= cur.MaxAttempts && !d.Restart) {
 			t.Fatalf("seed %d: claim of %+v for generation %d", seed, cur, st.Generation)
 		}
 		if cur.Status == StepRunning && decideNow.Before(cur.LeaseUntil) {
 			t.Fatalf("seed %d: claim while the lease is held: %+v", seed, cur)
 		}
-		if d.TakeOver != (cur.Status == StepRunning) {
+		if d.TakeOver != (cur.Status == StepRunning) || (d.TakeOver && st.Async) != d.Restart {
 			t.Fatalf("seed %d: take-over %v for %s", seed, d.TakeOver, cur.Status)
 		}
 		// ...only when every predecessor succeeded, unless the ledger forced it...

@@ -130,6 +130,9 @@ type eventLog struct {
 	mu     sync.Mutex
 	events []pipeline.Event
 	check  func(pipeline.Event)
+	// flush waits for the notifications handed over so far (the harness's
+	// orchestrator's Flush): reads see every event sent before them.
+	flush func()
 }
 
 func (l *eventLog) Notify(_ context.Context, e pipeline.Event) error {
@@ -143,6 +146,9 @@ func (l *eventLog) Notify(_ context.Context, e pipeline.Event) error {
 }
 
 func (l *eventLog) count(kind pipeline.EventKind) int {
+	if l.flush != nil {
+		l.flush()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := 0
@@ -202,7 +208,9 @@ func newHarnessOn(t *testing.T, yamlText string, led pipeline.Ledger, extra ...p
 	h.ledger = led
 	h.notifiers = pipeline.Notifiers{h.events}
 	h.notifiers = append(h.notifiers, extra...)
+	h.events.flush = h.flush
 	h.deploy(yamlText)
+	t.Cleanup(func() { h.closeOrch() })
 	return h
 }
 
@@ -215,12 +223,41 @@ func (h *harness) deploy(yamlText string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.closeOrch() // the previous revision's notifications go out first
 	h.orch, err = pipeline.New(pipeline.Config{
 		Catalog: pipeline.NewCatalog(defs...), Ledger: h.ledger, Queue: h.queue, Notifier: h.notifiers,
 		Now: h.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: h.reg,
 	})
 	if err != nil {
 		h.t.Fatal(err)
+	}
+}
+
+// flush waits until the orchestrator has sent every notification handed to
+// it so far (they are sent in the background).
+func (h *harness) flush() {
+	h.t.Helper()
+	if h.orch == nil {
+		return
+	}
+	fctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := h.orch.Flush(fctx); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// closeOrch closes the current orchestrator, if any, after its
+// notifications are sent.
+func (h *harness) closeOrch() {
+	h.t.Helper()
+	if h.orch == nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := h.orch.Close(cctx); err != nil {
+		h.t.Error(err)
 	}
 }
 
@@ -247,6 +284,7 @@ func (h *harness) drain(limit int) map[string]error {
 	for n := 0; n < limit; n++ {
 		pending = append(pending, h.queue.take()...)
 		if len(pending) == 0 {
+			h.flush()
 			return errs
 		}
 		t := pending[0]
@@ -261,8 +299,11 @@ func (h *harness) drain(limit int) map[string]error {
 	return nil
 }
 
+// run reads a run once the notifications handed over so far are sent (and
+// final ones recorded).
 func (h *harness) run(id string) pipeline.Run {
 	h.t.Helper()
+	h.flush()
 	r, err := h.ledger.GetRun(context.Background(), id)
 	if err != nil {
 		h.t.Fatal(err)

@@ -98,7 +98,11 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	if err != nil {
 		return StepResult{}, fmt.Errorf("step %s of %s: %w", p.Step, p.RunID, err)
 	}
-	state := stepState{Generation: p.Generation, Check: p.Check, Timeout: gs.Timeout, Cur: got[0], Preds: got[1:], Now: o.now().UTC()}
+	if err := o.checkRunInput(ctx, p, date.Format(time.DateOnly), got[0]); err != nil {
+		return StepResult{}, err
+	}
+	_, async := rg.asyncBody(p.Step)
+	state := stepState{Generation: p.Generation, Check: p.Check, Timeout: gs.Timeout, Async: async, Cur: got[0], Preds: got[1:], Now: o.now().UTC()}
 	cur := state.Cur
 	res := StepResult{RunID: p.RunID, Step: p.Step, Generation: cur.Generation, Status: cur.Status, Attempt: cur.Attempts, MaxAttempt: cur.MaxAttempts, Error: cur.Error}
 
@@ -156,21 +160,15 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		res.Outcome = OutcomeWaiting
 		return res, o.enqueueCheck(ctx, rg, p, cur, cur.NextCheckAt.Sub(state.Now))
 	case actCheck:
-		return o.check(ctx, rg, p, stepInput(p, gs, date, state.Preds, cur), cur, res, log)
-	case actWaitTimeout:
-		msg := fmt.Sprintf("timeout: waited %s for the asynchronous work (timeout %s)", state.Now.Sub(cur.WaitingSince).Round(time.Second), gs.Timeout)
-		if cur.Link != "" {
-			msg += "; " + cur.Link
-		}
-		if cur.Error != "" {
-			msg += "; last error: " + cur.Error
-		}
-		log.ErrorContext(ctx, "asynchronous step timed out", "waiting_since", cur.WaitingSince)
+		return o.check(ctx, rg, p, stepInput(p, gs, date, state.Preds, cur), cur, dec.Last, res, log)
+	case actStartTimeout:
+		msg := fmt.Sprintf("timeout: the start of attempt %d was never recorded within the step's timeout %s (the process stopped after starting the work, %s ago); remote work it started may still be running",
+			cur.Attempts, gs.Timeout, state.Now.Sub(cur.StartedAt).Round(time.Second))
+		log.ErrorContext(ctx, "asynchronous start never recorded; giving up", "started_at", cur.StartedAt)
 		failed, err := o.failStep(ctx, cur, msg)
 		if err != nil {
 			return res, err
 		}
-		o.cancelRemote(ctx, rg, stepInput(p, gs, date, state.Preds, cur), cur)
 		res.Outcome, res.Status, res.Error = OutcomeFailed, failed.Status, failed.Error
 		return res, nil
 	case actCancelStep, actRunEnded:
@@ -229,8 +227,10 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	now := state.Now
 	claim := cur
 	claim.Status = StepRunning
-	claim.Attempts++
-	claim.StartedAt = now
+	if !dec.Restart {
+		claim.Attempts++
+		claim.StartedAt = now
+	}
 	claim.FinishedAt = time.Time{}
 	claim.LeaseUntil = now.Add(rg.requestTimeout(p.Step) + o.leaseGrace)
 	claim.UpdatedAt = now
@@ -245,11 +245,15 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	if dec.TakeOver {
 		// Logged by the one delivery whose claim won, not by every duplicate
 		// that saw the expired lease.
-		log.WarnContext(ctx, "lease expired; taking over", "attempt", cur.Attempts, "lease_until", cur.LeaseUntil)
+		log.WarnContext(ctx, "lease expired; taking over", "attempt", cur.Attempts, "lease_until", cur.LeaseUntil, "restart_async_start", dec.Restart)
 	}
 	res.Status, res.Attempt = claimed.Status, claimed.Attempts
-	log = log.With("attempt", claimed.Attempts, "max_attempts", claimed.MaxAttempts)
-	log.InfoContext(ctx, "step started", "task", d.TaskName, "retry_count", d.RetryCount)
+	// The attempt's lines carry its number (as arguments: a Logger.With per
+	// delivery would preformat them for a handful of lines).
+	attempt := func(kv ...any) []any {
+		return append([]any{"attempt", claimed.Attempts, "max_attempts", claimed.MaxAttempts}, kv...)
+	}
+	log.InfoContext(ctx, "step started", attempt("task", d.TaskName, "retry_count", d.RetryCount)...)
 	o.notify(ctx, Event{Kind: EventStepStarted, Run: o.runStub(p), Step: &claimed})
 
 	in := stepInput(p, gs, date, state.Preds, claimed)
@@ -260,7 +264,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		// Start the work; once it is started the step waits for checks.
 		var poll steps.Poll
 		poll, runErr = o.runPoll(ctx, p.Step, rg.requestTimeout(p.Step), func(ctx context.Context) (steps.Poll, error) {
-			return ab.Start(ctx, in)
+			return ab.Start(ctx, o.inNamespace(in))
 		})
 		if runErr == nil && !poll.Done {
 			ctx, cancel := detach(ctx)
@@ -286,13 +290,16 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	done.LeaseUntil = time.Time{}
 	if runErr == nil {
 		done.Status, done.Output, done.Error = StepSucceeded, out, ""
-		stored, err := o.ledger.UpdateStep(ctx, done)
+		stored, advanced, err := o.recordSuccess(ctx, rg, p, d, done)
 		if err != nil {
 			return res, fmt.Errorf("record success of %s: %w", p.Step, err)
 		}
-		log.InfoContext(ctx, "step succeeded", "duration_ms", elapsed.Milliseconds())
+		log.InfoContext(ctx, "step succeeded", attempt("duration_ms", elapsed.Milliseconds())...)
 		o.notify(ctx, Event{Kind: EventStepSucceeded, Run: o.runStub(p), Step: &stored})
 		res.Outcome, res.Status, res.Output, res.Error = OutcomeSucceeded, stored.Status, stored.Output, ""
+		if advanced {
+			return res, nil
+		}
 		if err := o.advance(ctx, rg, p, stored); err != nil {
 			return res, err
 		}
@@ -309,7 +316,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		if err != nil {
 			return res, fmt.Errorf("release %s of %s after shutdown: %w", p.Step, p.RunID, err)
 		}
-		log.WarnContext(ctx, "step interrupted by shutdown; released for the retry", "duration_ms", elapsed.Milliseconds())
+		log.WarnContext(ctx, "step interrupted by shutdown; released for the retry", attempt("duration_ms", elapsed.Milliseconds())...)
 		res.Status, res.Attempt, res.Error = stored.Status, stored.Attempts, stored.Error
 		return res, fmt.Errorf("%w: %s attempt %d interrupted; released for the retry", ErrShutdown, p.Step, claimed.Attempts)
 	}
@@ -320,7 +327,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		if !permanent {
 			why = fmt.Sprintf("out of attempts (%d/%d)", done.Attempts, done.MaxAttempts)
 		}
-		log.ErrorContext(ctx, "step failed", "error", runErr.Error(), "reason", why, "duration_ms", elapsed.Milliseconds())
+		log.ErrorContext(ctx, "step failed", attempt("error", runErr.Error(), "reason", why, "duration_ms", elapsed.Milliseconds())...)
 		failed, err := o.failStepFrom(ctx, done, runErr.Error())
 		if err != nil {
 			return res, err
@@ -333,10 +340,30 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	if err != nil {
 		return res, fmt.Errorf("record failure of %s: %w", p.Step, err)
 	}
-	log.WarnContext(ctx, "step attempt failed; the queue retries", "error", runErr.Error(), "duration_ms", elapsed.Milliseconds())
+	log.WarnContext(ctx, "step attempt failed; the queue retries", attempt("error", runErr.Error(), "duration_ms", elapsed.Milliseconds())...)
 	o.notify(ctx, Event{Kind: EventStepRetrying, Run: o.runStub(p), Step: &stored})
 	res.Status, res.Error = stored.Status, stored.Error
 	return res, &RetryableError{Result: res, Err: runErr}
+}
+
+// recordSuccess commits the succeeded step done. On a linear hand-off
+// (linearSuccessors) with a ledger that can (Transitioner), the successors'
+// tasks and the deletion of the delivered task go in the same commit, and
+// advanced is true; otherwise only the step is written and the caller
+// advances.
+func (o *Orchestrator) recordSuccess(ctx context.Context, rg *runGraph, p TaskPayload, d Delivery, done StepRun) (stored StepRun, advanced bool, err error) {
+	tr, can := o.ledger.(Transitioner)
+	next, linear := linearSuccessors(rg.Graph, done, p.Only)
+	if !can || !linear {
+		stored, err = o.ledger.UpdateStep(ctx, done)
+		return stored, false, err
+	}
+	tasks := make([]Task, len(next))
+	for i, n := range next {
+		tasks[i] = o.task(rg, done.RunID, p.Date, p.Params, n, 1)
+	}
+	stored, err = tr.Transition(ctx, done, tasks, Task{Name: d.TaskName, Payload: p})
+	return stored, err == nil, err
 }
 
 // runStub is the run as a step event knows it without reading the run record.
@@ -574,10 +601,35 @@ func (o *Orchestrator) owed(r Run) bool {
 	return r.Notify == NotifyPending && o.now().Sub(r.FinishedAt) > owedGrace
 }
 
-// sendFinal hands the final notification to the notifier and, once every
-// notifier accepted it, records it as sent. Notification failures never fail
-// the step.
+// sendFinal hands the final notification to the background sender, which
+// records it as sent once every notifier accepted it: the step never waits on
+// a notifier. Not sent (refused, or given up at shutdown), it stays owed:
+// a later delivery of this run's tasks or the sweeper sends it again. At least
+// once, never lost.
 func (o *Orchestrator) sendFinal(ctx context.Context, r Run, stepRuns []StepRun) {
+	e := finalEvent(r, stepRuns)
+	once := "final:" + r.ID + "@" + r.FinishedAt.Format(time.RFC3339Nano)
+	queued := o.sender.send(sendJob{ctx: unbound(ctx), e: e, once: once, after: func(ctx context.Context, err error) {
+		if err == nil {
+			o.recordFinal(ctx, r)
+		}
+	}})
+	if !queued {
+		o.log.WarnContext(ctx, "final notification not queued; it stays owed", "run", r.ID)
+	}
+}
+
+// sendFinalNow sends the final notification and records it, waiting for the
+// notifier: the sweeper's send of an owed one.
+func (o *Orchestrator) sendFinalNow(ctx context.Context, r Run, stepRuns []StepRun) {
+	if err := o.notifyNow(ctx, finalEvent(r, stepRuns)); err != nil {
+		return // still owed
+	}
+	o.recordFinal(ctx, r)
+}
+
+// finalEvent is the final notification of r, which has ended.
+func finalEvent(r Run, stepRuns []StepRun) Event {
 	kind := EventRunSucceeded
 	switch r.Status {
 	case RunFailed:
@@ -587,11 +639,13 @@ func (o *Orchestrator) sendFinal(ctx context.Context, r Run, stepRuns []StepRun)
 	}
 	full := r
 	full.Steps = stepRuns
-	if err := o.notify(ctx, Event{Kind: kind, Run: full}); err != nil {
-		// Still owed: a later delivery of this run's tasks (or the sweeper)
-		// sends it again. At least once, never lost.
-		return
-	}
+	return Event{Kind: kind, Run: full}
+}
+
+// recordFinal records r's final notification as sent.
+func (o *Orchestrator) recordFinal(ctx context.Context, r Run) {
+	ctx, cancel := context.WithTimeout(ctx, bookkeepingTimeout)
+	defer cancel()
 	// Notifiers may write the run too (Run.Notes), so a conflict here is
 	// expected: re-read and mark the same ending as notified.
 	status, finished := r.Status, r.FinishedAt

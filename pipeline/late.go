@@ -92,7 +92,7 @@ func (o *Orchestrator) checkDeadline(ctx context.Context, def *Definition, r Run
 			alert.StepSince = now.Sub(since)
 		}
 	}
-	if err := o.notify(ctx, Event{Kind: EventRunLate, Run: full, Schedule: alert}); err != nil {
+	if err := o.notifyNow(ctx, Event{Kind: EventRunLate, Run: full, Schedule: alert}); err != nil {
 		return nil // still owed: a tick after alertGrace sends it again
 	}
 	rep.Alerts = append(rep.Alerts, fmt.Sprintf("%s %s %s", EventRunLate, def.Name, r.Date))

@@ -17,6 +17,11 @@ import (
 //     error matching ErrConflict and change nothing. Versions are opaque and
 //     strictly change on every write. A missing record is ErrNotFound.
 //   - Reads return ErrNotFound for a missing run or step.
+//   - Every step written (CreateRun, UpdateStep, and any other write of a
+//     step) is stored as s.WithHistory(): its attempt history brought up to
+//     date in that same write. Every step read is returned as WithHistory()
+//     of the stored one, so a record stored without a history shows its
+//     last attempt.
 //   - Marks (see Mark) keep the same promises: CreateMark creates or returns
 //     the stored mark with created=false, UpdateMark writes only on a matching
 //     Version (ErrConflict otherwise, ErrNotFound when missing), GetMark

@@ -308,6 +308,9 @@ func build(s *sink, fd fileDef, reg *steps.Registry) *Definition {
 			sd.Body = body
 			if _, async := body.(steps.AsyncStep); async && sd.Timeout > MaxAsyncTimeout {
 				bad(fs.at["timeout"], "%stimeout %s is above the %s an asynchronous step may wait", sw, sd.Timeout, MaxAsyncTimeout)
+			} else if async && sd.Timeout > d.MaxRunDuration {
+				bad(fs.at["timeout"], "%stimeout %s is above the pipeline's max_run_duration %s: the run would fail, stopping the wait, before the step times out; "+
+					"raise max_run_duration or lower the timeout", sw, sd.Timeout, d.MaxRunDuration)
 			}
 		}
 		d.Steps = append(d.Steps, sd)

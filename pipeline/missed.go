@@ -188,7 +188,7 @@ func (o *Orchestrator) sendMarked(ctx context.Context, m Mark, field string, now
 	if err != nil || !ok {
 		return false, err
 	}
-	if err := o.notify(ctx, e); err != nil {
+	if err := o.notifyNow(ctx, e); err != nil {
 		return false, nil // still owed: a tick after alertGrace sends it again
 	}
 	_, _, err = o.setMarkField(ctx, m, field, alertSent, func(cur string) bool { return cur == claimed })

@@ -22,6 +22,11 @@ const (
 	EventRunLate     EventKind = "run_late"     // a run not finished by its deadline
 )
 
+// EventStepWaiting says an asynchronous step's work was started and the
+// step waits for it: sent when the wait begins and when a check's error
+// appears or clears, not on every check.
+const EventStepWaiting EventKind = "step_waiting"
+
 // Event is a committed change of a run. Step is set for step events.
 type Event struct {
 	Kind EventKind
@@ -31,8 +36,11 @@ type Event struct {
 	Schedule *ScheduleAlert
 }
 
-// Notifier tells people about runs. Notify must not block for long and its
-// failure never fails a step: the orchestrator logs the error and goes on.
+// Notifier tells people about runs. The orchestrator calls it from its
+// background sender, never from a step's handler: a run's events one at a
+// time and in order, each within a 5 s bound (ctx), and sweeper ticks wait on
+// it. Its failure never fails a step: the orchestrator logs the error and
+// goes on (a final notification stays owed).
 type Notifier interface {
 	Notify(ctx context.Context, e Event) error
 }

@@ -342,13 +342,15 @@ func (o *Orchestrator) Cancel(ctx context.Context, runID string) (Run, error) {
 	}
 	// Steps first, so that nothing starts between the run's and its steps'
 	// change; a CAS lost to a claim leaves that step running to its end.
+	var checking []StepRun
 	for _, s := range r.Steps {
 		for range 3 {
 			if s.Status != StepPending && s.Status != StepRetrying && s.Status != StepWaiting {
 				break
 			}
 			if s.Status == StepWaiting && o.now().Before(s.LeaseUntil) {
-				break // being checked: the check's result stands, the next check sees the run cancelled
+				checking = append(checking, s) // being checked: the check's result stands, the next check sees the run cancelled
+				break
 			}
 			was := s
 			s.Status, s.UpdatedAt, s.LeaseUntil = StepCancelled, o.now().UTC(), time.Time{}
@@ -369,6 +371,9 @@ func (o *Orchestrator) Cancel(ctx context.Context, runID string) (Run, error) {
 	}
 	if err := o.finishRun(ctx, runID, RunCancelled, "cancelled by an operator"); err != nil {
 		return r, err
+	}
+	for _, s := range checking {
+		o.hurryCheck(ctx, r, s)
 	}
 	return o.ledger.GetRun(ctx, runID)
 }

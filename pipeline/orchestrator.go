@@ -28,6 +28,8 @@ type Orchestrator struct {
 	// namespace is the ledger's namespace, part of every task name.
 	namespace string
 	jobs      JobControl
+	// sender hands events to the notifier in the background.
+	sender *sender
 }
 
 // Config wires an Orchestrator.
@@ -86,6 +88,7 @@ func New(cfg Config) (*Orchestrator, error) {
 	if o.leaseGrace == 0 {
 		o.leaseGrace = 30 * time.Second
 	}
+	o.sender = newSender(o.callNotifier, o.log)
 	o.namespace = cfg.Namespace
 	if ns, ok := cfg.Ledger.(Namespacer); ok && o.namespace == "" {
 		o.namespace = ns.Namespace()
@@ -180,8 +183,10 @@ func (o *Orchestrator) create(ctx context.Context, req StartRequest, status RunS
 		DefinitionVersion: g.Version, Graph: g,
 	}
 	srs := make([]StepRun, len(g.Steps))
+	input := runInputDigest(date, params)
 	for i, s := range g.Steps {
-		srs[i] = StepRun{RunID: run.ID, Step: s.Name, Status: StepPending, Generation: 1, MaxAttempts: s.MaxAttempts, UpdatedAt: now}
+		srs[i] = StepRun{RunID: run.ID, Step: s.Name, Status: StepPending, Generation: 1, MaxAttempts: s.MaxAttempts, UpdatedAt: now,
+			RunInput: input}
 	}
 	stored, created, err := o.ledger.CreateRun(ctx, run, srs)
 	if err != nil {
@@ -322,13 +327,26 @@ func (o *Orchestrator) enqueue(ctx context.Context, rg *runGraph, runID, date st
 // notifyTimeout bounds a notifier; notifiers must hand slow work off anyway.
 const notifyTimeout = 5 * time.Second
 
-// notify hands a committed event to the notifier. A notifier's error, panic or
-// cancellation never reaches the step.
-func (o *Orchestrator) notify(ctx context.Context, e Event) (err error) {
+// notify hands a committed event to the background sender: no step waits on
+// a notifier (invariant 6). An event the sender cannot take (shutting down,
+// backlog full) is logged and dropped.
+func (o *Orchestrator) notify(ctx context.Context, e Event) {
+	if !o.sender.send(sendJob{ctx: unbound(ctx), e: e}) {
+		o.log.WarnContext(ctx, "notification dropped: the sender is closed or full", "run", e.Run.ID, "event", string(e.Kind))
+	}
+}
+
+// unbound keeps ctx's values (trace, logger) for work done after its request
+// ended, and nothing of the request itself.
+func unbound(ctx context.Context) context.Context {
+	return context.WithValue(context.WithoutCancel(ctx), requestKey{}, context.Background())
+}
+
+// notifyNow hands a committed event to the notifier and waits for it: the
+// sweeper's sends, which record the outcome (alerts, owed finals). A
+// notifier's error, panic or cancellation is returned, logged.
+func (o *Orchestrator) notifyNow(ctx context.Context, e Event) (err error) {
 	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("notifier panicked: %v", r)
-		}
 		if err != nil {
 			o.log.WarnContext(ctx, "notification failed", "run", e.Run.ID, "event", string(e.Kind), "error", err.Error())
 		}
@@ -348,5 +366,26 @@ func (o *Orchestrator) notify(ctx context.Context, e Event) (err error) {
 		}
 	})
 	defer stop()
-	return o.notifier.Notify(nctx, e)
+	return o.callNotifier(nctx, e)
 }
+
+// callNotifier calls the notifier, turning a panic into an error.
+func (o *Orchestrator) callNotifier(ctx context.Context, e Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("notifier panicked: %v", r)
+		}
+	}()
+	return o.notifier.Notify(ctx, e)
+}
+
+// Flush waits until every notification handed to the background sender so
+// far has been sent (or given up), or ctx ends. Tests and commands that exit
+// after a run use it.
+func (o *Orchestrator) Flush(ctx context.Context) error { return o.sender.flush(ctx) }
+
+// Close stops taking notifications and waits, until ctx ends, for those
+// still queued; then it ends the calls in flight and gives up the rest. A
+// final notification given up stays owed in the ledger (Run.Notify), and the
+// sweeper sends it after owedGrace.
+func (o *Orchestrator) Close(ctx context.Context) error { return o.sender.close(ctx) }

@@ -85,7 +85,7 @@ func (o *Orchestrator) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		}
 		steps := full.Steps
 		full.Steps = nil
-		o.sendFinal(ctx, full, steps)
+		o.sendFinalNow(ctx, full, steps)
 		rep.Notified = append(rep.Notified, r.ID)
 	}
 	launched, err := o.launchPending(ctx)
@@ -207,6 +207,16 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 		}
 		name := runID + "/" + sd.Name
 		switch {
+		case s.Status == StepRunning && !now.Before(s.LeaseUntil) && def.isAsync(sd.Name):
+			// An asynchronous start whose state was never recorded (the
+			// process died after Start): its delivery starts the same
+			// attempt again, adopting the remote work, or fails the step
+			// once its timeout has passed (decide), whatever the attempts
+			// left. A name per expired lease: each crash gets one sweep.
+			if err := o.sweepEnqueue(ctx, def, r, s, fmt.Sprintf("-sweep-a%d-l%d", s.Attempts, s.LeaseUntil.Unix())); err != nil {
+				return err
+			}
+			rep.Reenqueued = append(rep.Reenqueued, name)
 		case s.Status == StepRunning && !now.Before(s.LeaseUntil):
 			if s.Attempts >= s.MaxAttempts {
 				msg := fmt.Sprintf("attempt %d/%d did not finish (lease expired at %s)", s.Attempts, s.MaxAttempts, s.LeaseUntil.Format(time.RFC3339))

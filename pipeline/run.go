@@ -148,6 +148,14 @@ type StepRun struct {
 	WaitingSince time.Time       `json:"waiting_since,omitzero"`
 	NextCheckAt  time.Time       `json:"next_check_at,omitzero"`
 	Link         string          `json:"link,omitempty"`
+	// History is the step's attempts, oldest first, at most MaxHistory of
+	// them, across generations. Ledgers keep it in step with the current
+	// attempt in the write that records its start or end (WithHistory).
+	History []Attempt `json:"history,omitempty"`
+	// RunInput is the digest of the run's date and params,
+	// written when the run is created: a task's date and params are checked
+	// against it without reading the run.
+	RunInput string `json:"-"`
 	// WaitedMillis is how long a waiting step has waited, filled by the API
 	// when it answers (not stored).
 	WaitedMillis int64 `json:"waited_ms,omitempty"`

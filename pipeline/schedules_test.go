@@ -61,6 +61,7 @@ func newSchedHarness(t *testing.T, yamlText string, led pipeline.Ledger, now tim
 // clock: what a new instance (or a restarted process) would be.
 func (h *harness) restart() {
 	h.t.Helper()
+	h.closeOrch() // the previous instance's notifications go out first
 	o, err := pipeline.New(pipeline.Config{
 		Catalog: h.catalog, Ledger: h.ledger, Queue: h.queue, Notifier: h.notifiers,
 		Now: h.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -90,6 +91,7 @@ func (h *harness) reconcile() pipeline.ReconcileReport {
 }
 
 func (h *harness) eventsOf(kind pipeline.EventKind) []pipeline.Event {
+	h.flush()
 	h.events.mu.Lock()
 	defer h.events.mu.Unlock()
 	var out []pipeline.Event

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -13,11 +14,13 @@ import (
 // requests, until the work is done. The step's timeout bounds the whole
 // wait, not each request.
 //
-// Start is called at most once per attempt (the attempt's lease holds it).
-// Where the remote API takes a client-chosen ID, derive it from the input
-// (run, step, attempt) so that a start repeated after a crash is refused
-// remotely; otherwise the crash window between the remote start and the
-// orchestrator recording the returned state remains (the attempt is retried).
+// Start is called once per attempt (the attempt's lease holds it), except
+// after a crash between Start returning and the orchestrator recording its
+// state: once the lease expires, the next delivery calls Start again for
+// the same attempt (same Input.Attempt and Generation). Where the remote
+// API takes a client-chosen ID, derive it from the input (AttemptKey) so
+// that the repeated start adopts the work the lost one began; otherwise
+// that crash window starts the work twice.
 type AsyncStep interface {
 	Step
 	// Start begins the work. A Poll that is not Done makes the step wait:
@@ -27,6 +30,15 @@ type AsyncStep interface {
 	// fail the step; others are retried later (see RetryAfter) without
 	// consuming the step's attempts.
 	Check(ctx context.Context, in Input, state json.RawMessage) (Poll, error)
+}
+
+// AttemptKey names one attempt of one generation of a step in a run
+// (RUN/STEP/gGENERATION/aATTEMPT): a deterministic ID for a remote API
+// that takes a client-chosen one (a start repeated after a crash is then
+// recognised remotely). Derive a kind's own ID from it (or from the same
+// fields) where the remote API restricts the characters.
+func AttemptKey(in Input) string {
+	return fmt.Sprintf("%s/%s/g%d/a%d", in.RunID, in.Step, in.Generation, in.Attempt)
 }
 
 // Canceller is implemented by an AsyncStep that can stop its remote work: it
@@ -42,8 +54,9 @@ type Poll struct {
 	// Done says the work finished successfully with Output.
 	Done   bool
 	Output json.RawMessage
-	// State is what the next Check needs (JSON); After is when to check
-	// again (the orchestrator applies a minimum and the step's timeout).
+	// State is what the next Check needs (JSON); a Check answering none
+	// keeps the state it was given. After is when to check again (the
+	// orchestrator applies a minimum and the step's timeout).
 	State json.RawMessage
 	After time.Duration
 	// Link points at the remote work for people (a console URL, a status

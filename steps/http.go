@@ -140,6 +140,9 @@ func NewHTTP(settings map[string]any) (Step, error) {
 		return nil, err
 	}
 	if async {
+		// The checks send the step's headers to the status URL; a redirect
+		// to another origin would carry them there: not followed.
+		st.client.CheckRedirect = sameOriginRedirects
 		return &asyncHTTPStep{httpStep: st, interval: interval}, nil
 	}
 	return st, nil

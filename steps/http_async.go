@@ -26,10 +26,18 @@ import (
 //
 // The remote API takes no client-chosen ID, so Start is at most once per
 // attempt except in the window between the remote accepting the request
-// and the orchestrator recording the status URL (a crash there retries the
-// attempt, which starts the work again): services that can should
-// deduplicate on the X-Pipeline-Attempt-Key header sent with the start.
+// and the orchestrator recording the status URL (a crash there starts the
+// same attempt again once its lease expires, which sends the request
+// again): services that can should deduplicate on the
+// X-Pipeline-Attempt-Key header sent with the start (AttemptKey, then
+// the ledger's NamespaceTag when known: RUN/STEP/gG/aN/LEDGER).
 // The kind cannot cancel the remote work (no standard way to).
+//
+// The status URL must be on the origin (scheme, host and port) of the
+// request that starts the work: each check sends the step's headers and ID
+// token to it, so a status URL elsewhere is refused (permanent) rather than
+// handed those credentials; for the same reason a redirect to another
+// origin is not followed (its 3xx fails the step).
 type asyncHTTPStep struct {
 	*httpStep
 	interval time.Duration // 0: the orchestrator's default
@@ -60,7 +68,11 @@ func (h *asyncHTTPStep) Start(ctx context.Context, in Input) (Poll, error) {
 	if err != nil {
 		return Poll{}, err
 	}
-	req.Header.Set("X-Pipeline-Attempt-Key", fmt.Sprintf("%s/%s/a%d", in.RunID, in.Step, in.Attempt))
+	key := AttemptKey(in)
+	if tag := in.NamespaceTag(); tag != "" {
+		key += "/" + tag // another deployment's start of the same attempt is not a duplicate
+	}
+	req.Header.Set("X-Pipeline-Attempt-Key", key)
 	x, err := h.exchange(ctx, req)
 	if err != nil {
 		return Poll{}, err
@@ -86,13 +98,21 @@ func (h *asyncHTTPStep) Check(ctx context.Context, in Input, state json.RawMessa
 	if err != nil {
 		return Poll{}, Permanent(fmt.Errorf("http: status url %q: %w", st.URL, err))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return Poll{}, Permanent(fmt.Errorf("http: building status request: %w", err))
-	}
 	data := templateData{RunID: in.RunID, Pipeline: in.Pipeline, Step: in.Step, Date: in.DateString(), Attempt: in.Attempt, Params: in.Params}
 	if data.Params == nil {
 		data.Params = map[string]string{}
+	}
+	var start strings.Builder
+	if err := h.url.Execute(&start, data); err != nil {
+		return Poll{}, Permanent(fmt.Errorf("http: expanding %s: %w", h.url.Name(), err))
+	}
+	if su, err := url.Parse(start.String()); err != nil || !sameOrigin(su, u) {
+		return Poll{}, Permanent(fmt.Errorf("http: status url %s is on another origin than the request that started the work (%s): "+
+			"not sending the step's headers and ID token there", redact(u), origin(su)))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return Poll{}, Permanent(fmt.Errorf("http: building status request: %w", err))
 	}
 	for name, t := range h.headers {
 		var b strings.Builder
@@ -140,8 +160,14 @@ func (h *asyncHTTPStep) pending(x reply, current string) (Poll, error) {
 	if status == "" {
 		return Poll{}, Permanent(fmt.Errorf("http: %s: 202 Accepted without a Location header or a status_url in the body: nothing to check", x.where))
 	}
-	if _, err := checkURL(status); err != nil {
+	su, err := checkURL(status)
+	if err != nil {
 		return Poll{}, Permanent(fmt.Errorf("http: status url %q: %w", status, err))
+	}
+	if !sameOrigin(x.url, su) {
+		return Poll{}, Permanent(fmt.Errorf("http: %s: 202 with a status url on another origin, %s (the request went to %s): "+
+			"the checks would send the step's headers and ID token there; serve the status from the same scheme, host and port",
+			x.where, origin(su), origin(x.url)))
 	}
 	st, _ := json.Marshal(asyncHTTPState{URL: status})
 	after := h.interval
@@ -150,4 +176,44 @@ func (h *asyncHTTPStep) pending(x reply, current string) (Poll, error) {
 	}
 	u, _ := url.Parse(status)
 	return Poll{State: st, After: after, Link: redact(u)}, nil
+}
+
+// sameOrigin reports whether a and b have the same scheme, host and port
+// (a port left out is the scheme's default).
+func sameOrigin(a, b *url.URL) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && originPort(a) == originPort(b)
+}
+
+// origin renders u's scheme, host and port.
+func origin(u *url.URL) string {
+	if u == nil {
+		return "(none)"
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+func originPort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return "443"
+	}
+	return "80"
+}
+
+// sameOriginRedirects follows a redirect within the first request's
+// origin only (at most 10, as net/http does); to another origin the
+// redirect is the answer, which fails the step naming its status.
+func sameOriginRedirects(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if !sameOrigin(via[0].URL, req.URL) {
+		return http.ErrUseLastResponse
+	}
+	return nil
 }

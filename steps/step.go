@@ -6,6 +6,8 @@ package steps
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -40,6 +42,28 @@ type Input struct {
 	// Attempt counts from 1; MaxAttempts is the step's limit.
 	Attempt     int
 	MaxAttempts int
+	// Generation counts the step's runs in this run from 1 (an operator's
+	// re-run is a new generation): with RunID, Step and Attempt it names an
+	// attempt uniquely, for a remote API's client-chosen ID.
+	Generation int
+	// Namespace names the ledger the run is recorded in (its Firestore
+	// collection path, or the embedded ledger file's own id): two
+	// deployments, or a ledger deleted and created anew, have different
+	// ones. A remote ID derived from RunID, Step, Generation and Attempt
+	// should fold it in (see NamespaceTag), or another deployment's run of
+	// the same pipeline and date meets it. Empty where unknown.
+	Namespace string
+}
+
+// NamespaceTag is a short tag of in's Namespace (16 hex digits of its
+// SHA-256), for IDs and keys that must differ between ledgers, or "" when
+// the namespace is unknown.
+func (in Input) NamespaceTag() string {
+	if in.Namespace == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(in.Namespace))
+	return hex.EncodeToString(sum[:8])
 }
 
 // Key is the run key, the part of RunID after the "@": the run date for a

@@ -2,6 +2,8 @@ package ui_test
 
 import (
 	"context"
+	"encoding/json"
+	"html"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -160,9 +162,19 @@ func TestBadPageInputIsAClearError(t *testing.T) {
 		{"/ui/runs/bad", 400, "PIPELINE@KEY"},
 		{"/ui/nowhere", 404, "no dashboard page"},
 	} {
-		code, body := e.do(request{path: c.path, token: e.vwToken})
-		if code != c.code || !strings.Contains(body, c.want) {
+		// A browser gets the error page.
+		code, body := e.do(request{path: c.path, token: e.vwToken, header: map[string]string{"Accept": "text/html,application/xhtml+xml"}})
+		if code != c.code || !strings.Contains(body, c.want) || !strings.Contains(body, "<h1>") {
 			t.Errorf("GET %s: %d, want %d with %q\n%s", c.path, code, c.code, c.want, body)
+		}
+		// A script (no HTML in Accept) gets the same error as JSON.
+		code, body = e.do(request{path: c.path, token: e.vwToken})
+		var msg struct {
+			Error  string `json:"error"`
+			Status int    `json:"status"`
+		}
+		if err := json.Unmarshal([]byte(body), &msg); err != nil || code != c.code || msg.Status != c.code || !strings.Contains(msg.Error, html.UnescapeString(c.want)) {
+			t.Errorf("GET %s without Accept: %d %s, want a JSON error %d with %q (%v)", c.path, code, body, c.code, html.UnescapeString(c.want), err)
 		}
 	}
 }

@@ -2,9 +2,6 @@ package ui
 
 import (
 	"fmt"
-	"time"
-
-	"github.com/pipelinehq/pipeline/pipeline"
 )
 
 // Graph geometry (SVG user units).
@@ -97,61 +94,4 @@ func layoutGraph(steps []runStep) graph {
 	g.W = 2*pad + (maxLevel+1)*nodeW + maxLevel*gapX
 	g.H = 2*pad + maxRows*nodeH + max(0, maxRows-1)*gapY
 	return g
-}
-
-// timeline places each step's last attempt on the run's time axis, in
-// per-mille of the run's span (the ledger records the last attempt's start
-// and end and the number of attempts).
-type timeline struct {
-	Start, End time.Time
-	Bars       []timelineBar
-}
-
-type timelineBar struct {
-	Step        string
-	Status      string
-	X, W        int // per mille
-	Start, End  time.Time
-	Attempts    int
-	MaxAttempts int
-}
-
-func buildTimeline(r pipeline.Run, steps []runStep) timeline {
-	// The axis spans the recorded times only (not the clock), so a live page
-	// changes when the run does; a step still running reaches the axis end.
-	t := timeline{Start: runStart(r), End: r.FinishedAt}
-	for _, s := range steps {
-		if !s.StartedAt.IsZero() && s.StartedAt.Before(t.Start) {
-			t.Start = s.StartedAt
-		}
-		for _, x := range []time.Time{s.StartedAt, s.FinishedAt} {
-			if x.After(t.End) {
-				t.End = x
-			}
-		}
-	}
-	if t.End.Before(t.Start) {
-		t.End = t.Start
-	}
-	span := t.End.Sub(t.Start)
-	if span <= 0 {
-		span = time.Millisecond
-	}
-	pm := func(x time.Time) int {
-		v := int(1000 * x.Sub(t.Start) / span)
-		return min(1000, max(0, v))
-	}
-	for _, s := range steps {
-		b := timelineBar{Step: s.Step, Status: s.Cell, Start: s.StartedAt, End: s.FinishedAt, Attempts: s.Attempts, MaxAttempts: s.MaxAttempts}
-		if !s.StartedAt.IsZero() {
-			end := s.FinishedAt
-			if end.IsZero() || end.Before(s.StartedAt) {
-				end = t.End
-			}
-			b.X = pm(s.StartedAt)
-			b.W = max(4, pm(end)-b.X)
-		}
-		t.Bars = append(t.Bars, b)
-	}
-	return t
 }

@@ -99,7 +99,7 @@ func (h *Handler) run(ctx context.Context, r *http.Request, _ access) (string, v
 		d.Steps = append(d.Steps, rs)
 	}
 	d.Graph = layoutGraph(d.Steps)
-	d.Timeline = buildTimeline(run, d.Steps)
+	d.Timeline = buildTimeline(run, d.Steps, d.Loc)
 	v := view{Title: run.ID, Nav: "grid", Data: d}
 	if !run.Status.Terminal() {
 		v.Live = r.URL.Path

@@ -52,14 +52,16 @@ var labels = map[string]string{
 }
 
 var funcs = template.FuncMap{
-	"icon":  func(s string) string { return icons[s] },
-	"label": func(s string) string { return labels[s] },
-	"dur":   fmtDur,
-	"ts":    fmtTime,
-	"pct":   func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
-	"ms":    func(f float64) string { return fmtDur(time.Duration(f * float64(time.Millisecond))) },
-	"str":   func(v any) string { return fmt.Sprint(v) },
-	"split": strings.Fields,
+	"icon":   func(s string) string { return icons[s] },
+	"label":  func(s string) string { return labels[s] },
+	"dur":    fmtDur,
+	"ts":     fmtTime,
+	"pct":    func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
+	"ms":     func(f float64) string { return fmtDur(time.Duration(f * float64(time.Millisecond))) },
+	"str":    func(v any) string { return fmt.Sprint(v) },
+	"split":  strings.Fields,
+	"span":   fmtSpan,
+	"recent": recentAttempts,
 }
 
 // fmtDur prints a duration for people: 850ms, 12.3s, 4m05s, 2h10m.
@@ -75,6 +77,24 @@ func fmtDur(d time.Duration) string {
 		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
 	}
 	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+// shownAttempts is how many of a step's attempts its list on the run page
+// shows (the timeline shows all), so that a run whose steps all used their
+// whole history stays under the page bound.
+const shownAttempts = 5
+
+// recentAttempts are the last shownAttempts of h, newest last.
+func recentAttempts(h []pipeline.Attempt) []pipeline.Attempt {
+	return h[max(0, len(h)-shownAttempts):]
+}
+
+// fmtSpan prints the time from a to b, or "–" when either is unknown.
+func fmtSpan(a, b time.Time) string {
+	if a.IsZero() || b.IsZero() {
+		return "–"
+	}
+	return fmtDur(b.Sub(a))
 }
 
 // fmtTime prints a time in loc (UTC if nil), or "–".

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/pipelinehq/pipeline/pipeline"
@@ -30,6 +31,9 @@ type Config struct {
 	// empty list.
 	Viewers   pipeline.Authenticator
 	Operators pipeline.Authenticator
+	// BehindIAP says Viewers and Operators verify Identity-Aware Proxy's
+	// signed header: a 401 then says to come through IAP.
+	BehindIAP bool
 	// AuthOff lets everyone read and act (PIPELINE_AUTH=off, local only);
 	// every page says so.
 	AuthOff bool
@@ -172,7 +176,8 @@ type errorData struct {
 	Next    string
 }
 
-// fail renders err as an error page with its status and the next step.
+// fail renders err as an error page with its status and the next step, or
+// as a JSON error when the client does not ask for HTML (scripts, curl).
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, a access, err error) {
 	code := pipeline.ErrorStatus(err)
 	if code >= 500 {
@@ -182,10 +187,17 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, a access, err err
 	switch code {
 	case http.StatusUnauthorized:
 		next = "Open the dashboard through `pipeline ui --url SERVICE_URL`, which adds your identity token to each request."
+		if h.cfg.BehindIAP {
+			next = "Open the dashboard at its Identity-Aware Proxy address: requests that do not come through IAP are refused."
+		}
 	case http.StatusForbidden:
 		next = "Ask for your email to be added to ALLOWED_VIEWERS (read) or ALLOWED_OPERATORS (read and act)."
 	case http.StatusNotFound:
 		next = "Go back to the grid at /ui/."
+	}
+	if !strings.Contains(r.Header.Get("Accept"), "text/html") {
+		writeJSON(w, code, map[string]any{"error": err.Error(), "status": code, "next": next})
+		return
 	}
 	h.render(w, code, "error", "layout", view{Title: http.StatusText(code), Access: a, Backend: h.cfg.Backend, Now: h.cfg.Now(),
 		Data: errorData{Status: code, Message: err.Error(), Next: next}})

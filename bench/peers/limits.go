@@ -74,7 +74,7 @@ func limits(dir string, n int) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("limits: loopback HTTP: %w", err)
 	}
-	return fmt.Sprintf("%-22s fsync_ms=%.3f bbolt_commit_ms=%.3f loopback_http_ms=%.3f", "machine", ms(fsync), ms(commit), ms(rtt)), nil
+	return fmt.Sprintf("%s fsync_ms=%.3f bbolt_commit_ms=%.3f loopback_http_ms=%.3f", "machine", ms(fsync), ms(commit), ms(rtt)), nil
 }
 
 func median(n int, f func() error) (time.Duration, error) {

@@ -78,19 +78,22 @@ func quantileMS(d []time.Duration, q float64) float64 {
 	return float64(s[int(q*float64(len(s)-1))]) / float64(time.Millisecond)
 }
 
-// result is one line of the output table.
+// result is one line of the output: key=value fields that markdownTable
+// reads.
 type result struct {
 	peer, mode         string
 	chains, concurrent int
 	wall               time.Duration
 	gaps               []time.Duration
 	steps              int
+	cpu                time.Duration // CPU time of this process and the server's during the run
 }
 
 func (r result) String() string {
-	perSec := float64(r.chains*r.steps) / r.wall.Seconds()
-	return fmt.Sprintf("%-22s %-12s chains=%-4d conc=%-3d p50_ms=%.3f p99_ms=%.3f steps/s=%.0f",
-		r.peer, r.mode, r.chains, r.concurrent, quantileMS(r.gaps, 0.5), quantileMS(r.gaps, 0.99), perSec)
+	total := r.chains * r.steps
+	return fmt.Sprintf("peer=%s mode=%s chains=%d conc=%d p50_ms=%.3f p99_ms=%.3f steps/s=%.0f cpu_us/step=%.0f",
+		r.peer, r.mode, r.chains, r.concurrent, quantileMS(r.gaps, 0.5), quantileMS(r.gaps, 0.99),
+		float64(total)/r.wall.Seconds(), float64(r.cpu)/float64(time.Microsecond)/float64(total))
 }
 
 // runChains starts n chains, at most conc at a time, with start (which

@@ -11,11 +11,13 @@
 # The Scheduler jobs come from the pipeline files via `pipeline schedules`.
 # DISCORD_WEBHOOK_URL in the environment, if set, is stored in Secret Manager
 # (never printed). ALLOWED_OPERATORS (or --operators) lists who may call the
-# operator routes; each of them also gets run.invoker on the service.
+# operator routes, ALLOWED_VIEWERS (or --viewers) who may read the dashboard;
+# each of them also gets run.invoker on the service. IAP_AUDIENCE (or
+# --iap-audience) turns on the check of Identity-Aware Proxy's signed header.
 set -euo pipefail
 
 usage() {
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
   cat <<'USAGE'
 Options:
   --project ID           Google Cloud project (required)
@@ -27,12 +29,27 @@ Options:
   --timeout SECONDS      Cloud Run request timeout (default 1800)
   --operators EMAILS     comma list of operators (ALLOWED_OPERATORS; default: $ALLOWED_OPERATORS, else
                          none, and the operator routes are closed)
+  --viewers EMAILS       comma list of dashboard viewers (ALLOWED_VIEWERS; default: $ALLOWED_VIEWERS, else none)
+  --iap-audience AUD     the service's IAP audience (IAP_AUDIENCE; default: $IAP_AUDIENCE, else IAP is not checked)
   --dry-run              print the commands, run none
+Asynchronous steps (docs/async.md): the runtime gets the roles their kinds need, on
+these resources only (each a comma list; default the ASYNC_* variable of that name):
+  --run-jobs JOBS        Cloud Run jobs cloudrun.job steps run (NAME in --region, or
+                         projects/P/locations/R/jobs/J): roles/run.jobsExecutorWithOverrides
+  --job-accounts EMAILS  the service accounts those jobs run as: roles/iam.serviceAccountUser
+  --bigquery-datasets DS datasets bigquery.query steps write (DATASET or PROJECT:DATASET):
+                         roles/bigquery.dataEditor each, roles/bigquery.jobUser on the project
+  --bigquery-job-user    roles/bigquery.jobUser even without a dataset (queries that only read)
+  --invoked-services S   private Cloud Run services (in --region) async http steps call with
+                         an audience: roles/run.invoker
 USAGE
 }
 
 PROJECT="" REGION="europe-west1" STAGE="dev" IMAGE="" PIPELINES="pipelines" PIPELINE_BIN="" TIMEOUT=1800 DRY_RUN=0
-OPERATORS="${ALLOWED_OPERATORS:-}"
+OPERATORS="${ALLOWED_OPERATORS:-}" VIEWERS="${ALLOWED_VIEWERS:-}" IAP_AUD="${IAP_AUDIENCE:-}"
+ASYNC_RUN_JOBS="${ASYNC_RUN_JOBS:-}" ASYNC_JOB_ACCOUNTS="${ASYNC_JOB_ACCOUNTS:-}"
+ASYNC_BIGQUERY_DATASETS="${ASYNC_BIGQUERY_DATASETS:-}" ASYNC_BIGQUERY_JOB_USER="${ASYNC_BIGQUERY_JOB_USER:-0}"
+ASYNC_INVOKED_SERVICES="${ASYNC_INVOKED_SERVICES:-}"
 QUEUE_MAX_ATTEMPTS=25 SCHEDULER_RETRIES=3 RECONCILE_SCHEDULE="*/5 * * * *" LEDGER_COLLECTION="pipeline_runs"
 
 while (($#)); do
@@ -45,7 +62,14 @@ while (($#)); do
     --pipeline-bin) PIPELINE_BIN="$2"; shift 2 ;;
     --timeout) TIMEOUT="$2"; shift 2 ;;
     --operators) OPERATORS="$2"; shift 2 ;;
+    --viewers) VIEWERS="$2"; shift 2 ;;
+    --iap-audience) IAP_AUD="$2"; shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
+    --run-jobs) ASYNC_RUN_JOBS="$2"; shift 2 ;;
+    --job-accounts) ASYNC_JOB_ACCOUNTS="$2"; shift 2 ;;
+    --bigquery-datasets) ASYNC_BIGQUERY_DATASETS="$2"; shift 2 ;;
+    --bigquery-job-user) ASYNC_BIGQUERY_JOB_USER=1; shift ;;
+    --invoked-services) ASYNC_INVOKED_SERVICES="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "deploy.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -53,7 +77,7 @@ done
 [[ -n "$PROJECT" ]] || { echo "deploy.sh: --project is required" >&2; exit 2; }
 [[ -n "$IMAGE" ]] || { echo "deploy.sh: --image is required" >&2; exit 2; }
 [[ "$STAGE" == dev || "$STAGE" == prod ]] || { echo "deploy.sh: --stage must be dev or prod" >&2; exit 2; }
-OPERATORS="${OPERATORS// /}"
+OPERATORS="${OPERATORS// /}" VIEWERS="${VIEWERS// /}"
 
 NAME="pipeline-$STAGE"
 RUNTIME_SA="$NAME-run@$PROJECT.iam.gserviceaccount.com"
@@ -142,6 +166,42 @@ done
 run "${G[@]}" iam service-accounts add-iam-policy-binding "$TASKS_SA" \
   --member "serviceAccount:$RUNTIME_SA" --role roles/iam.serviceAccountUser
 
+echo "# --- IAM for asynchronous steps (only what the lists name)"
+IFS=',' read -r -a async_jobs <<<"${ASYNC_RUN_JOBS// /}"
+for job in "${async_jobs[@]}"; do
+  [[ -n "$job" ]] || continue
+  job_project="$PROJECT" job_region="$REGION"
+  if [[ "$job" == projects/*/locations/*/jobs/* ]]; then
+    IFS='/' read -r _ job_project _ job_region _ job <<<"$job"
+  fi
+  run gcloud --project "$job_project" --quiet run jobs add-iam-policy-binding "$job" --region "$job_region" \
+    --member "serviceAccount:$RUNTIME_SA" --role roles/run.jobsExecutorWithOverrides
+done
+IFS=',' read -r -a async_accounts <<<"${ASYNC_JOB_ACCOUNTS// /}"
+for account in "${async_accounts[@]}"; do
+  [[ -n "$account" ]] || continue
+  run "${G[@]}" iam service-accounts add-iam-policy-binding "$account" \
+    --member "serviceAccount:$RUNTIME_SA" --role roles/iam.serviceAccountUser
+done
+IFS=',' read -r -a async_datasets <<<"${ASYNC_BIGQUERY_DATASETS// /}"
+if ((${#async_datasets[@]})) || [[ "$ASYNC_BIGQUERY_JOB_USER" == 1 ]]; then
+  run "${G[@]}" services enable bigquery.googleapis.com
+  run "${G[@]}" projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:$RUNTIME_SA" \
+    --role roles/bigquery.jobUser --condition None
+fi
+for dataset in "${async_datasets[@]}"; do
+  [[ -n "$dataset" ]] || continue
+  [[ "$dataset" == *:* ]] || dataset="$PROJECT:$dataset"
+  run bq --project_id "${dataset%%:*}" add-iam-policy-binding \
+    --member "serviceAccount:$RUNTIME_SA" --role roles/bigquery.dataEditor "$dataset"
+done
+IFS=',' read -r -a async_services <<<"${ASYNC_INVOKED_SERVICES// /}"
+for target in "${async_services[@]}"; do
+  [[ -n "$target" ]] || continue
+  run "${G[@]}" run services add-iam-policy-binding "$target" --region "$REGION" \
+    --member "serviceAccount:$RUNTIME_SA" --role roles/run.invoker
+done
+
 echo "# --- Firestore"
 if ! exists "${G[@]}" firestore databases describe --database "$NAME"; then
   run "${G[@]}" firestore databases create --database "$NAME" --location "$REGION" --type firestore-native
@@ -192,6 +252,8 @@ env_vars=(
   "TASKS_SERVICE_ACCOUNT=$TASKS_SA"
   "ALLOWED_INVOKERS=$TASKS_SA,$SCHEDULER_SA"
   "ALLOWED_OPERATORS=$OPERATORS"
+  "ALLOWED_VIEWERS=$VIEWERS"
+  "IAP_AUDIENCE=$IAP_AUD"
   "FIRESTORE_DATABASE=$NAME"
   "LEDGER_COLLECTION=$LEDGER_COLLECTION"
   "DISCORD_MENTION=${DISCORD_MENTION:-}"
@@ -200,22 +262,26 @@ env_vars=(
   "CLOUD_RUN_TIMEOUT=${TIMEOUT}s"
   "QUEUE_MAX_ATTEMPTS=$QUEUE_MAX_ATTEMPTS"
   "SCHEDULER_RETRIES=$SCHEDULER_RETRIES"
+  "RUNTIME_SERVICE_ACCOUNT=$RUNTIME_SA"
 )
-# ALLOWED_INVOKERS and ALLOWED_OPERATORS hold commas: "|" delimits the list instead.
+# ALLOWED_INVOKERS, ALLOWED_OPERATORS and ALLOWED_VIEWERS hold commas: "|" delimits the list instead.
 env_flag="^|^$(IFS='|'; echo "${env_vars[*]}")"
 run "${G[@]}" run deploy "$NAME" --region "$REGION" --image "$IMAGE" --service-account "$RUNTIME_SA" \
   --no-allow-unauthenticated --ingress all --timeout "$TIMEOUT" --concurrency 20 --min-instances 0 \
   --max-instances 10 --cpu 1 --memory 512Mi --cpu-throttling --args serve \
   --set-env-vars "$env_flag" "${secret_flags[@]}"
+# The invokers, then operators and viewers (people reach the private service
+# too), each member once.
 members=("serviceAccount:$TASKS_SA" "serviceAccount:$SCHEDULER_SA")
-IFS=',' read -r -a operators <<<"$OPERATORS"
-for op in "${operators[@]}"; do
-  [[ -n "$op" ]] || continue
-  if [[ "$op" == *.gserviceaccount.com ]]; then
-    members+=("serviceAccount:$op")
+IFS=',' read -r -a people <<<"$OPERATORS,$VIEWERS"
+for email in "${people[@]}"; do
+  [[ -n "$email" ]] || continue
+  if [[ "$email" == *.gserviceaccount.com ]]; then
+    member="serviceAccount:$email"
   else
-    members+=("user:$op")
+    member="user:$email"
   fi
+  [[ " ${members[*]} " == *" $member "* ]] || members+=("$member")
 done
 for member in "${members[@]}"; do
   run "${G[@]}" run services add-iam-policy-binding "$NAME" --region "$REGION" \

@@ -25,6 +25,17 @@ resource "google_cloud_run_v2_service_iam_member" "operator_invoker" {
   member   = endswith(each.value, ".gserviceaccount.com") ? "serviceAccount:${each.value}" : "user:${each.value}"
 }
 
+# Viewers (ALLOWED_VIEWERS) read the dashboard: they reach the private
+# service too. One binding per member: an email in both lists is bound once,
+# as an operator.
+resource "google_cloud_run_v2_service_iam_member" "viewer_invoker" {
+  for_each = setsubtract(toset(var.allowed_viewers), toset(var.allowed_operators))
+  name     = google_cloud_run_v2_service.pipeline.name
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = endswith(each.value, ".gserviceaccount.com") ? "serviceAccount:${each.value}" : "user:${each.value}"
+}
+
 # The runtime enqueues steps and keeps the ledger in Firestore.
 resource "google_project_iam_member" "runtime_enqueuer" {
   project = var.project

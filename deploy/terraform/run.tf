@@ -41,6 +41,8 @@ resource "google_cloud_run_v2_service" "pipeline" {
           TASKS_SERVICE_ACCOUNT     = google_service_account.tasks.email
           ALLOWED_INVOKERS          = join(",", [google_service_account.tasks.email, google_service_account.scheduler.email])
           ALLOWED_OPERATORS         = join(",", var.allowed_operators)
+          ALLOWED_VIEWERS           = join(",", var.allowed_viewers)
+          IAP_AUDIENCE              = var.iap_audience
           FIRESTORE_DATABASE        = google_firestore_database.ledger.name
           LEDGER_COLLECTION         = var.ledger_collection
           DISCORD_MENTION           = var.discord_mention
@@ -49,6 +51,7 @@ resource "google_cloud_run_v2_service" "pipeline" {
           CLOUD_RUN_TIMEOUT         = "${var.request_timeout_seconds}s"
           QUEUE_MAX_ATTEMPTS        = tostring(var.queue_max_attempts)
           SCHEDULER_RETRIES         = tostring(var.scheduler_retries)
+          RUNTIME_SERVICE_ACCOUNT   = google_service_account.runtime.email
         }
         content {
           name  = env.key

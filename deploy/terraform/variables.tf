@@ -75,6 +75,18 @@ variable "allowed_operators" {
   default     = []
 }
 
+variable "allowed_viewers" {
+  description = "ALLOWED_VIEWERS: emails of the people (or service accounts) who may read the dashboard and the read-only routes (status, stats); each also gets run.invoker on the service. Operators read too. Empty: only operators read."
+  type        = list(string)
+  default     = []
+}
+
+variable "iap_audience" {
+  description = "IAP_AUDIENCE: when the service sits behind Identity-Aware Proxy, the audience of its signed headers (/projects/NUMBER/global/backendServices/ID); every dashboard request must then carry a valid X-Goog-IAP-JWT-Assertion (the API routes keep their OIDC tokens). Empty: IAP is not checked."
+  type        = string
+  default     = ""
+}
+
 variable "discord_webhook_url" {
   description = "Discord webhook URL (https://discord.com/api/webhooks/ID/TOKEN), stored in Secret Manager; empty: no Discord."
   type        = string
@@ -90,6 +102,40 @@ variable "discord_mention" {
 
 variable "notification_channels" {
   description = "Cloud Monitoring notification channels (projects/P/notificationChannels/ID) told when the sweeper stops ticking; empty: the alert shows in the console only."
+  type        = list(string)
+  default     = []
+}
+
+# Asynchronous steps (docs/async.md): the resources the pipelines' steps
+# wait on. async_iam.tf grants the runtime what each needs, nothing when
+# they are empty.
+
+variable "async_cloud_run_jobs" {
+  description = "Cloud Run jobs that cloudrun.job steps run: job names in var.region, or projects/P/locations/R/jobs/J. The runtime gets roles/run.jobsExecutorWithOverrides on each."
+  type        = list(string)
+  default     = []
+}
+
+variable "async_job_service_accounts" {
+  description = "Emails of the service accounts those Cloud Run jobs run as: the runtime gets roles/iam.serviceAccountUser on each (running a job acts as it)."
+  type        = list(string)
+  default     = []
+}
+
+variable "async_bigquery_datasets" {
+  description = "BigQuery datasets that bigquery.query steps write (DATASET in var.project, or PROJECT:DATASET): the runtime gets roles/bigquery.dataEditor on each, and roles/bigquery.jobUser on the project."
+  type        = list(string)
+  default     = []
+}
+
+variable "async_bigquery_job_user" {
+  description = "Grant roles/bigquery.jobUser on the project even when no dataset is listed (bigquery.query steps that only read)."
+  type        = bool
+  default     = false
+}
+
+variable "async_invoked_services" {
+  description = "Private Cloud Run services in var.region that async http steps call with an audience: the runtime gets roles/run.invoker on each."
   type        = list(string)
   default     = []
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"go.etcd.io/bbolt"
 )
@@ -37,6 +38,8 @@ type Committer struct {
 	mu      sync.Mutex
 	pending []call
 	leading bool // a writer is committing; invariant: pending != nil => leading
+	// commits counts the transactions committed.
+	commits atomic.Uint64
 }
 
 type call struct {
@@ -74,10 +77,24 @@ func (c *Committer) Batch(fn func(*bbolt.Tx) error) error {
 // result turns a writer's answer into Batch's return value.
 func (c *Committer) result(fn func(*bbolt.Tx) error, err error) error {
 	if err == errSolo {
-		return c.db.Update(fn)
+		return c.update(fn)
 	}
 	return err
 }
+
+// update runs fn in a transaction of its own, counting the commit.
+func (c *Committer) update(fn func(*bbolt.Tx) error) error {
+	err := c.db.Update(fn)
+	if err == nil {
+		c.commits.Add(1)
+	}
+	return err
+}
+
+// Commits is the number of transactions the Committer has committed (each
+// costs the file's fdatasyncs): what a step costs in commits is a difference
+// of two readings.
+func (c *Committer) Commits() uint64 { return c.commits.Load() }
 
 // lead commits the pending writes (the caller's among them: it is first) and
 // hands the next commit to the first writer that arrived meanwhile.
@@ -106,7 +123,7 @@ func (c *Committer) lead() {
 func (c *Committer) commit(calls []call) {
 	for len(calls) > 0 {
 		failed := -1
-		err := c.db.Update(func(tx *bbolt.Tx) error {
+		err := c.update(func(tx *bbolt.Tx) error {
 			for i, cl := range calls {
 				if err := safelyCall(cl.fn, tx); err != nil {
 					failed = i

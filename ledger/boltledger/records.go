@@ -123,10 +123,17 @@ type stepRecord struct {
 	WaitingSince time.Time       `json:"waiting_since,omitzero"`
 	NextCheckAt  time.Time       `json:"next_check_at,omitzero"`
 	Link         string          `json:"link,omitempty"`
-	WriteID      string          `json:"write_id,omitempty"`
+	// History is the step's attempts (pipeline.StepRun.WithHistory);
+	// absent in records written before steps kept one.
+	History  []pipeline.Attempt `json:"history,omitempty"`
+	RunInput string             `json:"run_input,omitempty"`
+	WriteID  string             `json:"write_id,omitempty"`
 }
 
+// newStepRecord is s as stored, its history brought up to date with its
+// current attempt in this same write.
 func newStepRecord(s pipeline.StepRun) stepRecord {
+	s = s.WithHistory()
 	return stepRecord{
 		Status:       string(s.Status),
 		Generation:   s.Generation,
@@ -146,10 +153,14 @@ func newStepRecord(s pipeline.StepRun) stepRecord {
 		WaitingSince: s.WaitingSince,
 		NextCheckAt:  s.NextCheckAt,
 		Link:         s.Link,
+		History:      s.History,
+		RunInput:     s.RunInput,
 		WriteID:      newWriteID(),
 	}
 }
 
+// step is the stored record as the domain's; a record without a history
+// shows its last attempt.
 func (rec stepRecord) step(runID, name string, version int64) pipeline.StepRun {
 	return pipeline.StepRun{
 		RunID:        runID,
@@ -172,9 +183,11 @@ func (rec stepRecord) step(runID, name string, version int64) pipeline.StepRun {
 		WaitingSince: rec.WaitingSince,
 		NextCheckAt:  rec.NextCheckAt,
 		Link:         rec.Link,
+		History:      rec.History,
+		RunInput:     rec.RunInput,
 		Version:      version,
 		WriteID:      rec.WriteID,
-	}
+	}.WithHistory()
 }
 
 // newWriteID is a fresh identifier for one write.

@@ -66,25 +66,9 @@ func (l *Ledger) UpdateStep(ctx context.Context, s pipeline.StepRun) (pipeline.S
 		version int64
 	)
 	err = l.write(func(tx *bbolt.Tx) error {
-		outcome, version = nil, 0
-		b := tx.Bucket(stepsBucket)
-		cur := b.Get(key)
-		if cur == nil {
-			outcome = pipeline.ErrNotFound
-			return nil
-		}
-		stored, err := versionOf(cur)
-		if err != nil {
-			return err
-		}
-		if stored != s.Version {
-			outcome = fmt.Errorf("%w: version %d, stored %d", pipeline.ErrConflict, s.Version, stored)
-			return nil
-		}
-		version = stored + 1
-		// A rerun of this function is in a new transaction after the last
-		// one rolled back, so rewriting val's prefix here is safe.
-		return b.Put(key, withVersion(val, version))
+		var err error
+		outcome, version, err = casStep(tx, key, val, s.Version)
+		return err
 	})
 	if err == nil {
 		err = outcome
@@ -92,6 +76,28 @@ func (l *Ledger) UpdateStep(ctx context.Context, s pipeline.StepRun) (pipeline.S
 	if err != nil {
 		return pipeline.StepRun{}, fmt.Errorf("boltledger: update step %s/%s: %w", s.RunID, s.Step, err)
 	}
-	s.Version, s.WriteID = version, rec.WriteID
+	s.Version, s.WriteID, s.History = version, rec.WriteID, rec.History
 	return s, nil
+}
+
+// casStep writes the encoded step val at key if the stored version is want,
+// with the next version, which it returns. A missing step or another version
+// is the outcome (ErrNotFound, ErrConflict), not an error: it must not roll
+// back a shared transaction. It may run again in a new transaction after a
+// rollback (rewriting val's version prefix is then safe).
+func casStep(tx *bbolt.Tx, key, val []byte, want int64) (outcome error, version int64, err error) {
+	b := tx.Bucket(stepsBucket)
+	cur := b.Get(key)
+	if cur == nil {
+		return pipeline.ErrNotFound, 0, nil
+	}
+	stored, err := versionOf(cur)
+	if err != nil {
+		return nil, 0, err
+	}
+	if stored != want {
+		return fmt.Errorf("%w: version %d, stored %d", pipeline.ErrConflict, want, stored), 0, nil
+	}
+	version = stored + 1
+	return nil, version, b.Put(key, withVersion(val, version))
 }

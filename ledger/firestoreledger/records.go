@@ -44,11 +44,13 @@ const (
 	fForced       = "forced"
 	fOnly         = "only"
 	fInputs       = "inputs"
+	fRunInput     = "run_input"
 	fAsyncState   = "async_state"
 	fCheck        = "check"
 	fWaitingSince = "waiting_since"
 	fNextCheckAt  = "next_check_at"
 	fLink         = "link"
+	fHistory      = "history"
 )
 
 // runDoc is a run document. Zero times are stored as null.
@@ -134,7 +136,46 @@ type stepDoc struct {
 	WaitingSince *time.Time     `firestore:"waiting_since"`
 	NextCheckAt  *time.Time     `firestore:"next_check_at"`
 	Link         string         `firestore:"link"`
-	WriteID      string         `firestore:"write_id"`
+	// History is the step's attempts (pipeline.StepRun.WithHistory);
+	// absent in documents written before steps kept one.
+	History  []attemptDoc `firestore:"history"`
+	RunInput string       `firestore:"run_input"`
+	WriteID  string       `firestore:"write_id"`
+}
+
+// attemptDoc is one attempt of a step's history. Zero times are null.
+type attemptDoc struct {
+	N            int        `firestore:"n"`
+	Generation   int        `firestore:"generation"`
+	Status       string     `firestore:"status"`
+	StartedAt    *time.Time `firestore:"started_at"`
+	WaitingSince *time.Time `firestore:"waiting_since"`
+	FinishedAt   *time.Time `firestore:"finished_at"`
+	Error        string     `firestore:"error"`
+}
+
+func toAttemptDocs(h []pipeline.Attempt) []attemptDoc {
+	if len(h) == 0 {
+		return nil
+	}
+	out := make([]attemptDoc, len(h))
+	for i, a := range h {
+		out[i] = attemptDoc{N: a.N, Generation: a.Generation, Status: string(a.Status), StartedAt: ts(a.StartedAt),
+			WaitingSince: ts(a.WaitingSince), FinishedAt: ts(a.FinishedAt), Error: a.Error}
+	}
+	return out
+}
+
+func fromAttemptDocs(ds []attemptDoc) []pipeline.Attempt {
+	if len(ds) == 0 {
+		return nil
+	}
+	out := make([]pipeline.Attempt, len(ds))
+	for i, d := range ds {
+		out[i] = pipeline.Attempt{N: d.N, Generation: d.Generation, Status: pipeline.StepStatus(d.Status), StartedAt: unts(d.StartedAt),
+			WaitingSince: unts(d.WaitingSince), FinishedAt: unts(d.FinishedAt), Error: d.Error}
+	}
+	return out
 }
 
 func toRunDoc(r pipeline.Run) (runDoc, error) {
@@ -192,7 +233,10 @@ func runUpdates(r pipeline.Run) []firestore.Update {
 	}
 }
 
+// toStepDoc is s as stored, its history brought up to date with its current
+// attempt in this same write.
 func toStepDoc(s pipeline.StepRun, seq int) stepDoc {
+	s = s.WithHistory()
 	return stepDoc{
 		RunID:        s.RunID,
 		Step:         s.Step,
@@ -215,6 +259,8 @@ func toStepDoc(s pipeline.StepRun, seq int) stepDoc {
 		WaitingSince: ts(s.WaitingSince),
 		NextCheckAt:  ts(s.NextCheckAt),
 		Link:         s.Link,
+		History:      toAttemptDocs(s.History),
+		RunInput:     s.RunInput,
 		WriteID:      s.WriteID,
 	}
 }
@@ -242,6 +288,8 @@ func stepUpdates(s pipeline.StepRun) []firestore.Update {
 		{Path: fWaitingSince, Value: d.WaitingSince},
 		{Path: fNextCheckAt, Value: d.NextCheckAt},
 		{Path: fLink, Value: d.Link},
+		{Path: fHistory, Value: d.History},
+		{Path: fRunInput, Value: d.RunInput},
 		{Path: fWriteID, Value: d.WriteID},
 	}
 }
@@ -299,9 +347,11 @@ func (d stepDoc) stepRun(version int64) pipeline.StepRun {
 		WaitingSince: unts(d.WaitingSince),
 		NextCheckAt:  unts(d.NextCheckAt),
 		Link:         d.Link,
+		History:      fromAttemptDocs(d.History),
+		RunInput:     d.RunInput,
 		Version:      version,
 		WriteID:      d.WriteID,
-	}
+	}.WithHistory() // a document without a history shows its last attempt
 	if d.Output != "" {
 		s.Output = json.RawMessage(d.Output)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pipelinehq/pipeline/pipeline"
@@ -80,10 +81,12 @@ type webhook struct {
 	token string
 }
 
+// Compiled on first use, not at every start (a bounded repetition compiles
+// to a large program).
 var (
-	webhookPathRE = regexp.MustCompile(`/api/(?:v[0-9]+/)?webhooks/([^/]+)/([^/]+)$`)
-	snowflakeRE   = regexp.MustCompile(`^[0-9]{1,20}$`)
-	tokenRE       = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,200}$`)
+	webhookPathRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`/api/(?:v[0-9]+/)?webhooks/([^/]+)/([^/]+)$`) })
+	snowflakeRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]{1,20}$`) })
+	tokenRE       = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]{1,200}$`) })
 )
 
 func parseWebhook(raw string) (webhook, []error) {
@@ -104,15 +107,15 @@ func parseWebhook(raw string) (webhook, []error) {
 	if u.User != nil {
 		errs = append(errs, errors.New("webhook URL must not carry user info"))
 	}
-	m := webhookPathRE.FindStringSubmatch(strings.TrimSuffix(u.Path, "/"))
+	m := webhookPathRE().FindStringSubmatch(strings.TrimSuffix(u.Path, "/"))
 	if m == nil {
 		errs = append(errs, fmt.Errorf("webhook URL path %q must end in /api/webhooks/{id}/{token}", redactPath(u.Path)))
 		return webhook{}, errs
 	}
-	if !snowflakeRE.MatchString(m[1]) {
+	if !snowflakeRE().MatchString(m[1]) {
 		errs = append(errs, fmt.Errorf("webhook id %q must be a numeric snowflake", m[1]))
 	}
-	if !tokenRE.MatchString(m[2]) {
+	if !tokenRE().MatchString(m[2]) {
 		errs = append(errs, errors.New("webhook token must be 1..200 of [A-Za-z0-9_.-]"))
 	}
 	if len(errs) > 0 {
@@ -167,7 +170,7 @@ func parseMention(s string) (mention, error) {
 	default:
 		m = mention{id: s, role: true} // a bare ID is a role: on-call pings are usually roles
 	}
-	if !snowflakeRE.MatchString(m.id) {
+	if !snowflakeRE().MatchString(m.id) {
 		return mention{}, fmt.Errorf("mention %q must be <@&ID>, <@ID>, role:ID, user:ID or a bare numeric ID", s)
 	}
 	return m, nil

@@ -5,12 +5,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
 )
 
-var relTimeRE = regexp.MustCompile(`<t:(-?[0-9]+):R>`)
+var relTimeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`<t:(-?[0-9]+):R>`) })
 
 // ColorName names an embed colour for a terminal: green, yellow, red, grey or #rrggbb.
 func ColorName(c int) string {
@@ -40,8 +41,8 @@ func Preview(e *discordgo.MessageEmbed) string {
 		fmt.Fprintf(&b, "  %s\n", e.URL)
 	}
 	if e.Description != "" {
-		desc := relTimeRE.ReplaceAllStringFunc(e.Description, func(m string) string {
-			sec, err := strconv.ParseInt(relTimeRE.FindStringSubmatch(m)[1], 10, 64)
+		desc := relTimeRE().ReplaceAllStringFunc(e.Description, func(m string) string {
+			sec, err := strconv.ParseInt(relTimeRE().FindStringSubmatch(m)[1], 10, 64)
 			if err != nil {
 				return m
 			}

@@ -42,6 +42,7 @@ var stepIcons = map[pipeline.StepStatus]string{
 	pipeline.StepFailed:    "❌",
 	pipeline.StepCancelled: "⛔",
 	pipeline.StepSkipped:   "⏭️",
+	pipeline.StepWaiting:   "⏳",
 }
 
 // maxStepError bounds the error shown under a step in the live message; the
@@ -72,6 +73,9 @@ func StepLine(s pipeline.StepRun) string {
 	switch {
 	case s.Status == pipeline.StepRunning && !s.StartedAt.IsZero():
 		parts = append(parts, fmt.Sprintf("started <t:%d:R>", s.StartedAt.Unix()))
+	case s.Status == pipeline.StepWaiting && !s.WaitingSince.IsZero():
+		// Discord renders the time waited, live: "since 3 hours ago".
+		parts = append(parts, fmt.Sprintf("since <t:%d:R>", s.WaitingSince.Unix()))
 	case s.Duration() > 0:
 		parts = append(parts, fmtDuration(s.Duration()))
 	}
@@ -81,12 +85,39 @@ func StepLine(s pipeline.StepRun) string {
 	if s.Generation > 1 {
 		parts = append(parts, fmt.Sprintf("generation %d", s.Generation))
 	}
+	if s.Status == pipeline.StepWaiting {
+		if s.Check > 0 {
+			parts = append(parts, fmt.Sprintf("check %d", s.Check))
+		}
+		if link := markdownLink("remote work", s.Link); link != "" {
+			parts = append(parts, link)
+		}
+	}
 	line := fmt.Sprintf("%s %s — %s", icon, inlineCode(s.Step), strings.Join(parts, " · "))
-	if s.Error != "" && (s.Status == pipeline.StepFailed || s.Status == pipeline.StepRetrying) {
+	if s.Error != "" && (s.Status == pipeline.StepFailed || s.Status == pipeline.StepRetrying || s.Status == pipeline.StepWaiting) {
 		first, _, _ := strings.Cut(strings.TrimSpace(s.Error), "\n")
 		line += "\n  ↳ " + inlineCode(truncate(first, maxStepError))
 	}
 	return line
+}
+
+// maxLink bounds a link shown in the live message.
+const maxLink = 512
+
+// markdownLink is a Markdown link to raw, an absolute http(s) URL, with the
+// characters that could end the link (or start another) escaped; "" when
+// raw is not such a URL or too long.
+func markdownLink(text, raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return ""
+	}
+	s := u.String()
+	s = strings.NewReplacer("(", "%28", ")", "%29", "[", "%5B", "]", "%5D", " ", "%20", "<", "%3C", ">", "%3E").Replace(s)
+	if len(s) > maxLink {
+		return ""
+	}
+	return "[" + text + "](" + s + ")"
 }
 
 // Render is the live message of run r as read from the ledger (with steps):

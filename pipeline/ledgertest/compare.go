@@ -140,6 +140,24 @@ func stepDiff(got, want pipeline.StepRun) []string {
 	tm("WaitingSince", got.WaitingSince, want.WaitingSince)
 	tm("NextCheckAt", got.NextCheckAt, want.NextCheckAt)
 	str("Link", got.Link, want.Link)
+	d = append(d, historyDiff(got.History, want.WithHistory().History)...)
+	return d
+}
+
+// historyDiff lists the differences of two step histories (times at
+// microsecond precision).
+func historyDiff(got, want []pipeline.Attempt) []string {
+	if len(got) != len(want) {
+		return []string{fmt.Sprintf("History has %d attempts %+v, want %d %+v", len(got), got, len(want), want)}
+	}
+	var d []string
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.N != w.N || g.Generation != w.Generation || g.Status != w.Status || g.Error != w.Error ||
+			!sameTime(g.StartedAt, w.StartedAt) || !sameTime(g.WaitingSince, w.WaitingSince) || !sameTime(g.FinishedAt, w.FinishedAt) {
+			d = append(d, fmt.Sprintf("History[%d] = %+v, want %+v", i, g, w))
+		}
+	}
 	return d
 }
 

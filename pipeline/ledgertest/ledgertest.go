@@ -36,6 +36,7 @@ func Run(t *testing.T, newLedger func(t *testing.T) pipeline.Ledger) {
 	t.Run("Marks", s.testMarks)
 	t.Run("Definition", s.testDefinition)
 	t.Run("WriteID", s.testWriteID)
+	t.Run("History", s.testHistory)
 }
 
 type suite struct {

@@ -49,6 +49,7 @@ func fullStep(runID, name string) pipeline.StepRun {
 		WaitingSince: at(90 * time.Second),
 		NextCheckAt:  at(5*time.Minute + time.Nanosecond),
 		Link:         "https://example.com/ops/" + name,
+		RunInput:     "digest-of-" + runID,
 	}
 }
 

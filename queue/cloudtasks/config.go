@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/pipelinehq/pipeline/pipeline"
 )
@@ -32,11 +33,13 @@ type Config struct {
 	EmulatorHost string
 }
 
+// Compiled on first use, not at every start (a bounded repetition compiles
+// to a large program).
 var (
 	// Resource IDs as Cloud Tasks accepts them.
-	projectRE  = regexp.MustCompile(`^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$`)
-	locationRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
-	queueRE    = regexp.MustCompile(`^[A-Za-z0-9-]{1,100}$`)
+	projectRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$`) })
+	locationRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`) })
+	queueRE    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9-]{1,100}$`) })
 )
 
 // QueuePath is the queue's resource name.
@@ -58,14 +61,14 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("cloudtasks: config: %w: "+format, append([]any{pipeline.ErrInvalid}, args...)...))
 	}
-	if !projectRE.MatchString(c.Project) {
+	if !projectRE().MatchString(c.Project) {
 		bad("project %q is not a Google Cloud project ID", c.Project)
 	}
-	if !locationRE.MatchString(c.Location) {
+	if !locationRE().MatchString(c.Location) {
 		bad("location %q is not a Cloud Tasks location such as europe-west1", c.Location)
 	}
-	if !queueRE.MatchString(c.Queue) {
-		bad("queue %q must match %s", c.Queue, queueRE)
+	if !queueRE().MatchString(c.Queue) {
+		bad("queue %q must match %s", c.Queue, queueRE())
 	}
 	if err := checkURL(c.ServiceURL); err != nil {
 		bad("service URL (SERVICE_URL) %q: %v", c.ServiceURL, err)

@@ -47,8 +47,8 @@ type Config struct {
 	// MaxAttempts is how many deliveries of a task may fail before it is
 	// moved to the dead-letter bucket.
 	MaxAttempts int
-	// DedupWindow is how long a task name is refused after the task was
-	// created or finished.
+	// DedupWindow is how long a task name is refused after the task
+	// finished (it is refused while pending too).
 	DedupWindow time.Duration
 	// ShutdownTimeout bounds how long Run waits for deliveries in flight once
 	// its context is cancelled; then they are cancelled and stay pending.

@@ -24,6 +24,16 @@ const (
 	userAgent            = "Google-Cloud-Tasks"
 )
 
+// The same names as http.CanonicalHeaderKey spells them (as they go on the
+// wire and as an http.Header holds them).
+const (
+	canonicalQueueName      = "X-Cloudtasks-Queuename"
+	canonicalTaskName       = "X-Cloudtasks-Taskname"
+	canonicalRetryCount     = "X-Cloudtasks-Taskretrycount"
+	canonicalExecutionCount = "X-Cloudtasks-Taskexecutioncount"
+	canonicalETA            = "X-Cloudtasks-Tasketa"
+)
+
 // outcome is the result of one delivery.
 type outcome struct {
 	status     int           // HTTP status, or 0 when there was no response
@@ -35,6 +45,11 @@ type outcome struct {
 // once the queue is shutting down.
 func (q *Queue) deliver(ctx, stopping context.Context, r *record) {
 	o := q.attempt(ctx, r)
+	if q.settle(r) {
+		// The handler committed the task's deletion with its step's
+		// transition: whatever the answer, there is nothing left to do.
+		return
+	}
 	now := time.Now()
 	switch {
 	case o.err == nil:
@@ -130,14 +145,24 @@ func (q *Queue) attempt(ctx context.Context, r *record) outcome {
 	if err != nil {
 		return outcome{err: fmt.Errorf("request %s: %w", url, err)}
 	}
-	h := req.Header
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", userAgent)
-	h.Set(HeaderQueueName, q.cfg.QueueName)
-	h.Set(HeaderTaskName, r.Name)
-	h.Set(HeaderRetryCount, strconv.Itoa(r.Attempts))
-	h.Set(HeaderExecutionCount, strconv.Itoa(r.Responses))
-	h.Set(HeaderETA, formatETA(r.ETA))
+	// The header map is filled under canonical keys directly (Header.Set
+	// canonicalises, allocating a new key for every X-CloudTasks-* name),
+	// with one backing array for the values.
+	vals := make([]string, 0, 8)
+	h := make(http.Header, 8)
+	for _, kv := range [...][2]string{
+		{"Content-Type", "application/json"},
+		{"User-Agent", userAgent},
+		{canonicalQueueName, q.cfg.QueueName},
+		{canonicalTaskName, r.Name},
+		{canonicalRetryCount, strconv.Itoa(r.Attempts)},
+		{canonicalExecutionCount, strconv.Itoa(r.Responses)},
+		{canonicalETA, formatETA(r.ETA)},
+	} {
+		vals = append(vals, kv[1])
+		h[kv[0]] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	req.Header = h
 	if q.cfg.Token != nil {
 		aud := q.cfg.Audience
 		if aud == "" {

@@ -85,6 +85,7 @@ func (q *Queue) next(ctx context.Context, timer *time.Timer) *record {
 			if wait = time.Until(q.tasks[0].ETA); wait <= 0 {
 				r := q.tasks.pop()
 				q.inflight++
+				q.flying[r.Name] = r
 				q.mu.Unlock()
 				return r
 			}

@@ -17,6 +17,10 @@
 // deletion is not waited for: it rides with the next Enqueue's commit (in a
 // chain, the successor's) or is flushed shortly after, so a step transition
 // costs the queue one commit; a crash in between means one more delivery.
+// With the ledger in the same file, TransitionWrites puts the successor's
+// task and the deletion of the task being handled into the ledger's own
+// transaction (boltledger.Store, pipeline.Transitioner): a linear step
+// transition is then one commit for ledger and queue together.
 //
 // Pending tasks are also held in memory, in a heap keyed by their next
 // delivery time; the dispatcher sleeps on a timer for the earliest one and is

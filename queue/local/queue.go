@@ -33,7 +33,9 @@ type Queue struct {
 	baseURL  string
 	tasks    taskHeap
 	inflight int
-	running  bool
+	// flying holds the tasks being delivered, by name.
+	flying  map[string]*record
+	running bool
 	// done holds delivered tasks whose deletion is not committed yet: the
 	// next Enqueue commits them with its task, or the flusher shortly after.
 	done []finished
@@ -49,7 +51,8 @@ func New(db *bbolt.DB, cfg Config) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := &Queue{db: db, cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), flush: make(chan struct{}, 1), baseURL: cfg.BaseURL}
+	q := &Queue{db: db, cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), flush: make(chan struct{}, 1), baseURL: cfg.BaseURL,
+		flying: map[string]*record{}}
 	q.commit = cfg.Commit
 	if q.commit == nil {
 		q.commit = (&groupCommitter{db: db}).Commit

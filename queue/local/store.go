@@ -16,8 +16,9 @@ import (
 var (
 	// bucketTasks maps a pending task's name to its record.
 	bucketTasks = []byte("queue_tasks")
-	// bucketNames maps a used task name to when it was created or finished
-	// (8-byte big-endian Unix nanoseconds), for dedup.
+	// bucketNames maps a used task name to when its task finished (8-byte
+	// big-endian Unix nanoseconds), for dedup; a pending task's name is
+	// refused through bucketTasks.
 	bucketNames = []byte("queue_names")
 	// bucketNameTimes indexes bucketNames by time (time + name -> nothing) so
 	// that expired names are pruned from its front.
@@ -45,6 +46,9 @@ type record struct {
 	LastError string `json:"last_error,omitempty"`
 	// Dead is when the task was dead-lettered.
 	Dead time.Time `json:"dead,omitzero"`
+	// deleted says a transition committed the task's deletion while it was
+	// being delivered (guarded by Queue.mu; not stored).
+	deleted bool
 }
 
 func createBuckets(tx *bbolt.Tx) error {
@@ -64,7 +68,7 @@ func keyTime(k []byte) time.Time {
 	return time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
 }
 
-// insertTask stores r unless its name is taken: pending, or used less than
+// insertTask stores r unless its name is taken: pending, or finished less than
 // window before now. It is idempotent (DB.Batch may run it again).
 func insertTask(tx *bbolt.Tx, r *record, now time.Time, window time.Duration) (inserted bool, err error) {
 	name := []byte(r.Name)
@@ -81,11 +85,12 @@ func insertTask(tx *bbolt.Tx, r *record, now time.Time, window time.Duration) (i
 	if err != nil {
 		return false, fmt.Errorf("encode task %s: %w", r.Name, err)
 	}
+	// The name is not recorded as used yet: while the task is pending,
+	// bucketTasks refuses it; finishTasks records it when the task leaves,
+	// which is the later of the two times the window runs from. One write
+	// per enqueue instead of three.
 	if err := tasks.Put(name, buf); err != nil {
 		return false, fmt.Errorf("put task %s: %w", r.Name, err)
-	}
-	if err := useName(tx, name, now); err != nil {
-		return false, err
 	}
 	return true, nil
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"regexp"
 	"strings"
+	"sync"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -11,12 +12,14 @@ import (
 
 var (
 	// queueNameRE is projects/PROJECT/locations/LOCATION/queues/QUEUE.
-	queueNameRE = regexp.MustCompile(`^projects/([a-z0-9.:-]{1,100})/locations/([a-z][a-z0-9-]{0,62})/queues/([A-Za-z0-9-]{1,100})$`)
+	queueNameRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^projects/([a-z0-9.:-]{1,100})/locations/([a-z][a-z0-9-]{0,62})/queues/([A-Za-z0-9-]{1,100})$`)
+	})
 )
 
 // checkQueueName validates a queue resource name.
 func checkQueueName(name string) error {
-	if !queueNameRE.MatchString(name) {
+	if !queueNameRE().MatchString(name) {
 		return status.Errorf(codes.InvalidArgument, "queue name %q must be projects/PROJECT_ID/locations/LOCATION_ID/queues/QUEUE_ID", name)
 	}
 	return nil
@@ -25,7 +28,7 @@ func checkQueueName(name string) error {
 // splitTaskName validates a task resource name and returns its queue and ID.
 func splitTaskName(name string) (queue, id string, err error) {
 	queue, id, ok := strings.Cut(name, "/tasks/")
-	if !ok || !queueNameRE.MatchString(queue) || !validTaskID(id) {
+	if !ok || !queueNameRE().MatchString(queue) || !validTaskID(id) {
 		return "", "", status.Errorf(codes.InvalidArgument,
 			"task name %q must be projects/PROJECT_ID/locations/LOCATION_ID/queues/QUEUE_ID/tasks/TASK_ID with TASK_ID matching [A-Za-z0-9_-]{1,500}", name)
 	}
