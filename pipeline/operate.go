@@ -263,6 +263,17 @@ func (o *Orchestrator) Resume(ctx context.Context, runID string) (ResumeResult, 
 		}
 		return res, fmt.Errorf("%w: run %s has no failed or pending step whose predecessors succeeded (steps running or retrying are left to the queue)", ErrConflict, runID)
 	}
+	byName := map[string]StepRun{}
+	for _, s := range r.Steps {
+		byName[s.Step] = s
+	}
+	for _, name := range ready {
+		// Each step resumed gets a new generation (a new task name): a task
+		// of its current generation may exist already, and a delivery of it
+		// while the run is still ended (before the reopen below) would use
+		// the name and leave the step cancelled, swallowing our enqueue.
+		renew = append(renew, byName[name])
+	}
 	for _, s := range renew {
 		// Enqueued by its predecessors when they succeed; a step a cancel
 		// (or the sweeper) marked must be pending again for that.
@@ -280,9 +291,11 @@ func (o *Orchestrator) Resume(ctx context.Context, runID string) (ResumeResult, 
 	return res, nil
 }
 
-// resumePlan lists, in graph order, the steps a resume enqueues (not
-// succeeded nor in flight, every predecessor succeeded) and the cancelled or
-// skipped steps it puts back to pending for their predecessors to enqueue.
+// resumePlan lists, in graph order, the steps a resume enqueues (not in
+// flight, every predecessor succeeded, and not succeeded unless on an input a
+// predecessor has since superseded: a cancel during a re-run cascade leaves
+// such a step) and the cancelled or skipped steps it puts back to pending for
+// their predecessors to enqueue.
 func resumePlan(g *Graph, stepRuns []StepRun) (ready []string, renew []StepRun) {
 	byName := map[string]StepRun{}
 	for _, s := range stepRuns {
@@ -290,14 +303,19 @@ func resumePlan(g *Graph, stepRuns []StepRun) (ready []string, renew []StepRun) 
 	}
 	for _, gs := range g.Steps {
 		s, ok := byName[gs.Name]
-		if !ok || s.Status == StepSucceeded || s.Status == StepRunning || s.Status == StepRetrying || s.Status == StepWaiting {
+		if !ok || s.Status == StepRunning || s.Status == StepRetrying || s.Status == StepWaiting {
 			continue
 		}
 		all := true
+		preds := make([]StepRun, 0, len(gs.After))
 		for _, a := range gs.After {
 			if byName[a].Status != StepSucceeded {
 				all = false
 			}
+			preds = append(preds, byName[a])
+		}
+		if s.Status == StepSucceeded && (!all || superseded(s, preds) == nil) {
+			continue
 		}
 		switch {
 		case all:

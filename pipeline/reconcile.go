@@ -259,13 +259,17 @@ func (o *Orchestrator) reconcileRun(ctx context.Context, runID string, rep *Reco
 				return err
 			}
 			rep.Reenqueued = append(rep.Reenqueued, name)
-		case s.Status == StepPending && ready && r.Notes[noteOnly] == "":
+		case s.Status == StepPending && ready && (r.Notes[noteOnly] == "" || s.Only):
 			// Never enqueued (a crash between a predecessor's success and
-			// its successor's enqueue), or enqueued: the deterministic name
-			// makes this a no-op then. A step left pending for long may have
-			// had its task dropped by the queue, whose name stays taken for
-			// a day: then a fresh name per sweep period.
+			// its successor's enqueue, or an operator's enqueue whose queue
+			// call failed), or enqueued: the deterministic name makes this a
+			// no-op then. In an --only run only the step the operator asked
+			// for (recorded Only) is queued, not the others. A step left
+			// pending for long may have had its task dropped by the queue,
+			// whose name stays taken for a day: then a fresh name per sweep
+			// period.
 			t := o.task(def, runID, r.Date, r.Params, sd.Name, s.Generation)
+			t.Payload.Force, t.Payload.Only = s.Forced, s.Only
 			if now.Sub(s.UpdatedAt) > staleRetry {
 				t.Name += fmt.Sprintf("-sweep-p%d", now.Unix()/int64(staleRetry.Seconds()))
 			}

@@ -48,8 +48,10 @@ func (d *dice) roll() int {
 // faultyQueue fails a share of enqueues before they reach the queue and a
 // share after (the task exists but the reply is lost).
 type faultyQueue struct {
-	inner         pipeline.Queue
-	d             *dice
+	inner pipeline.Queue
+	d     *dice
+	// onlyAfter makes every fault a lost reply (the task exists).
+	onlyAfter     bool
 	calls         atomic.Int64
 	before, after atomic.Int64
 }
@@ -58,7 +60,11 @@ var _ pipeline.Queue = (*faultyQueue)(nil)
 
 func (q *faultyQueue) Enqueue(ctx context.Context, t pipeline.Task) error {
 	q.calls.Add(1)
-	switch q.d.roll() {
+	roll := q.d.roll()
+	if roll != 0 && q.onlyAfter {
+		roll = 2
+	}
+	switch roll {
 	case 1:
 		q.before.Add(1)
 		return errInjected

@@ -34,15 +34,27 @@ type size struct {
 	deployRuns int
 	// fuzzRequests malformed requests; forgedTokens bad tokens.
 	fuzzRequests, forgedTokens int
+	// rerunRuns runs are re-run in part by an operator, with rerunCopies
+	// copies of every generation's task while their cascades run.
+	rerunRuns, rerunCopies int
+	// sharedRuns keys run on each of two services sharing a queue;
+	// dispatchRuns runs with replies to the queue's deliveries dropped.
+	sharedRuns, dispatchRuns int
+	// backfillDays dates backfilled (max_parallel 2); opRuns runs each
+	// for --only, a failed run resumed, a cancelled run resumed; opCopies
+	// copies of every step task while its body runs.
+	backfillDays, opRuns, opCopies int
 }
 
 var sizes = map[string]size{
 	"small": {name: "small", dupRuns: 1, dupCopies: 10, crashRuns: 4, crashKills: 2, shutdowns: 1,
 		faultRuns: 6, faultShare: 0.3, outage: 2 * time.Second, outageRuns: 2, deployRuns: 2,
-		fuzzRequests: 200, forgedTokens: 32},
+		fuzzRequests: 200, forgedTokens: 32, rerunRuns: 2, rerunCopies: 3,
+		sharedRuns: 3, dispatchRuns: 3, backfillDays: 4, opRuns: 1, opCopies: 2},
 	"full": {name: "full", dupRuns: 5, dupCopies: 100, crashRuns: 100, crashKills: 50, shutdowns: 5,
 		faultRuns: 200, faultShare: 0.3, outage: 2 * time.Minute, outageRuns: 10, deployRuns: 10,
-		fuzzRequests: 2000, forgedTokens: 400},
+		fuzzRequests: 2000, forgedTokens: 400, rerunRuns: 20, rerunCopies: 10,
+		sharedRuns: 50, dispatchRuns: 50, backfillDays: 30, opRuns: 5, opCopies: 10},
 }
 
 func chaosSize(t *testing.T) size {

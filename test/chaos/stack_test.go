@@ -64,6 +64,13 @@ type stackOptions struct {
 	// binary runs the service as a process (the chaos-pipeline binary), so
 	// that it can be killed; hook and wrap do not apply then.
 	binary bool
+	// emu shares another stack's Cloud Tasks emulator (gcp): one queue
+	// for two services.
+	emu *emulator.Emulator
+	// serviceURL is where the queue delivers tasks (gcp; default the
+	// service itself), e.g. a proxy in front of it; tokens keep the
+	// service's own URL as their audience.
+	serviceURL string
 }
 
 // stack is the service wired by package app, in this process, on the local
@@ -115,19 +122,23 @@ func newStackWith(t *testing.T, backend, yaml string, opts stackOptions, ready f
 		}
 		t.Setenv("FIRESTORE_EMULATOR_HOST", host)
 		s.collection = fsemu.Collection(t)
-		key, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			t.Fatal(err)
+		if opts.emu != nil {
+			s.emu = opts.emu
+		} else {
+			key, err := rsa.GenerateKey(rand.Reader, 2048)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.key = key
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			emu, err := emulator.Start(ctx, emulator.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, SigningKey: key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { emu.Close() })
+			s.emu = emu
 		}
-		s.key = key
-		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
-		emu, err := emulator.Start(ctx, emulator.Config{MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, SigningKey: key})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { emu.Close() })
-		s.emu = emu
 	}
 	s.writeDefinition(yaml)
 	if ready != nil {
@@ -196,7 +207,11 @@ func (s *stack) args() []string {
 		if s.opts.tasksHost != "" {
 			tasks = s.opts.tasksHost
 		}
-		args = append(args, "--project", "demo-chaos", "--service-url", s.base, "--tasks-location", "local",
+		serviceURL := s.base
+		if s.opts.serviceURL != "" {
+			serviceURL = s.opts.serviceURL
+		}
+		args = append(args, "--project", "demo-chaos", "--service-url", serviceURL, "--audience", s.base, "--tasks-location", "local",
 			"--tasks-queue", "chaos", "--tasks-service-account", tasksSA, "--tasks-emulator", tasks,
 			"--issuer", s.emu.IssuerURL(), "--allowed-invokers", tasksSA+","+schedulerSA,
 			"--allowed-operators", operatorSA, "--ledger-collection", s.collection)
@@ -357,15 +372,53 @@ func decodeRun(code int, body []byte, err error) (runView, bool) {
 
 // runView is a run as GET /pipeline/runs/{run} shows it.
 type runView struct {
-	ID     string `json:"run_id"`
-	Status string `json:"status"`
-	Error  string `json:"error"`
-	Steps  []struct {
-		Step       string `json:"step"`
-		Status     string `json:"status"`
-		Attempts   int    `json:"attempts"`
-		Generation int    `json:"generation"`
-	} `json:"steps"`
+	ID         string     `json:"run_id"`
+	Status     string     `json:"status"`
+	Error      string     `json:"error"`
+	Epoch      int64      `json:"epoch"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt time.Time  `json:"finished_at"`
+	Steps      []stepView `json:"steps"`
+}
+
+// stepView is a step of a runView.
+type stepView struct {
+	Step       string    `json:"step"`
+	Status     string    `json:"status"`
+	Attempts   int       `json:"attempts"`
+	Generation int       `json:"generation"`
+	FinishedAt time.Time `json:"finished_at"`
+	// Inputs are the generations of its predecessors it consumed.
+	Inputs map[string]int `json:"inputs"`
+}
+
+// step is the named step's view (zero if the run has none).
+func (r runView) step(name string) stepView {
+	for _, s := range r.Steps {
+		if s.Step == name {
+			return s
+		}
+	}
+	return stepView{}
+}
+
+// chainAfter is chainYAML's graph: each step's predecessors.
+var chainAfter = map[string][]string{"b": {"a"}, "c": {"a"}, "d": {"b", "c"}}
+
+// consumedLatest says whether every succeeded step of a chainYAML run
+// consumed its predecessors' latest generations (no step is stale).
+func (r runView) consumedLatest() bool {
+	for _, s := range r.Steps {
+		if s.Status != "succeeded" {
+			continue
+		}
+		for _, p := range chainAfter[s.Step] {
+			if s.Inputs[p] != r.step(p).Generation {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (r runView) terminal() bool {

@@ -27,21 +27,26 @@ func tally(t *testing.T, f *figures, ids []string, views map[string]runView, bod
 		b     Body
 		ended bool
 	}
-	ends := map[string]bool{}
+	// An end belongs to the latest start before it of the same run, step,
+	// attempt and process (attempts count from 1 again in a new
+	// generation, so the same key may start more than once).
 	endKey := func(b Body) string { return fmt.Sprintf("%s|%s|%d|%d", b.RunID, b.Step, b.Attempt, b.PID) }
-	for _, b := range bodies {
-		if b.Event == "end" {
-			ends[endKey(b)] = true
-		}
-	}
+	ordered := append([]Body(nil), bodies...)
+	sort.SliceStable(ordered, func(i, j int) bool { return ordered[i].At.Before(ordered[j].At) })
 	starts := map[key][]startRec{}
+	open := map[string]int{} // endKey -> index in starts[key] of its open start
 	completed := map[key]bool{}
-	for _, b := range bodies {
+	for _, b := range ordered {
 		k := key{b.RunID, b.Step}
 		if b.Event == "start" {
-			starts[k] = append(starts[k], startRec{b: b, ended: ends[endKey(b)]})
-		} else {
-			completed[k] = true
+			starts[k] = append(starts[k], startRec{b: b})
+			open[endKey(b)] = len(starts[k]) - 1
+			continue
+		}
+		completed[k] = true
+		if i, ok := open[endKey(b)]; ok {
+			starts[k][i].ended = true
+			delete(open, endKey(b))
 		}
 	}
 	for k, ss := range starts {
