@@ -235,7 +235,12 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	claim.LeaseUntil = now.Add(rg.requestTimeout(p.Step) + o.leaseGrace)
 	claim.UpdatedAt = now
 	claim.Inputs = consumed(state.Preds)
-	claimed, err := o.ledger.UpdateStep(ctx, claim)
+	// The claim is written whatever becomes of the request meanwhile: a
+	// claim cancelled with its request may still land, leaving the step
+	// leased by an attempt nobody runs until the lease expires.
+	cctx, ccancel := detach(ctx)
+	claimed, err := o.ledger.UpdateStep(cctx, claim)
+	ccancel()
 	if errors.Is(err, ErrConflict) {
 		return res, fmt.Errorf("%w: %s was claimed by a concurrent delivery", ErrLeaseHeld, p.Step)
 	}

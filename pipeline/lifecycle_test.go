@@ -301,3 +301,54 @@ func TestTakeOverIsLoggedOnlyByTheWinningDelivery(t *testing.T) {
 		t.Fatalf("a ran %d times", h.bodies["a"].runs.Load())
 	}
 }
+
+// claimLandsAsRequestDrops is a ledger on which the request that carries a
+// step's claim drops while the claim is being written: the write lands, and
+// then, as a client library does, the call answers the request's
+// cancellation if it was made on the request's context.
+type claimLandsAsRequestDrops struct {
+	pipeline.Ledger
+	drop func()
+}
+
+func (l *claimLandsAsRequestDrops) UpdateStep(ctx context.Context, s pipeline.StepRun) (pipeline.StepRun, error) {
+	stored, err := l.Ledger.UpdateStep(context.WithoutCancel(ctx), s)
+	if s.Status == pipeline.StepRunning && l.drop != nil {
+		l.drop()
+		l.drop = nil
+		if ctx.Err() != nil {
+			return pipeline.StepRun{}, ctx.Err()
+		}
+	}
+	return stored, err
+}
+
+// A claim is written whatever becomes of its request: a claim cancelled with
+// the request could land unseen and leave the step leased by an attempt that
+// nobody runs until its lease expires. The attempt goes on (its body sees
+// the cancelled request) and ends recorded, with no lease left.
+func TestClaimOutlivesTheRequest(t *testing.T) {
+	onEachLedgerStore(t, func(t *testing.T, led pipeline.Ledger) {
+		wrapped := &claimLandsAsRequestDrops{Ledger: led}
+		h := newHarnessOn(t, chainYAML, wrapped)
+		start, err := h.orch.Start(ctx, pipeline.StartRequest{Pipeline: "chain", Date: "2026-11-23"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		task := h.queue.take()[0]
+		rctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		wrapped.drop = cancel
+		_, _ = h.orch.HandleStep(rctx, task.Payload, pipeline.Delivery{TaskName: task.Name})
+		if rctx.Err() == nil {
+			t.Fatal("the request was not dropped during the claim")
+		}
+		a := stepOf(h.run(start.Run.ID), "a")
+		if a.Status == pipeline.StepRunning || !a.LeaseUntil.IsZero() {
+			t.Fatalf("a is left %s with a lease until %v (attempt %d): nobody runs it until the lease expires", a.Status, a.LeaseUntil, a.Attempts)
+		}
+		if a.Attempts != 1 {
+			t.Fatalf("a attempts %d, want 1", a.Attempts)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -65,8 +66,15 @@ func droppedDispatch(t *testing.T, sz size) {
 		t.Fatal(err)
 	}
 	problems := tally(t, &f, ids, views, bodies, nil, nil)
+	// A body's result is recorded whatever becomes of the request that
+	// carried it (the bookkeeping is detached from it): no attempt may end
+	// with its result unrecorded, healed only when its lease expired.
+	if lost := unrecordedAttempts(views); lost > 0 {
+		t.Errorf("%d attempts ended with no result recorded: a write cancelled with its request left the step leased until its lease expired", lost)
+	}
 	st := s.emu.Stats()
 	f.add("dispatches %d", st.Dispatches)
+	f.add("attempts unrecorded %d", unrecordedAttempts(views))
 	f.add("unanswered %d", st.ByStatus[0])
 	f.add("replies dropped %d", px.dropped.Load())
 	f.add("connections refused %d", px.refused.Load())
@@ -75,4 +83,21 @@ func droppedDispatch(t *testing.T, sz size) {
 	if px.dropped.Load() == 0 {
 		t.Errorf("no reply was dropped: the scenario proved nothing")
 	}
+}
+
+// unrecordedAttempts counts the attempts, over every step of views, that the
+// ledger closed as "no result recorded": a later attempt had to take the
+// step over.
+func unrecordedAttempts(views map[string]runView) int {
+	n := 0
+	for _, v := range views {
+		for _, st := range v.Steps {
+			for _, a := range st.History {
+				if strings.HasPrefix(a.Error, "no result recorded") {
+					n++
+				}
+			}
+		}
+	}
+	return n
 }

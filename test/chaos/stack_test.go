@@ -390,6 +390,10 @@ type stepView struct {
 	FinishedAt time.Time `json:"finished_at"`
 	// Inputs are the generations of its predecessors it consumed.
 	Inputs map[string]int `json:"inputs"`
+	// History is the step's attempts (only their errors are read).
+	History []struct {
+		Error string `json:"error"`
+	} `json:"history"`
 }
 
 // step is the named step's view (zero if the run has none).
