@@ -199,6 +199,7 @@ steps:
 		"WARNING [check-interval] pipeline nightly, step merge: timeout 168h0m0s at a check every 10s is up to 60480 checks",
 		"pipeline nightly, step load (cloudrun.job): roles/run.jobsExecutorWithOverrides on projects/acme/locations/europe-west1/jobs/nightly-load",
 		"grant: gcloud run jobs add-iam-policy-binding nightly-load --project acme --region europe-west1 " + sa + " --role=roles/run.jobsExecutorWithOverrides",
+		"grant: gcloud run jobs add-iam-policy-binding nightly-load --project acme --region europe-west1 " + sa + " --role=roles/run.viewer",
 		"pipeline nightly, step load (cloudrun.job): roles/iam.serviceAccountUser on the service account of job projects/acme/locations/europe-west1/jobs/nightly-load",
 		"gcloud run jobs describe nightly-load --project acme --region europe-west1",
 		"pipeline nightly, step merge (bigquery.query): roles/bigquery.jobUser on project acme-prod",

@@ -43,7 +43,8 @@ func TestIAMGrantsAndCheckInterval(t *testing.T) {
 		}
 	}
 	want := []string{
-		cloudrunjob.Role + " on projects/acme/locations/europe-west1/jobs/load",
+		"roles/run.jobsExecutorWithOverrides on projects/acme/locations/europe-west1/jobs/load",
+		"roles/run.viewer on projects/acme/locations/europe-west1/jobs/load",
 		"roles/iam.serviceAccountUser on the service account of job projects/acme/locations/europe-west1/jobs/load",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
