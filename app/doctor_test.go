@@ -180,7 +180,7 @@ steps:
   - name: merge
     kind: bigquery.query
     timeout: 168h
-    bigquery.query: {project: acme-prod, location: EU, query: "SELECT 1", check_interval: 10s}
+    bigquery.query: {project: acme-prod, location: EU, query: "SELECT 1", destination_table: sales.daily, check_interval: 10s}
   - name: export
     kind: http
     timeout: 1h
@@ -199,10 +199,13 @@ steps:
 		"WARNING [check-interval] pipeline nightly, step merge: timeout 168h0m0s at a check every 10s is up to 60480 checks",
 		"pipeline nightly, step load (cloudrun.job): roles/run.jobsExecutorWithOverrides on projects/acme/locations/europe-west1/jobs/nightly-load",
 		"grant: gcloud run jobs add-iam-policy-binding nightly-load --project acme --region europe-west1 " + sa + " --role=roles/run.jobsExecutorWithOverrides",
-		"pipeline nightly, step load (cloudrun.job): roles/iam.serviceAccountUser on the job's service account",
+		"grant: gcloud run jobs add-iam-policy-binding nightly-load --project acme --region europe-west1 " + sa + " --role=roles/run.viewer",
+		"pipeline nightly, step load (cloudrun.job): roles/iam.serviceAccountUser on the service account of job projects/acme/locations/europe-west1/jobs/nightly-load",
+		"gcloud run jobs describe nightly-load --project acme --region europe-west1",
 		"pipeline nightly, step merge (bigquery.query): roles/bigquery.jobUser on project acme-prod",
 		"grant: gcloud projects add-iam-policy-binding acme-prod " + sa + " --role=roles/bigquery.jobUser",
-		"pipeline nightly, step merge (bigquery.query): roles/bigquery.dataEditor on each dataset the query writes",
+		"pipeline nightly, step merge (bigquery.query): roles/bigquery.dataEditor on acme-prod:sales",
+		"grant: bq --project_id acme-prod add-iam-policy-binding " + sa + " --role=roles/bigquery.dataEditor acme-prod:sales",
 		"0 error(s), 1 warning(s)",
 	} {
 		if !strings.Contains(out, want) {

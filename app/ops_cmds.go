@@ -296,6 +296,9 @@ func (c *runsCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 	if c.JSON {
 		return writeJSON(env.stdout, map[string]any{"runs": runs})
 	}
+	if runs, err = withSteps(ctx, b, runs); err != nil {
+		return fail(err)
+	}
 	printRuns(env.stdout, runs)
 	return nil
 }

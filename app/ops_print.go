@@ -112,7 +112,7 @@ func printRuns(w io.Writer, runs []pipeline.Run) {
 		if trigger == "" {
 			trigger = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\t%s\t%s\n", r.ID, runMark(r.Status), statusWithMarks(r), r.Date, trigger, timeOrDash(r.CreatedAt), durOrDash(d), oneLine(r.Error, 60))
+		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\t%s\t%s\n", r.ID, runMark(r.Status), listStatus(r), r.Date, trigger, timeOrDash(r.CreatedAt), durOrDash(d), oneLine(r.Error, 60))
 	}
 	tw.Flush()
 }

@@ -82,8 +82,8 @@ func CheckIntervals(_ Config, defs []*pipeline.Definition) []Finding {
 }
 
 // checkInterval is the check interval step s asks for: its kind's
-// CheckInterval, else its `check_interval` setting (the built-in kinds'
-// name for it), else unknown.
+// CheckInterval (the built-in kinds have one), else its `check_interval`
+// setting (the built-in kinds' name for it), else unknown.
 func checkInterval(s *pipeline.StepDef, body steps.AsyncStep) (time.Duration, bool) {
 	if ci, ok := body.(checkIntervaler); ok {
 		return ci.CheckInterval(), true
@@ -92,9 +92,6 @@ func checkInterval(s *pipeline.StepDef, body steps.AsyncStep) (time.Duration, bo
 		if d, err := time.ParseDuration(v); err == nil {
 			return d, true
 		}
-	}
-	if _, ok := s.Settings["check_interval"]; !ok && knownGrants[s.Kind] != nil {
-		return 0, true // a built-in kind's default
 	}
 	return 0, false
 }
@@ -116,46 +113,16 @@ type Role struct {
 	Fix string `json:"fix"`
 }
 
-// knownGrants are the roles of the asynchronous kinds that do not list
-// their own (steps.IAMGrant through IAMGrants), by kind.
-var knownGrants = map[string][]steps.IAMGrant{
-	"cloudrun.job": {
-		{Role: "roles/run.jobsExecutorWithOverrides", Resource: "the Cloud Run job the step runs", Why: "the start runs the job with overrides (args, env, task count, timeout) and the checks read its execution"},
-		{Role: "roles/iam.serviceAccountUser", Resource: "the job's service account", Why: "running a job acts as the job's own service account"},
-	},
-	"bigquery.query": {
-		{Role: "roles/bigquery.jobUser", Resource: "project", Why: "the start inserts a query job in the project; the checks read it"},
-		{Role: "roles/bigquery.dataEditor", Resource: "each dataset the query writes", Why: "the query writes its destination or MERGE target table"},
-	},
-}
-
-// settingsGrants names the resources of known grants from the step's
-// settings where the built-in kinds name them (project, region, job).
-func settingsGrants(s *pipeline.StepDef, grants []steps.IAMGrant) []steps.IAMGrant {
-	str := func(k string) string { v, _ := s.Settings[k].(string); return v }
-	out := make([]steps.IAMGrant, len(grants))
-	for i, g := range grants {
-		switch {
-		case s.Kind == "cloudrun.job" && g.Role == "roles/run.jobsExecutorWithOverrides" && str("project") != "" && str("region") != "" && str("job") != "":
-			g.Resource = fmt.Sprintf("projects/%s/locations/%s/jobs/%s", str("project"), str("region"), str("job"))
-		case s.Kind == "bigquery.query" && g.Resource == "project" && str("project") != "" && !strings.Contains(str("project"), "{{"):
-			g.Resource = "project " + str("project")
-		}
-		out[i] = g
-	}
-	return out
-}
-
 // AsyncRoles lists the IAM roles the asynchronous steps of defs need, each
 // with the command that grants it to the runtime service account.
 func AsyncRoles(cfg Config, defs []*pipeline.Definition) []Role {
 	var out []Role
 	asyncSteps(defs, func(d *pipeline.Definition, s *pipeline.StepDef, body steps.AsyncStep) {
-		grants := settingsGrants(s, knownGrants[s.Kind])
-		if g, ok := body.(iamGranter); ok {
-			grants = g.IAMGrants()
+		g, ok := body.(iamGranter)
+		if !ok {
+			return // the kind names no roles
 		}
-		for _, g := range grants {
+		for _, g := range g.IAMGrants() {
 			out = append(out, Role{Pipeline: d.Name, Step: s.Name, Kind: s.Kind, IAMGrant: g, Fix: grantCommand(cfg, g)})
 		}
 	})

@@ -36,6 +36,7 @@ Asynchronous steps (docs/async.md): the runtime gets the roles their kinds need,
 these resources only (each a comma list; default the ASYNC_* variable of that name):
   --run-jobs JOBS        Cloud Run jobs cloudrun.job steps run (NAME in --region, or
                          projects/P/locations/R/jobs/J): roles/run.jobsExecutorWithOverrides
+                         (run, cancel) and roles/run.viewer (read executions)
   --job-accounts EMAILS  the service accounts those jobs run as: roles/iam.serviceAccountUser
   --bigquery-datasets DS datasets bigquery.query steps write (DATASET or PROJECT:DATASET):
                          roles/bigquery.dataEditor each, roles/bigquery.jobUser on the project
@@ -176,6 +177,8 @@ for job in "${async_jobs[@]}"; do
   fi
   run gcloud --project "$job_project" --quiet run jobs add-iam-policy-binding "$job" --region "$job_region" \
     --member "serviceAccount:$RUNTIME_SA" --role roles/run.jobsExecutorWithOverrides
+  run gcloud --project "$job_project" --quiet run jobs add-iam-policy-binding "$job" --region "$job_region" \
+    --member "serviceAccount:$RUNTIME_SA" --role roles/run.viewer
 done
 IFS=',' read -r -a async_accounts <<<"${ASYNC_JOB_ACCOUNTS// /}"
 for account in "${async_accounts[@]}"; do

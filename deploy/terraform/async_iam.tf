@@ -21,13 +21,25 @@ locals {
   runtime_member = "serviceAccount:${google_service_account.runtime.email}"
 }
 
-# cloudrun.job: run each job with overrides and read its executions...
+# cloudrun.job: run each job with overrides and cancel its executions
+# (run.jobs.run, run.jobs.runWithOverrides, run.executions.cancel)...
 resource "google_cloud_run_v2_job_iam_member" "runtime_runs_jobs" {
   for_each = local.async_jobs
   project  = each.value.project
   location = each.value.location
   name     = each.value.name
   role     = "roles/run.jobsExecutorWithOverrides"
+  member   = local.runtime_member
+}
+
+# ...list and read them (run.executions.list, run.executions.get), which
+# the executor role does not hold...
+resource "google_cloud_run_v2_job_iam_member" "runtime_reads_job_executions" {
+  for_each = local.async_jobs
+  project  = each.value.project
+  location = each.value.location
+  name     = each.value.name
+  role     = "roles/run.viewer"
   member   = local.runtime_member
 }
 

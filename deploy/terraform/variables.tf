@@ -111,7 +111,7 @@ variable "notification_channels" {
 # they are empty.
 
 variable "async_cloud_run_jobs" {
-  description = "Cloud Run jobs that cloudrun.job steps run: job names in var.region, or projects/P/locations/R/jobs/J. The runtime gets roles/run.jobsExecutorWithOverrides on each."
+  description = "Cloud Run jobs that cloudrun.job steps run: job names in var.region, or projects/P/locations/R/jobs/J. The runtime gets roles/run.jobsExecutorWithOverrides and roles/run.viewer on each."
   type        = list(string)
   default     = []
 }

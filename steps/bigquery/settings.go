@@ -78,6 +78,7 @@ type config struct {
 	query             *template.Template
 	legacySQL         bool
 	destination       *template.Template // nil: none
+	destText          string             // destination_table as written
 	writeDisposition  string
 	labels            map[string]string
 	interval          time.Duration // 0: the orchestrator's default
@@ -111,6 +112,7 @@ func readConfig(settings map[string]any) (*config, error) {
 	}
 	query := s.String("query", true)
 	dest := s.String("destination_table", false)
+	c.destText = dest
 	if c.project != "" && !validProject(c.project) {
 		s.Problemf("project %q is not a Google Cloud project ID (6 to 30 lowercase letters, digits and hyphens)", c.project)
 	}

@@ -265,7 +265,7 @@ func TestAPIErrorsTransientOrPermanent(t *testing.T) {
 		{retryInfo(codes.ResourceExhausted, 42*time.Second), false, 42 * time.Second, "slow down"},
 		{status.Error(codes.NotFound, "gone"), true, 0, "gone"},
 		{status.Error(codes.InvalidArgument, "bad"), true, 0, "bad"},
-		{status.Error(codes.PermissionDenied, "denied"), true, 0, "roles/run.developer"},
+		{status.Error(codes.PermissionDenied, "denied"), true, 0, "needs roles/run.jobsExecutorWithOverrides and roles/run.viewer on the job"},
 		{status.Error(codes.Unauthenticated, "bad token"), true, 0, "default credentials"},
 	}
 	for _, c := range cases {

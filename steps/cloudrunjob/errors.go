@@ -28,8 +28,8 @@ func classify(what string, err error) error {
 	case codes.Unauthenticated:
 		return credentialsHint(wrapped)
 	case codes.PermissionDenied:
-		wrapped = fmt.Errorf("%w (the service's account needs roles/run.developer on the job, "+
-			"and iam.serviceAccountUser on the job's service account)", wrapped)
+		wrapped = fmt.Errorf("%w (the service's account needs %s and %s on the job, "+
+			"and roles/iam.serviceAccountUser on the job's service account: `pipeline doctor` lists them)", wrapped, Role, ViewerRole)
 	}
 	if permanentCodes[code] {
 		return steps.Permanent(wrapped)
