@@ -181,7 +181,7 @@ func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue
 		return nil, nil, nil, storeBusy(a.cfg, err)
 	}
 	a.closers = append(a.closers, db.Close)
-	led, err := boltledger.New(db)
+	led, err := boltledger.New(db, local.CreateBuckets)
 	if err != nil {
 		return nil, nil, nil, err
 	}

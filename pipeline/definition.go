@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"regexp"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -16,8 +15,6 @@ const (
 	// DefaultMaxRunDuration bounds a run before the sweeper fails it.
 	DefaultMaxRunDuration = 24 * time.Hour
 )
-
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 // Definition is one pipeline: a DAG of steps with a schedule.
 type Definition struct {

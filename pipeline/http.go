@@ -312,8 +312,8 @@ func (s *server) getRun(c *echo.Context) error {
 // pipeline (Firestore retries a query on a string that is not UTF-8 until the
 // caller gives up, instead of failing it).
 func validPipelineFilter(p string) error {
-	if p != "" && !nameRE.MatchString(p) {
-		return fmt.Errorf("%w: pipeline %q is not a pipeline name (%s)", ErrInvalid, p, nameRE)
+	if p != "" && !validName(p) {
+		return fmt.Errorf("%w: pipeline %q is not a pipeline name (%s)", ErrInvalid, p, namePattern)
 	}
 	return nil
 }

@@ -193,8 +193,8 @@ func build(s *sink, fd fileDef, reg *steps.Registry) *Definition {
 	}
 	if fd.at["name"] == nil {
 		bad(nil, "name is required (it names the pipeline's runs, like daily)")
-	} else if !nameRE.MatchString(fd.Name) {
-		bad(fd.at["name"], "name %q must match %s", fd.Name, nameRE)
+	} else if !validName(fd.Name) {
+		bad(fd.at["name"], "name %q must match %s", fd.Name, namePattern)
 	}
 	if d.TimeZone == "" {
 		d.TimeZone = "UTC"
@@ -240,8 +240,8 @@ func build(s *sink, fd fileDef, reg *steps.Registry) *Definition {
 		switch {
 		case fs.at["name"] == nil:
 			bad(fs.node, "%sname is required", sw)
-		case !nameRE.MatchString(fs.Name):
-			bad(fs.at["name"], "%sname must match %s", sw, nameRE)
+		case !validName(fs.Name):
+			bad(fs.at["name"], "%sname must match %s", sw, namePattern)
 		case names[fs.Name]:
 			bad(fs.at["name"], "%sduplicate step name", sw)
 		}

@@ -163,7 +163,7 @@ func (o *Orchestrator) create(ctx context.Context, req StartRequest, status RunS
 		key = date
 	}
 	if !ValidKey(key) {
-		return nil, Run{}, false, fmt.Errorf("%w: key %q must match %s", ErrInvalid, key, keyRE)
+		return nil, Run{}, false, fmt.Errorf("%w: key %q must match %s", ErrInvalid, key, keyPattern)
 	}
 	if err := validParams(req.Params); err != nil {
 		return nil, Run{}, false, err

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -202,10 +201,8 @@ func (s StepRun) Duration() time.Duration {
 	return s.FinishedAt.Sub(s.StartedAt)
 }
 
-var keyRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
-
-// ValidKey reports whether k can be a run key.
-func ValidKey(k string) bool { return keyRE.MatchString(k) }
+// ValidKey reports whether k can be a run key (keyPattern).
+func ValidKey(k string) bool { return validKey(k) }
 
 // RunID is the identifier of the run of pipeline p with key k.
 func RunID(p, key string) string { return p + "@" + key }
@@ -213,7 +210,7 @@ func RunID(p, key string) string { return p + "@" + key }
 // SplitRunID is the inverse of RunID.
 func SplitRunID(id string) (pipeline, key string, err error) {
 	p, k, ok := strings.Cut(id, "@")
-	if !ok || !nameRE.MatchString(p) || !ValidKey(k) {
+	if !ok || !validName(p) || !ValidKey(k) {
 		return "", "", fmt.Errorf("%w: run id %q is not PIPELINE@KEY", ErrInvalid, id)
 	}
 	return p, k, nil

@@ -3,6 +3,7 @@ package ui
 import (
 	"fmt"
 	"html/template"
+	"io/fs"
 	"strings"
 	"time"
 
@@ -12,16 +13,27 @@ import (
 // pageNames are the page templates; each is parsed with layout.html.
 var pageNames = []string{"grid", "run", "stats", "queue", "error"}
 
-func (h *Handler) parse() error {
-	h.pages = map[string]*template.Template{}
+// parsePages parses every page template in fsys, each with layout.html.
+func parsePages(fsys fs.FS) (map[string]*template.Template, error) {
+	pages := make(map[string]*template.Template, len(pageNames))
 	for _, p := range pageNames {
-		t, err := template.New(p).Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/"+p+".html")
+		t, err := template.New(p).Funcs(funcs).ParseFS(fsys, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
-			return fmt.Errorf("ui: template %s: %w", p, err)
+			return nil, fmt.Errorf("ui: template %s: %w", p, err)
 		}
-		h.pages[p] = t
+		pages[p] = t
 	}
-	return nil
+	return pages, nil
+}
+
+// templates returns the page templates, parsed on first use rather than in
+// New: parsing them is about a millisecond of serve's start, before
+// /healthz answers, for a page that may never be asked for. A parse error is
+// kept and returned on every call (TestTemplatesParse keeps it out of
+// releases).
+func (h *Handler) templates() (map[string]*template.Template, error) {
+	h.parseOnce.Do(func() { h.pages, h.parseErr = parsePages(h.tmplFS) })
+	return h.pages, h.parseErr
 }
 
 // Cell states beyond the step states: a step that never ran.

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pipelinehq/pipeline/pipeline"
@@ -52,12 +53,17 @@ type Config struct {
 
 // Handler serves the dashboard under Prefix.
 type Handler struct {
-	cfg   Config
-	o     *pipeline.Orchestrator
-	led   pipeline.Ledger
-	pages map[string]*template.Template
-	mux   *http.ServeMux
-	log   *slog.Logger
+	cfg Config
+	o   *pipeline.Orchestrator
+	led pipeline.Ledger
+	mux *http.ServeMux
+	log *slog.Logger
+	// tmplFS holds the templates (the embedded files), parsed by
+	// templates on first use into pages or parseErr.
+	tmplFS    fs.FS
+	parseOnce sync.Once
+	pages     map[string]*template.Template
+	parseErr  error
 }
 
 // New returns the dashboard's handler.
@@ -74,10 +80,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Handler{cfg: cfg, o: cfg.Orchestrator, led: cfg.Orchestrator.Ledger(), log: cfg.Logger}
-	if err := h.parse(); err != nil {
-		return nil, err
-	}
+	h := &Handler{cfg: cfg, o: cfg.Orchestrator, led: cfg.Orchestrator.Ledger(), log: cfg.Logger, tmplFS: files}
 	assets, err := fs.Sub(files, "assets")
 	if err != nil {
 		return nil, fmt.Errorf("ui: assets: %w", err)
@@ -157,8 +160,14 @@ func (h *Handler) page(fn pageFunc) http.HandlerFunc {
 }
 
 func (h *Handler) render(w http.ResponseWriter, code int, page, tmpl string, v view) {
+	pages, err := h.templates()
+	if err != nil {
+		h.log.Error("ui: templates", "error", err.Error())
+		writeJSONError(w, http.StatusInternalServerError, "the dashboard's page templates do not parse ("+err.Error()+"): this build is broken (the API and the CLI still work); report it with this message")
+		return
+	}
 	var buf bytes.Buffer
-	if err := h.pages[page].ExecuteTemplate(&buf, tmpl, v); err != nil {
+	if err := pages[page].ExecuteTemplate(&buf, tmpl, v); err != nil {
 		h.log.Error("ui: render", "page", page, "error", err.Error())
 		http.Error(w, "the page could not be rendered: "+err.Error(), http.StatusInternalServerError)
 		return

@@ -36,27 +36,59 @@ var _ pipeline.Ledger = (*Ledger)(nil)
 
 // New returns a ledger in db, creating its buckets. Close does not close db,
 // which may be shared (see OpenDB).
-func New(db *bbolt.DB) (*Ledger, error) {
+//
+// A file already set up is only read (no commit). A fresh file is set up in
+// one commit, in which setup also runs: the other users of the file (the
+// local queue's CreateBuckets) create their buckets there instead of in a
+// commit of their own. Each setup must be idempotent, and its owner must
+// still check its own state when it opens, since setup does not run on a
+// file whose ledger is already set up.
+func New(db *bbolt.DB, setup ...func(*bbolt.Tx) error) (*Ledger, error) {
 	var id string
-	err := db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range ledgerBuckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return fmt.Errorf("bucket %s: %w", name, err)
-			}
-		}
-		if tx.Bucket(notifyBucket) == nil {
-			if err := buildNotifyIndex(tx); err != nil {
-				return err
-			}
-		}
-		var err error
-		id, err = loadID(tx)
-		return err
+	err := db.View(func(tx *bbolt.Tx) error {
+		id = readyID(tx)
+		return nil
 	})
+	if err == nil && id == "" {
+		err = db.Update(func(tx *bbolt.Tx) error {
+			for _, name := range ledgerBuckets {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return fmt.Errorf("bucket %s: %w", name, err)
+				}
+			}
+			if tx.Bucket(notifyBucket) == nil {
+				if err := buildNotifyIndex(tx); err != nil {
+					return err
+				}
+			}
+			for _, fn := range setup {
+				if err := fn(tx); err != nil {
+					return err
+				}
+			}
+			var err error
+			id, err = loadID(tx)
+			return err
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("boltledger: init %s: %w", db.Path(), err)
 	}
 	return &Ledger{db: db, commit: NewCommitter(db), id: id}, nil
+}
+
+// readyID is the file's id if the ledger is fully set up in it (every
+// bucket, the notification index and the id), else "".
+func readyID(tx *bbolt.Tx) string {
+	for _, name := range append(ledgerBuckets[:len(ledgerBuckets):len(ledgerBuckets)], notifyBucket) {
+		if tx.Bucket(name) == nil {
+			return ""
+		}
+	}
+	if b := tx.Bucket(metaBucket); b != nil {
+		return string(b.Get(idKey))
+	}
+	return ""
 }
 
 // buildNotifyIndex creates the index of owed notifications from the runs (a

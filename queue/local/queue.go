@@ -57,14 +57,25 @@ func New(db *bbolt.DB, cfg Config) (*Queue, error) {
 	if q.commit == nil {
 		q.commit = (&groupCommitter{db: db}).Commit
 	}
+	// A file with the buckets is only read; a fresh one gets them in one
+	// commit (none if the ledger's setup created them, see CreateBuckets).
 	var recs []*record
-	err = db.Update(func(tx *bbolt.Tx) error {
-		if err := createBuckets(tx); err != nil {
-			return err
+	ready := false
+	err = db.View(func(tx *bbolt.Tx) error {
+		if ready = hasBuckets(tx); ready {
+			recs, err = loadTasks(tx)
 		}
-		recs, err = loadTasks(tx)
 		return err
 	})
+	if err == nil && !ready {
+		err = db.Update(func(tx *bbolt.Tx) error {
+			if err := CreateBuckets(tx); err != nil {
+				return err
+			}
+			recs, err = loadTasks(tx)
+			return err
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("local queue: open: %w", err)
 	}

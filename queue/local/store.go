@@ -51,13 +51,29 @@ type record struct {
 	deleted bool
 }
 
-func createBuckets(tx *bbolt.Tx) error {
-	for _, b := range [][]byte{bucketTasks, bucketNames, bucketNameTimes, bucketDead} {
+// buckets are all the queue's buckets.
+var buckets = [][]byte{bucketTasks, bucketNames, bucketNameTimes, bucketDead}
+
+// CreateBuckets creates the queue's buckets in tx if they are missing. Pass
+// it to the transaction that sets up a fresh shared file (boltledger.New) so
+// that New finds them and does not commit again.
+func CreateBuckets(tx *bbolt.Tx) error {
+	for _, b := range buckets {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return fmt.Errorf("create bucket %s: %w", b, err)
 		}
 	}
 	return nil
+}
+
+// hasBuckets says whether all the queue's buckets exist.
+func hasBuckets(tx *bbolt.Tx) bool {
+	for _, b := range buckets {
+		if tx.Bucket(b) == nil {
+			return false
+		}
+	}
+	return true
 }
 
 func timeKey(t time.Time) []byte {

@@ -44,7 +44,7 @@ func TestExpiredNameIsReusableBeforePrune(t *testing.T) {
 	now := time.Now()
 	r := &record{Name: "x", Created: now}
 	err := db.Update(func(tx *bbolt.Tx) error {
-		if err := createBuckets(tx); err != nil {
+		if err := CreateBuckets(tx); err != nil {
 			return err
 		}
 		for i, c := range []struct {
