@@ -51,7 +51,9 @@ func benchPipelineYAML() string {
 // emitted right after the claim's commit) and when the handler answered.
 type chainTimes struct {
 	arrived, started, answered [benchSteps]time.Time
-	// commits is the local store's commit count when each step started.
+	// commits is the local store's commit count when each step's delivery
+	// reached the handler (read there, before the claim: notifications are
+	// sent in the background, so a count read by the notifier is late).
 	commits [benchSteps]uint64
 	done    chan struct{}
 }
@@ -110,9 +112,6 @@ func (c *clock) notify(_ context.Context, e pipeline.Event) error {
 	case e.Kind == pipeline.EventStepStarted:
 		if i := stepIndex(e.Step.Step); i >= 0 && ct.started[i].IsZero() {
 			ct.started[i] = now
-			if c.commits != nil {
-				ct.commits[i] = c.commits()
-			}
 		}
 	case e.Step == nil && e.Run.Status.Terminal():
 		select {
@@ -127,6 +126,10 @@ func (c *clock) notify(_ context.Context, e pipeline.Event) error {
 func (c *clock) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		at := time.Now()
+		var commits uint64
+		if c.commits != nil {
+			commits = c.commits()
+		}
 		name := r.Header.Get("X-CloudTasks-TaskName")
 		h.ServeHTTP(w, r)
 		answered := time.Now()
@@ -137,6 +140,7 @@ func (c *clock) wrap(h http.Handler) http.Handler {
 		defer c.mu.Unlock()
 		if ref, ok := c.tasks[name]; ok && ref.run.arrived[ref.i].IsZero() {
 			ref.run.arrived[ref.i], ref.run.answered[ref.i] = at, answered
+			ref.run.commits[ref.i] = commits
 		}
 	})
 }

@@ -8,9 +8,10 @@ import (
 
 // TestLocalLinearTransitionIsOneCommit runs a chain of no-op steps on the
 // local stack as `pipeline serve` wires it and counts the store's commits
-// between consecutive steps' claims: step N's transition (its result, step
-// N+1's task and the deletion of step N's task, one commit) and step N+1's
-// claim (one commit). Nothing else writes meanwhile in a lone chain.
+// between consecutive steps' deliveries reaching the handler: step N's claim
+// (one commit) and its transition (its result, step N+1's task and the
+// deletion of step N's task, one commit). Nothing else writes meanwhile in a
+// lone chain.
 func TestLocalLinearTransitionIsOneCommit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole local stack")
@@ -23,7 +24,7 @@ func TestLocalLinearTransitionIsOneCommit(t *testing.T) {
 	// From step 1 on: step 0's interval may share the run's start-up writes.
 	for i := 1; i+1 < benchSteps; i++ {
 		if n := ct.commits[i+1] - ct.commits[i]; n != 2 {
-			t.Errorf("s%d -> s%d: %d commits between the claims, want 2 (transition + claim)", i, i+1, n)
+			t.Errorf("s%d -> s%d: %d commits between the deliveries, want 2 (claim + transition)", i, i+1, n)
 		}
 	}
 }
@@ -47,11 +48,11 @@ func TestLocalWrappedLedgerFallsBackToSeparateCommits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The previous task's deletion rides with an enqueue or the flusher, so
+	// The handled task's deletion rides with an enqueue or the flusher, so
 	// an interval may hold one commit more; never fewer than three.
 	for i := 1; i+1 < benchSteps; i++ {
 		if n := ct.commits[i+1] - ct.commits[i]; n < 3 {
-			t.Errorf("s%d -> s%d: %d commits between the claims, want at least 3 (result, enqueue, claim)", i, i+1, n)
+			t.Errorf("s%d -> s%d: %d commits between the deliveries, want at least 3 (claim, result, enqueue)", i, i+1, n)
 		}
 	}
 }

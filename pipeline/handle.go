@@ -252,6 +252,12 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		// that saw the expired lease.
 		log.WarnContext(ctx, "lease expired; taking over", "attempt", cur.Attempts, "lease_until", cur.LeaseUntil, "restart_async_start", dec.Restart)
 	}
+	if ctx.Err() != nil && !dec.Restart {
+		// The request ended while the claim was being written: release the
+		// step at once, the attempt not counted (no body ran), rather than
+		// run a body on a dead request or leave the lease to expire.
+		return o.releaseUnstarted(ctx, res, claimed, cur.Attempts)
+	}
 	res.Status, res.Attempt = claimed.Status, claimed.Attempts
 	// The attempt's lines carry its number (as arguments: a Logger.With per
 	// delivery would preformat them for a handful of lines).
