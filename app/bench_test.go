@@ -55,7 +55,23 @@ type chainTimes struct {
 	// reached the handler (read there, before the claim: notifications are
 	// sent in the background, so a count read by the notifier is late).
 	commits [benchSteps]uint64
-	done    chan struct{}
+	// done is closed once the run ended and its last step's answer is
+	// recorded (in either order): then every field above is written.
+	done  chan struct{}
+	ended bool
+}
+
+// maybeDone closes ct.done when the run ended and every answer is in; the
+// clock's mutex is held.
+func (ct *chainTimes) maybeDone() {
+	if !ct.ended || ct.answered[benchSteps-1].IsZero() {
+		return
+	}
+	select {
+	case <-ct.done:
+	default:
+		close(ct.done)
+	}
 }
 
 // clock records the timestamps of the runs it is told about, through a
@@ -114,11 +130,8 @@ func (c *clock) notify(_ context.Context, e pipeline.Event) error {
 			ct.started[i] = now
 		}
 	case e.Step == nil && e.Run.Status.Terminal():
-		select {
-		case <-ct.done:
-		default:
-			close(ct.done)
-		}
+		ct.ended = true
+		ct.maybeDone()
 	}
 	return nil
 }
@@ -126,21 +139,26 @@ func (c *clock) notify(_ context.Context, e pipeline.Event) error {
 func (c *clock) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		at := time.Now()
-		var commits uint64
-		if c.commits != nil {
-			commits = c.commits()
-		}
 		name := r.Header.Get("X-CloudTasks-TaskName")
+		// The arrival is recorded before the handler runs: the run's end,
+		// which the reader waits for, comes after its last step's arrival.
+		c.mu.Lock()
+		ref, first := c.tasks[name]
+		first = first && name != "" && ref.run.arrived[ref.i].IsZero()
+		if first {
+			ref.run.arrived[ref.i] = at
+			if c.commits != nil {
+				ref.run.commits[ref.i] = c.commits()
+			}
+		}
+		c.mu.Unlock()
 		h.ServeHTTP(w, r)
 		answered := time.Now()
-		if name == "" {
-			return
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if ref, ok := c.tasks[name]; ok && ref.run.arrived[ref.i].IsZero() {
-			ref.run.arrived[ref.i], ref.run.answered[ref.i] = at, answered
-			ref.run.commits[ref.i] = commits
+		if first {
+			c.mu.Lock()
+			ref.run.answered[ref.i] = answered
+			ref.run.maybeDone()
+			c.mu.Unlock()
 		}
 	})
 }
