@@ -321,9 +321,8 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		// Shutdown interrupted the body: release the step at once (no lease
 		// to wait out) without counting the attempt, so that the retry
 		// after the restart takes over immediately.
-		done.Status, done.Attempts = StepRetrying, claimed.Attempts-1
-		done.Error = fmt.Sprintf("attempt %d interrupted by shutdown after %s (not counted): %v", claimed.Attempts, elapsed.Round(time.Millisecond), runErr)
-		stored, err := o.ledger.UpdateStep(ctx, done)
+		why := fmt.Sprintf("attempt %d interrupted by shutdown after %s (not counted): %v", claimed.Attempts, elapsed.Round(time.Millisecond), runErr)
+		stored, err := o.release(ctx, claimed, claimed.Attempts-1, why)
 		if err != nil {
 			return res, fmt.Errorf("release %s of %s after shutdown: %w", p.Step, p.RunID, err)
 		}

@@ -6,20 +6,27 @@ import (
 	"time"
 )
 
-// releaseUnstarted gives back a step claimed for an attempt whose request
-// ended before its body started: the step is retrying again, with the
-// attempts it had before the claim (attempts), and no lease, so that the
-// queue's retry claims it at once. The write is detached from the request.
+// release gives back a claimed step without counting its attempt: the step
+// is retrying again, with the attempts it had before the claim (attempts),
+// and no lease, so that the queue's retry claims it at once. why is the
+// step's error. Used when shutdown interrupts a body and when a request ends
+// before its body started.
+func (o *Orchestrator) release(ctx context.Context, claimed StepRun, attempts int, why string) (StepRun, error) {
+	rel := claimed
+	now := o.now().UTC()
+	rel.Status, rel.Attempts, rel.Error = StepRetrying, attempts, why
+	rel.LeaseUntil, rel.FinishedAt, rel.UpdatedAt = time.Time{}, now, now
+	return o.ledger.UpdateStep(ctx, rel)
+}
+
+// releaseUnstarted releases a step claimed for an attempt whose request
+// ended before its body started. The write is detached from the request.
 func (o *Orchestrator) releaseUnstarted(ctx context.Context, res StepResult, claimed StepRun, attempts int) (StepResult, error) {
 	cause := context.Cause(ctx)
 	ctx, cancel := detach(ctx)
 	defer cancel()
-	rel := claimed
-	now := o.now().UTC()
-	rel.Status, rel.Attempts = StepRetrying, attempts
-	rel.LeaseUntil, rel.FinishedAt, rel.UpdatedAt = time.Time{}, now, now
-	rel.Error = fmt.Sprintf("attempt %d released before its body started: its request ended (%v); not counted", claimed.Attempts, cause)
-	stored, err := o.ledger.UpdateStep(ctx, rel)
+	why := fmt.Sprintf("attempt %d released before its body started: its request ended (%v); not counted", claimed.Attempts, cause)
+	stored, err := o.release(ctx, claimed, attempts, why)
 	if err != nil {
 		return res, fmt.Errorf("release %s of %s after its request ended: %w", claimed.Step, claimed.RunID, err)
 	}
