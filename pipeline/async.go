@@ -125,8 +125,11 @@ func (o *Orchestrator) wait(ctx context.Context, rg *runGraph, p TaskPayload, s 
 }
 
 // runPoll calls f (an asynchronous step's Start or Check) bounded by
-// timeout, turning a panic into an error.
+// timeout, turning a panic into an error. The end of the request does not
+// interrupt it; shutdown does (workContext).
 func (o *Orchestrator) runPoll(ctx context.Context, name string, timeout time.Duration, f func(context.Context) (steps.Poll, error)) (poll steps.Poll, err error) {
+	ctx, stop := workContext(ctx)
+	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	defer func() {

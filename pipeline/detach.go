@@ -44,3 +44,22 @@ func shuttingDown(ctx context.Context) bool {
 	r := requestOf(ctx)
 	return r.Err() != nil && errors.Is(context.Cause(r), ErrShutdown)
 }
+
+// workContext is the context a step's work (a body, an asynchronous step's
+// Start or Check) runs on: the request's values, not its end. A dropped
+// dispatcher connection does not interrupt the work (its timeout bounds it,
+// and the lease outlasts the timeout, so a retry of the delivery waits for
+// its result); shutdown does, with ErrShutdown as the cause, so that the step
+// is released at once. Call stop when the work returned.
+func workContext(ctx context.Context) (work context.Context, stop func()) {
+	work, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	unhook := context.AfterFunc(ctx, func() {
+		if cause := context.Cause(ctx); errors.Is(cause, ErrShutdown) {
+			cancel(cause)
+		}
+	})
+	return work, func() {
+		unhook()
+		cancel(nil)
+	}
+}

@@ -383,8 +383,11 @@ func (o *Orchestrator) runStub(p TaskPayload) Run {
 }
 
 // runBody runs a step's body with its timeout, turning a panic into an error.
+// The end of the request does not interrupt it; shutdown does (workContext).
 func (o *Orchestrator) runBody(ctx context.Context, name string, timeout time.Duration, body steps.Step, in steps.Input) (out json.RawMessage, err error) {
 	errTimeout := fmt.Errorf("step exceeded its timeout of %s: %w", timeout, context.DeadlineExceeded)
+	ctx, stop := workContext(ctx)
+	defer stop()
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errTimeout)
 	defer cancel()
 	defer func() {
@@ -396,7 +399,6 @@ func (o *Orchestrator) runBody(ctx context.Context, name string, timeout time.Du
 	out, err = body.Run(ctx, in)
 	if err == nil && context.Cause(ctx) == errTimeout {
 		// It returned after its timeout (ignoring its context): a timeout.
-		// A success as the request ends (a dropped connection) is a success.
 		err = errTimeout
 	}
 	if err != nil {

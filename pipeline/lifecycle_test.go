@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pipelinehq/pipeline/pipeline"
+	"github.com/pipelinehq/pipeline/steps"
 )
 
 // Once a body has run, recording its result, enqueueing successors and
@@ -356,6 +357,42 @@ func TestClaimOutlivesTheRequest(t *testing.T) {
 		res, err := h.orch.HandleStep(ctx, task.Payload, pipeline.Delivery{TaskName: task.Name})
 		if err != nil || res.Outcome != pipeline.OutcomeSucceeded || res.Attempt != 1 {
 			t.Fatalf("the retry: %+v, %v", res, err)
+		}
+	})
+}
+
+// A body whose request ends while it runs (the dispatcher's connection reset,
+// not a shutdown) is not interrupted: the step's work is bounded by its
+// timeout and by shutdown, not by the connection that delivered it. Before,
+// the body saw "context canceled" and every reset burnt an attempt, until a
+// run failed for connection resets alone.
+func TestRequestEndingDuringABodyDoesNotInterruptIt(t *testing.T) {
+	onEachLedgerStore(t, func(t *testing.T, led pipeline.Ledger) {
+		h := newHarnessOn(t, chainYAML, led)
+		start, err := h.orch.Start(ctx, pipeline.StartRequest{Pipeline: "chain", Date: "2026-11-23"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		task := h.queue.take()[0]
+		body := h.bodies["a"]
+		body.started = make(chan context.Context, 1)
+		rctx, cancel := context.WithCancel(context.Background())
+		body.seen = func(steps.Input) { cancel() } // the connection drops mid-body
+		body.fail = func(int) error {
+			// Cancelling a context cancels its descendants at once: a body
+			// context derived from the request is done by now.
+			return context.Cause(<-body.started)
+		}
+		res, err := h.orch.HandleStep(rctx, task.Payload, pipeline.Delivery{TaskName: task.Name})
+		if rctx.Err() == nil {
+			t.Fatal("the request context was not cancelled")
+		}
+		if err != nil || res.Outcome != pipeline.OutcomeSucceeded || res.Attempt != 1 {
+			t.Fatalf("delivery whose request ended mid-body = %+v, %v; want the body to finish and succeed", res, err)
+		}
+		a := stepOf(h.run(start.Run.ID), "a")
+		if a.Status != pipeline.StepSucceeded || a.Attempts != 1 {
+			t.Fatalf("a = %s attempts %d %q", a.Status, a.Attempts, a.Error)
 		}
 	})
 }
