@@ -9,7 +9,9 @@
 //
 // The package itself holds what the service under test needs beyond the stock
 // binary: the "chaos" step kind, which records every body execution in a file
-// outside the ledger so that a killed process cannot lose the count. The
+// outside the ledger so that a killed process cannot lose the count, and the
+// crash points (CHAOS_CRASH_POINT), a ledger decorator that kills the process
+// right after chosen writes have committed. The
 // scenarios are its tests; CHAOS_SIZE=full runs them at the sizes that
 // docs/reliability.md reports.
 package chaos
