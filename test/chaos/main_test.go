@@ -44,17 +44,24 @@ type size struct {
 	// for --only, a failed run resumed, a cancelled run resumed; opCopies
 	// copies of every step task while its body runs.
 	backfillDays, opRuns, opCopies int
+	// skewRuns runs go through the re-run phases on two instances with
+	// skewed clocks, with skewCopies copies of every generation's task;
+	// owedRuns runs created 3 days earlier are re-opened, their final
+	// notification owed.
+	skewRuns, skewCopies, owedRuns int
 }
 
 var sizes = map[string]size{
 	"small": {name: "small", dupRuns: 1, dupCopies: 10, crashRuns: 4, crashKills: 2, shutdowns: 1,
 		faultRuns: 6, faultShare: 0.3, outage: 2 * time.Second, outageRuns: 2, deployRuns: 2,
 		fuzzRequests: 200, forgedTokens: 32, rerunRuns: 2, rerunCopies: 3,
-		sharedRuns: 3, dispatchRuns: 3, backfillDays: 4, opRuns: 1, opCopies: 2},
+		sharedRuns: 3, dispatchRuns: 3, backfillDays: 4, opRuns: 1, opCopies: 2,
+		skewRuns: 2, skewCopies: 2, owedRuns: 3},
 	"full": {name: "full", dupRuns: 5, dupCopies: 100, crashRuns: 100, crashKills: 50, shutdowns: 5,
 		faultRuns: 200, faultShare: 0.3, outage: 2 * time.Minute, outageRuns: 10, deployRuns: 10,
 		fuzzRequests: 2000, forgedTokens: 400, rerunRuns: 20, rerunCopies: 10,
-		sharedRuns: 50, dispatchRuns: 50, backfillDays: 30, opRuns: 5, opCopies: 10},
+		sharedRuns: 50, dispatchRuns: 50, backfillDays: 30, opRuns: 5, opCopies: 10,
+		skewRuns: 20, skewCopies: 10, owedRuns: 20},
 }
 
 func chaosSize(t *testing.T) size {

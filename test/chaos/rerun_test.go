@@ -59,6 +59,8 @@ type rerunSetup struct {
 	// and wrappers) and returns the stack the driver calls (spread over
 	// the instances).
 	start func(opts stackOptions) *stack
+	// extra adds the setup's own counts to the figures (optional).
+	extra func(f *figures)
 }
 
 // Phases of a run in the re-run scenario (what its bodies' hook does).
@@ -250,6 +252,9 @@ func driveReruns(t *testing.T, sz size, setup rerunSetup) {
 	f.add("failed before %d", before)
 	f.add("reply lost %d", after)
 	f.add("took %.1fs", time.Since(began).Seconds())
+	if setup.extra != nil {
+		setup.extra(&f)
+	}
 	if len(problems) > 0 && f.doubled == 0 && f.lost == 0 && f.stuck == 0 {
 		t.Errorf("%s %s: %d problems", setup.scenario, backend, len(problems))
 	}

@@ -421,6 +421,7 @@ type runView struct {
 	Status     string     `json:"status"`
 	Error      string     `json:"error"`
 	Epoch      int64      `json:"epoch"`
+	CreatedAt  time.Time  `json:"created_at"`
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt time.Time  `json:"finished_at"`
 	Steps      []stepView `json:"steps"`
