@@ -298,29 +298,3 @@ func clockSkewOwed(t *testing.T, sz size) {
 	f.add("handed twice %d", twice)
 	check(t, f, problems)
 }
-
-// waitFor polls until every run satisfies ok or the deadline passes, and
-// returns the last view of each.
-func waitFor(ids []string, within time.Duration, get func(string) (runView, bool), ok func(runView) bool) map[string]runView {
-	out := map[string]runView{}
-	deadline := time.Now().Add(within)
-	for {
-		all := true
-		for _, id := range ids {
-			if v, done := out[id]; done && ok(v) {
-				continue
-			}
-			v, got := get(id)
-			if got {
-				out[id] = v
-			}
-			if !got || !ok(v) {
-				all = false
-			}
-		}
-		if all || time.Now().After(deadline) {
-			return out
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}

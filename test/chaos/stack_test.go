@@ -478,19 +478,25 @@ func (r runView) terminal() bool {
 // waitRuns polls until every run is terminal or the deadline passes, and
 // returns the last view of each (missing: never found).
 func waitRuns(ids []string, within time.Duration, get func(string) (runView, bool)) map[string]runView {
+	return waitFor(ids, within, get, runView.terminal)
+}
+
+// waitFor polls until every run satisfies ok or the deadline passes, and
+// returns the last view of each (missing: never found).
+func waitFor(ids []string, within time.Duration, get func(string) (runView, bool), ok func(runView) bool) map[string]runView {
 	out := map[string]runView{}
 	deadline := time.Now().Add(within)
 	for {
 		all := true
 		for _, id := range ids {
-			if r, ok := out[id]; ok && r.terminal() {
+			if v, done := out[id]; done && ok(v) {
 				continue
 			}
-			r, ok := get(id)
-			if ok {
-				out[id] = r
+			v, got := get(id)
+			if got {
+				out[id] = v
 			}
-			if !ok || !r.terminal() {
+			if !got || !ok(v) {
 				all = false
 			}
 		}
