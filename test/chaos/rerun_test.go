@@ -215,18 +215,7 @@ func driveReruns(t *testing.T, sz size, setup rerunSetup) {
 	}
 	views := waitRuns(ids, 2*time.Minute, s.getRun)
 	f.recovery = time.Since(calm)
-	bodies, err := ReadBodies(s.bodyLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The re-runs are on purpose: a step may run once per generation.
-	allowed := map[string]int{}
-	for _, id := range ids {
-		for _, st := range views[id].Steps {
-			allowed[id+"|"+st.Step] = st.Generation - 1
-		}
-	}
-	problems = append(problems, tally(t, &f, ids, views, bodies, nil, allowed)...)
+	problems = append(problems, tallyReruns(t, &f, s, ids, views)...)
 	mu.Lock()
 	for _, id := range ids {
 		problems = append(problems, checkGenerations(&f, views[id], gens, setup.skewed)...)
@@ -259,6 +248,23 @@ func driveReruns(t *testing.T, sz size, setup rerunSetup) {
 		t.Errorf("%s %s: %d problems", setup.scenario, backend, len(problems))
 	}
 	check(t, f, problems)
+}
+
+// tallyReruns is tally over s's body log, where the re-runs are on
+// purpose: a step may run once per generation.
+func tallyReruns(t *testing.T, f *figures, s *stack, ids []string, views map[string]runView) []string {
+	t.Helper()
+	bodies, err := ReadBodies(s.bodyLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := map[string]int{}
+	for _, id := range ids {
+		for _, st := range views[id].Steps {
+			allowed[id+"|"+st.Step] = st.Generation - 1
+		}
+	}
+	return tally(t, f, ids, views, bodies, nil, allowed)
 }
 
 // rerunPhases drives one run through the scenario's phases; fail records a

@@ -269,17 +269,7 @@ func clockSkewOwed(t *testing.T, sz size) {
 	}
 	f.recovery = time.Since(calm)
 
-	bodies, err := ReadBodies(s.bodyLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	allowed := map[string]int{}
-	for _, id := range ids {
-		for _, st := range views[id].Steps {
-			allowed[id+"|"+st.Step] = st.Generation - 1
-		}
-	}
-	problems := tally(t, &f, ids, views, bodies, nil, allowed)
+	problems := tallyReruns(t, &f, s, ids, views)
 	for _, id := range missing {
 		f.lost++
 		v := views[id]
