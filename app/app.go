@@ -138,7 +138,7 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 	notifiers := pipeline.Notifiers{&notify.Log{Logger: log}}
 	if cfg.DiscordWebhook != "" {
 		d, err := discord.New(discord.Config{WebhookURL: cfg.DiscordWebhook, Mention: cfg.DiscordMention,
-			Revision: cfg.Revision, Project: cfg.Project, DashboardURL: cfg.DashboardURL, Store: led, Logger: log})
+			Revision: cfg.Revision, Project: cfg.Project, DashboardURL: cfg.DashboardURL, Store: led, Logger: log, Now: cfg.clock})
 		if err != nil {
 			a.close()
 			return nil, fmt.Errorf("discord: %w", err)
@@ -151,7 +151,7 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 	if cfg.wrap.Notifier != nil {
 		notifier = cfg.wrap.Notifier(notifier)
 	}
-	a.orch, err = pipeline.New(pipeline.Config{Catalog: catalog, Ledger: led, Queue: q, Notifier: notifier, Logger: log, LeaseGrace: cfg.LeaseGrace.Duration, Registry: reg,
+	a.orch, err = pipeline.New(pipeline.Config{Catalog: catalog, Ledger: led, Queue: q, Notifier: notifier, Logger: log, LeaseGrace: cfg.LeaseGrace.Duration, Registry: reg, Now: cfg.clock,
 		Jobs: a.schedulerJobs(cfg, os.Getenv, log)})
 	if err != nil {
 		a.close()

@@ -68,6 +68,7 @@ func runCLI(ctx context.Context, args []string, o *options) error {
 	c.Config.stepSets = o.steps
 	c.Config.firestoreEmulator = os.Getenv("FIRESTORE_EMULATOR_HOST")
 	c.Config.wrap = o.wrap
+	c.Config.clock = o.clock
 	env := &appEnv{stdout: stdout, stderr: stderr}
 	return kctx.Run(&c.Config, env)
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/pipelinehq/pipeline/steps"
 )
@@ -49,6 +50,8 @@ type Config struct {
 	stepSets []func(*steps.Registry, *Config) `kong:"-"`
 	// wrap decorates the ledger, queue and notifier (Option WithWrappers).
 	wrap Wrappers `kong:"-"`
+	// clock is the service's clock (Option WithClock); nil: time.Now.
+	clock func() time.Time `kong:"-"`
 }
 
 // Validate lists every problem with the configuration at once.

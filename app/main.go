@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/pipelinehq/pipeline/steps"
 )
@@ -93,6 +94,7 @@ func (e exitCode) Error() string { return fmt.Sprintf("exit %d: %s", e.code, e.m
 type options struct {
 	steps          []func(*steps.Registry, *Config)
 	wrap           Wrappers
+	clock          func() time.Time
 	stdout, stderr io.Writer
 }
 

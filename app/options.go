@@ -3,6 +3,7 @@ package app
 import (
 	"io"
 	"path/filepath"
+	"time"
 
 	"github.com/pipelinehq/pipeline/pipeline"
 	"github.com/pipelinehq/pipeline/steps"
@@ -60,4 +61,13 @@ type Wrappers struct {
 // WithWrappers decorates the ledger, queue and notifier the service uses.
 func WithWrappers(w Wrappers) Option {
 	return func(o *options) { o.wrap = w }
+}
+
+// WithClock sets the clock the service's decisions and records read: the
+// orchestrator (step and run times, leases, the sweeper's owed
+// notifications, overdue runs and schedule checks) and the Discord
+// notifier's pacing and post claims. Default time.Now. Reliability tests
+// give instances sharing one ledger clocks that disagree (test/chaos).
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.clock = now }
 }

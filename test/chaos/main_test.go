@@ -47,6 +47,11 @@ type size struct {
 	// crashPointRuns runs per crash point, over crashPointKills kills
 	// (one kill per round of runs).
 	crashPointRuns, crashPointKills int
+	// skewRuns runs go through the re-run phases on two instances with
+	// skewed clocks, with skewCopies copies of every generation's task;
+	// owedRuns runs created 3 days earlier are re-opened, their final
+	// notification owed.
+	skewRuns, skewCopies, owedRuns int
 }
 
 var sizes = map[string]size{
@@ -54,12 +59,12 @@ var sizes = map[string]size{
 		faultRuns: 6, faultShare: 0.3, outage: 2 * time.Second, outageRuns: 2, deployRuns: 2,
 		fuzzRequests: 200, forgedTokens: 32, rerunRuns: 2, rerunCopies: 3,
 		sharedRuns: 3, dispatchRuns: 3, backfillDays: 4, opRuns: 1, opCopies: 2,
-		crashPointRuns: 2, crashPointKills: 1},
+		crashPointRuns: 2, crashPointKills: 1, skewRuns: 2, skewCopies: 2, owedRuns: 3},
 	"full": {name: "full", dupRuns: 5, dupCopies: 100, crashRuns: 100, crashKills: 50, shutdowns: 5,
 		faultRuns: 200, faultShare: 0.3, outage: 2 * time.Minute, outageRuns: 10, deployRuns: 10,
 		fuzzRequests: 2000, forgedTokens: 400, rerunRuns: 20, rerunCopies: 10,
 		sharedRuns: 50, dispatchRuns: 50, backfillDays: 30, opRuns: 5, opCopies: 10,
-		crashPointRuns: 20, crashPointKills: 4},
+		crashPointRuns: 20, crashPointKills: 4, skewRuns: 20, skewCopies: 10, owedRuns: 20},
 }
 
 func chaosSize(t *testing.T) size {

@@ -37,8 +37,30 @@ import (
 func TestRerunCascades(t *testing.T) {
 	sz := chaosSize(t)
 	for _, backend := range backendsFor(sz, true) {
-		t.Run(backend, func(t *testing.T) { rerunCascades(t, backend, sz) })
+		t.Run(backend, func(t *testing.T) {
+			yaml := strings.ReplaceAll(chainYAML("30ms"), "timeout: 5s", "timeout: 1m")
+			driveReruns(t, sz, rerunSetup{scenario: "rerun-cascades", backend: backend, runs: sz.rerunRuns, copies: sz.rerunCopies,
+				start: func(opts stackOptions) *stack { return newStack(t, backend, yaml, opts) }})
+		})
 	}
+}
+
+// rerunSetup is what the re-run driver (driveReruns) runs on.
+type rerunSetup struct {
+	scenario, backend string
+	// runs are driven through the phases, with copies copies of every
+	// generation's task while their cascades run.
+	runs, copies int
+	// skewed says the service's instances have clocks that disagree: the
+	// times they wrote are not compared with one another (a run's finish
+	// with its steps').
+	skewed bool
+	// start starts the service with opts (every instance with opts' hook
+	// and wrappers) and returns the stack the driver calls (spread over
+	// the instances).
+	start func(opts stackOptions) *stack
+	// extra adds the setup's own counts to the figures (optional).
+	extra func(f *figures)
 }
 
 // Phases of a run in the re-run scenario (what its bodies' hook does).
@@ -60,10 +82,14 @@ type rerunState struct {
 	cancelAt atomic.Int64 // unix nanos of the acknowledged cancel
 }
 
-func rerunCascades(t *testing.T, backend string, sz size) {
+// driveReruns drives setup.runs runs through the re-run phases
+// (rerunPhases), with a share of enqueues faulted, and checks and reports
+// the figures of setup.scenario.
+func driveReruns(t *testing.T, sz size, setup rerunSetup) {
+	backend := setup.backend
 	var (
 		s    *stack
-		led  pipeline.Ledger
+		led  atomic.Pointer[pipeline.Ledger] // any instance's: they share it
 		mu   sync.Mutex
 		gens = map[string]int{} // "run|step|gen" -> completed bodies
 		runs = map[string]*rerunState{}
@@ -73,7 +99,7 @@ func rerunCascades(t *testing.T, backend string, sz size) {
 		dups    atomic.Int64
 	)
 	d := newDice(sz.faultShare/3, uint64(time.Now().UnixNano()))
-	var fq *faultyQueue
+	var fqs []*faultyQueue // one per instance
 	copies := func(run string, stepNames []string, n int) {
 		vs, ok := s.getRun(run)
 		if !ok {
@@ -97,7 +123,7 @@ func rerunCascades(t *testing.T, backend string, sz size) {
 		wg.Wait()
 	}
 	hook := func(ctx context.Context, in steps.Input) error {
-		got, err := led.GetSteps(ctx, in.RunID, in.Step)
+		got, err := (*led.Load()).GetSteps(ctx, in.RunID, in.Step)
 		if err != nil || len(got) != 1 {
 			return fmt.Errorf("rerun: read %s of %s: %v", in.Step, in.RunID, err)
 		}
@@ -109,7 +135,7 @@ func rerunCascades(t *testing.T, backend string, sz size) {
 			switch rs.phase.Load() {
 			case phaseDup:
 				if (in.Step == "b" || in.Step == "d") && gen > 1 {
-					copies(in.RunID, []string{"b", "c", "d"}, sz.rerunCopies)
+					copies(in.RunID, []string{"b", "c", "d"}, setup.copies)
 					_, _, _ = s.do("POST", "/pipeline/reconcile", schedulerSA, nil, nil)
 				}
 			case phaseStale:
@@ -139,16 +165,18 @@ func rerunCascades(t *testing.T, backend string, sz size) {
 		return nil
 	}
 	opts := stackOptions{hook: hook, leaseGrace: 2 * time.Second, wrap: app.Wrappers{
-		Ledger: func(l pipeline.Ledger) pipeline.Ledger { led = l; return l },
+		Ledger: func(l pipeline.Ledger) pipeline.Ledger { led.Store(&l); return l },
 		Queue: func(q pipeline.Queue) pipeline.Queue {
-			fq = &faultyQueue{inner: q, d: d}
+			fq := &faultyQueue{inner: q, d: d}
+			mu.Lock()
+			fqs = append(fqs, fq)
+			mu.Unlock()
 			return fq
 		},
 	}}
-	yaml := strings.ReplaceAll(chainYAML("30ms"), "timeout: 5s", "timeout: 1m")
-	s = newStack(t, backend, yaml, opts)
+	s = setup.start(opts)
 
-	f := figures{scenario: "rerun-cascades", backend: backend}
+	f := figures{scenario: setup.scenario, backend: backend}
 	var (
 		ids      []string
 		problems []string
@@ -159,7 +187,7 @@ func rerunCascades(t *testing.T, backend string, sz size) {
 		defer pmu.Unlock()
 		problems = append(problems, fmt.Sprintf(format, args...))
 	}
-	for i := range sz.rerunRuns {
+	for i := range setup.runs {
 		key := fmt.Sprintf("rr-%d", i)
 		f.tried++
 		if s.startRun(key) {
@@ -187,21 +215,10 @@ func rerunCascades(t *testing.T, backend string, sz size) {
 	}
 	views := waitRuns(ids, 2*time.Minute, s.getRun)
 	f.recovery = time.Since(calm)
-	bodies, err := ReadBodies(s.bodyLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The re-runs are on purpose: a step may run once per generation.
-	allowed := map[string]int{}
-	for _, id := range ids {
-		for _, st := range views[id].Steps {
-			allowed[id+"|"+st.Step] = st.Generation - 1
-		}
-	}
-	problems = append(problems, tally(t, &f, ids, views, bodies, nil, allowed)...)
+	problems = append(problems, tallyReruns(t, &f, s, ids, views)...)
 	mu.Lock()
 	for _, id := range ids {
-		problems = append(problems, checkGenerations(&f, views[id], gens)...)
+		problems = append(problems, checkGenerations(&f, views[id], gens, setup.skewed)...)
 		seenInputs := map[string]bool{}
 		for _, in := range dInputs[id] {
 			if seenInputs[in] {
@@ -212,16 +229,42 @@ func rerunCascades(t *testing.T, backend string, sz size) {
 		}
 	}
 	mu.Unlock()
-	f.add("operator actions %d", sz.rerunRuns*6)
+	var calls, before, after int64
+	mu.Lock()
+	for _, fq := range fqs {
+		calls, before, after = calls+fq.calls.Load(), before+fq.before.Load(), after+fq.after.Load()
+	}
+	mu.Unlock()
+	f.add("operator actions %d", setup.runs*6)
 	f.add("copies %d", dups.Load())
-	f.add("enqueues %d", fq.calls.Load())
-	f.add("failed before %d", fq.before.Load())
-	f.add("reply lost %d", fq.after.Load())
+	f.add("enqueues %d", calls)
+	f.add("failed before %d", before)
+	f.add("reply lost %d", after)
 	f.add("took %.1fs", time.Since(began).Seconds())
+	if setup.extra != nil {
+		setup.extra(&f)
+	}
 	if len(problems) > 0 && f.doubled == 0 && f.lost == 0 && f.stuck == 0 {
-		t.Errorf("rerun-cascades %s: %d problems", backend, len(problems))
+		t.Errorf("%s %s: %d problems", setup.scenario, backend, len(problems))
 	}
 	check(t, f, problems)
+}
+
+// tallyReruns is tally over s's body log, where the re-runs are on
+// purpose: a step may run once per generation.
+func tallyReruns(t *testing.T, f *figures, s *stack, ids []string, views map[string]runView) []string {
+	t.Helper()
+	bodies, err := ReadBodies(s.bodyLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := map[string]int{}
+	for _, id := range ids {
+		for _, st := range views[id].Steps {
+			allowed[id+"|"+st.Step] = st.Generation - 1
+		}
+	}
+	return tally(t, f, ids, views, bodies, nil, allowed)
 }
 
 // rerunPhases drives one run through the scenario's phases; fail records a
@@ -362,9 +405,10 @@ func rerunPhases(t *testing.T, s *stack, rs *rerunState, fail func(string, ...an
 
 // checkGenerations fails a run (from its last view) where a generation of a
 // step completed more than one body (doubled) or its latest none (lost), a
-// succeeded step consumed a superseded generation (stale), or the run's
-// finish is older than a step's.
-func checkGenerations(f *figures, v runView, gens map[string]int) []string {
+// succeeded step consumed a superseded generation (stale), the run succeeded
+// with a step that did not, or (one clock: not skewed) the run's finish is
+// older than a step's.
+func checkGenerations(f *figures, v runView, gens map[string]int, skewed bool) []string {
 	var problems []string
 	for _, st := range v.Steps {
 		for g := 1; g <= st.Generation; g++ {
@@ -384,7 +428,12 @@ func checkGenerations(f *figures, v runView, gens map[string]int) []string {
 		problems = append(problems, fmt.Sprintf("stale: %s ended %s with a step on a superseded input: %+v", v.ID, v.Status, v.Steps))
 	}
 	for _, st := range v.Steps {
-		if v.Status == "succeeded" && st.FinishedAt.After(v.FinishedAt) {
+		if v.Status == "succeeded" && st.Status != "succeeded" {
+			// A step (re)opened after the run's finish, or a finish decided
+			// without it: the run's status lies.
+			problems = append(problems, fmt.Sprintf("%s succeeded with step %s %s (generation %d): %+v", v.ID, st.Step, st.Status, st.Generation, v.Steps))
+		}
+		if !skewed && v.Status == "succeeded" && st.FinishedAt.After(v.FinishedAt) {
 			problems = append(problems, fmt.Sprintf("%s finished at %s before its step %s (%s): a finish decided on an old read", v.ID, v.FinishedAt, st.Step, st.FinishedAt))
 		}
 	}

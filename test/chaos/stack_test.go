@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -71,6 +72,12 @@ type stackOptions struct {
 	// service itself), e.g. a proxy in front of it; tokens keep the
 	// service's own URL as their audience.
 	serviceURL string
+	// clock is the service's clock (app.WithClock; default the machine's).
+	clock func() time.Time
+	// peer is another instance of the same service (gcp): this one shares
+	// its ledger (Firestore collection), its Cloud Tasks emulator, its token
+	// audience and its data directory (one body log for both).
+	peer *stack
 }
 
 // stack is the service wired by package app, in this process, on the local
@@ -86,12 +93,19 @@ type stack struct {
 	port       int
 	base       string
 	collection string
-	emu        *emulator.Emulator
-	key        *rsa.PrivateKey // the emulator issuer's signing key
-	logs       *syncBuffer
-	stop       context.CancelFunc
-	done       chan error
-	client     *http.Client
+	// audience is the token audience the service expects (gcp): its own
+	// URL, or its peer's.
+	audience string
+	// spreadTo are the base URLs do sends to in turn (see spread); empty:
+	// the service's own.
+	spreadTo []string
+	next     atomic.Uint64
+	emu      *emulator.Emulator
+	key      *rsa.PrivateKey // the emulator issuer's signing key
+	logs     *syncBuffer
+	stop     context.CancelFunc
+	done     chan error
+	client   *http.Client
 	// proc is the running process (binary mode); interrupted holds the pids
 	// killed or terminated, whose bodies in flight may run again.
 	proc        *exec.Cmd
@@ -115,6 +129,13 @@ func newStackWith(t *testing.T, backend, yaml string, opts stackOptions, ready f
 		file: filepath.Join(dir, "chaos.yaml"), port: freePort(t), logs: &syncBuffer{},
 		client: &http.Client{Timeout: 30 * time.Second}, interrupted: map[int]bool{}}
 	s.base = fmt.Sprintf("http://127.0.0.1:%d", s.port)
+	s.audience = s.base
+	if p := opts.peer; p != nil {
+		if backend != "gcp" || p.backend != "gcp" {
+			t.Fatalf("instances sharing a ledger need the gcp backend")
+		}
+		s.data, s.audience = p.data, p.audience
+	}
 	if backend == "gcp" {
 		host := fsemu.Host(t)
 		if opts.firestoreHost != "" {
@@ -122,6 +143,9 @@ func newStackWith(t *testing.T, backend, yaml string, opts stackOptions, ready f
 		}
 		t.Setenv("FIRESTORE_EMULATOR_HOST", host)
 		s.collection = fsemu.Collection(t)
+		if opts.peer != nil {
+			s.collection, opts.emu = opts.peer.collection, opts.peer.emu
+		}
 		if opts.emu != nil {
 			s.emu = opts.emu
 		} else {
@@ -175,7 +199,7 @@ func (s *stack) sweep(every time.Duration) (stop func()) {
 			case <-quit:
 				return
 			case <-tk.C:
-				_, _, _ = s.do("POST", "/pipeline/reconcile", schedulerSA, nil, nil)
+				_, _, _ = s.doAt(s.base, "POST", "/pipeline/reconcile", schedulerSA, nil, nil)
 			}
 		}
 	}()
@@ -211,7 +235,7 @@ func (s *stack) args() []string {
 		if s.opts.serviceURL != "" {
 			serviceURL = s.opts.serviceURL
 		}
-		args = append(args, "--project", "demo-chaos", "--service-url", serviceURL, "--audience", s.base, "--tasks-location", "local",
+		args = append(args, "--project", "demo-chaos", "--service-url", serviceURL, "--audience", s.audience, "--tasks-location", "local",
 			"--tasks-queue", "chaos", "--tasks-service-account", tasksSA, "--tasks-emulator", tasks,
 			"--issuer", s.emu.IssuerURL(), "--allowed-invokers", tasksSA+","+schedulerSA,
 			"--allowed-operators", operatorSA, "--ledger-collection", s.collection)
@@ -233,6 +257,9 @@ func (s *stack) start() {
 			Register(reg, filepath.Join(cfg.Data, BodyLogName), s.opts.hook)
 		}),
 		app.WithWrappers(s.opts.wrap),
+	}
+	if s.opts.clock != nil {
+		opts = append(opts, app.WithClock(s.opts.clock))
 	}
 	go func() { s.done <- app.Main(ctx, s.args(), opts...) }()
 	s.waitHealthy()
@@ -297,17 +324,35 @@ func (s *stack) token(email string) string {
 	if s.backend != "gcp" {
 		return ""
 	}
-	tok, err := s.emu.Token(s.base, email)
+	tok, err := s.emu.Token(s.audience, email)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	return tok
 }
 
-// do sends one request as email (a token is added on gcp); err is a
-// transport error.
+// spread makes do send its requests to this service and the peers in turn
+// (instances of one service: same ledger, same audience).
+func (s *stack) spread(peers ...*stack) {
+	s.spreadTo = []string{s.base}
+	for _, p := range peers {
+		s.spreadTo = append(s.spreadTo, p.base)
+	}
+}
+
+// do sends one request as email (a token is added on gcp), to the service or,
+// after spread, to the next of its instances; err is a transport error.
 func (s *stack) do(method, path, email string, body []byte, hdr map[string]string) (int, []byte, error) {
-	req, err := http.NewRequest(method, s.base+path, bytes.NewReader(body))
+	base := s.base
+	if n := uint64(len(s.spreadTo)); n > 0 {
+		base = s.spreadTo[s.next.Add(1)%n]
+	}
+	return s.doAt(base, method, path, email, body, hdr)
+}
+
+// doAt is do, sent to base.
+func (s *stack) doAt(base, method, path, email string, body []byte, hdr map[string]string) (int, []byte, error) {
+	req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -376,6 +421,7 @@ type runView struct {
 	Status     string     `json:"status"`
 	Error      string     `json:"error"`
 	Epoch      int64      `json:"epoch"`
+	CreatedAt  time.Time  `json:"created_at"`
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt time.Time  `json:"finished_at"`
 	Steps      []stepView `json:"steps"`
@@ -432,19 +478,25 @@ func (r runView) terminal() bool {
 // waitRuns polls until every run is terminal or the deadline passes, and
 // returns the last view of each (missing: never found).
 func waitRuns(ids []string, within time.Duration, get func(string) (runView, bool)) map[string]runView {
+	return waitFor(ids, within, get, runView.terminal)
+}
+
+// waitFor polls until every run satisfies ok or the deadline passes, and
+// returns the last view of each (missing: never found).
+func waitFor(ids []string, within time.Duration, get func(string) (runView, bool), ok func(runView) bool) map[string]runView {
 	out := map[string]runView{}
 	deadline := time.Now().Add(within)
 	for {
 		all := true
 		for _, id := range ids {
-			if r, ok := out[id]; ok && r.terminal() {
+			if v, done := out[id]; done && ok(v) {
 				continue
 			}
-			r, ok := get(id)
-			if ok {
-				out[id] = r
+			v, got := get(id)
+			if got {
+				out[id] = v
 			}
-			if !ok || !r.terminal() {
+			if !got || !ok(v) {
 				all = false
 			}
 		}
