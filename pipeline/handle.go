@@ -232,12 +232,19 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 
 	claimed, before := cur, cur.Attempts-1
 	if !handedOff {
+		base := cur
+		if dec.TakeOver && !dec.Restart && o.takeReserved(ctx, cur) {
+			// This process's own handed-off claim, its lease run out
+			// before its delivery came (a slow queue): the body never
+			// ran, so the attempt it counted is this one.
+			base.Attempts--
+		}
 		// Claim: one attempt at a time, by compare-and-swap on the step
 		// record. It is written whatever becomes of the request
 		// meanwhile: a claim cancelled with its request may still land,
 		// leaving the step leased by an attempt nobody runs until the
 		// lease expires.
-		claim := claimRecord(cur, state.Preds, dec.Restart, state.Now, rg.requestTimeout(p.Step)+o.leaseGrace)
+		claim := claimRecord(base, state.Preds, dec.Restart, state.Now, rg.requestTimeout(p.Step)+o.leaseGrace)
 		cctx, ccancel := detach(ctx)
 		claimed, err = o.ledger.UpdateStep(cctx, claim)
 		ccancel()
@@ -247,7 +254,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		if err != nil {
 			return res, fmt.Errorf("claim %s of %s: %w", p.Step, p.RunID, err)
 		}
-		before = cur.Attempts
+		before = base.Attempts
 	}
 	if dec.TakeOver {
 		// Logged by the one delivery whose claim won, not by every duplicate

@@ -65,9 +65,13 @@ type handOff struct {
 // pred as its only predecessor: pred succeeded, the successor is in the
 // task's first generation, has no attempt counted yet (a later attempt reads
 // the run first, which a cancel may have ended), is pending (or released,
-// retrying with no attempt counted), and has an attempt to give. Anything
-// else (running, waiting, succeeded, failed, cancelled, skipped, a re-run
-// generation) is left to the successor's delivery.
+// retrying with no attempt counted), and has an attempt to give. One thing
+// more: it has more than one attempt, since a process killed between this
+// commit and the successor's body costs the attempt handed off (it is
+// taken over after its lease), and a step's only attempt is never spent
+// that way. Anything else (running, waiting, succeeded, failed, cancelled,
+// skipped, a re-run generation, a single attempt) is left to the
+// successor's delivery.
 func handOffClaim(h handOff) (StepRun, bool) {
 	s := h.Succ
 	switch {
@@ -77,7 +81,7 @@ func handOffClaim(h handOff) (StepRun, bool) {
 		return StepRun{}, false
 	case s.Status != StepPending && s.Status != StepRetrying:
 		return StepRun{}, false
-	case s.Attempts != 0 || s.Attempts >= s.MaxAttempts:
+	case s.Attempts != 0 || s.MaxAttempts < 2:
 		return StepRun{}, false
 	}
 	return claimRecord(s, []StepRun{h.Pred}, false, h.Now, h.Lease), true

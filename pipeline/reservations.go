@@ -125,8 +125,12 @@ func (r *reservations) take(ctx context.Context, cur StepRun) bool {
 	}
 	select {
 	case <-res.ready:
-	case <-ctx.Done():
-		return false
+	default:
+		select {
+		case <-res.ready:
+		case <-ctx.Done():
+			return false
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
