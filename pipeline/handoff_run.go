@@ -15,14 +15,15 @@ import (
 // reservations it is a plain Transition.
 func (o *Orchestrator) transitionHandOff(ctx context.Context, ho HandOff, rg *runGraph, done StepRun, tasks []Task, handled Task) (StepRun, error) {
 	now := o.now().UTC()
-	leases := make(map[string]time.Duration, len(tasks))
+	// Few successors (usually one): slices, not maps.
 	keys := make([]resKey, 0, len(tasks))
+	leases := make([]time.Duration, 0, len(tasks))
 	for _, t := range tasks {
 		if _, err := rg.body(t.Payload.Step); err != nil || t.Payload.RunID != done.RunID {
 			continue
 		}
-		leases[t.Payload.Step] = rg.requestTimeout(t.Payload.Step) + o.leaseGrace
 		keys = append(keys, resKey{run: done.RunID, step: t.Payload.Step, gen: t.Payload.Generation})
+		leases = append(leases, rg.requestTimeout(t.Payload.Step)+o.leaseGrace)
 	}
 	var held []*reservation
 	if len(keys) > 0 {
@@ -32,21 +33,22 @@ func (o *Orchestrator) transitionHandOff(ctx context.Context, ho HandOff, rg *ru
 		return ho.Transition(ctx, done, tasks, handled)
 	}
 	claim := func(succ StepRun) (StepRun, bool) {
-		lease, ok := leases[succ.Step]
-		if !ok || succ.RunID != done.RunID {
-			return StepRun{}, false
+		for i, k := range keys {
+			if k.step == succ.Step && succ.RunID == done.RunID {
+				return handOffClaim(handOff{Pred: done, Succ: succ, Gen: k.gen, Now: now, Lease: leases[i]})
+			}
 		}
-		return handOffClaim(handOff{Pred: done, Succ: succ, Gen: 1, Now: now, Lease: lease})
+		return StepRun{}, false
 	}
 	stored, claimed, err := ho.TransitionHandOff(ctx, done, tasks, handled, claim)
-	byKey := make(map[resKey]StepRun, len(claimed))
-	if err == nil {
-		for _, c := range claimed {
-			byKey[keyOf(c)] = c
-		}
-	}
 	for i, k := range keys {
-		c, ok := byKey[k]
+		var c StepRun
+		ok := false
+		for _, x := range claimed {
+			if err == nil && keyOf(x) == k {
+				c, ok = x, true
+			}
+		}
 		if !o.reserved.settle(k, held[i], c, ok) && ok {
 			// Closed meanwhile (shutdown): give the claim back at once.
 			if gerr := o.giveBack(ctx, c, "given back at shutdown"); gerr != nil {
