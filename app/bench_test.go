@@ -275,12 +275,13 @@ func (l *latencies) report(b *testing.B) {
 }
 
 // BenchmarkLocalStepToStep runs chains of 10 no-op steps one at a time and
-// reports the step-to-step latency: from the commit of step N's claim
-// (EventStepStarted) to the commit of step N+1's claim, which in a steady
-// chain equals handler start to handler start. Its parts are reported too:
-// claim (HTTP arrival to claim committed), finish (claim to the handler's
-// answer: body, success commit, successor enqueue commit) and queue (answer
-// to the next delivery's arrival). ns/op is one whole chain.
+// reports the step-to-step latency: from step N's claim being held by its
+// delivery (EventStepStarted) to step N+1's, which in a steady chain equals
+// handler start to handler start. Its parts are reported too: claim (HTTP
+// arrival to the claim held: committed by the delivery, or found handed off
+// by the predecessor's transition), finish (claim to the handler's answer:
+// body, transition commit) and queue (answer to the next delivery's
+// arrival). ns/op is one whole chain.
 func BenchmarkLocalStepToStep(b *testing.B) {
 	if testing.Short() {
 		b.Skip("runs the whole local stack")

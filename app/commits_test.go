@@ -8,9 +8,10 @@ import (
 
 // TestLocalLinearTransitionIsOneCommit runs a chain of no-op steps on the
 // local stack as `pipeline serve` wires it and counts the store's commits
-// between consecutive steps' deliveries reaching the handler: step N's claim
-// (one commit) and its transition (its result, step N+1's task and the
-// deletion of step N's task, one commit). Nothing else writes meanwhile in a
+// between consecutive steps' deliveries reaching the handler: step N's
+// transition (its result, step N+1's task and claim, and the deletion of
+// step N's task) is the one commit; step N+1's delivery finds its claim
+// handed off and writes none of its own. Nothing else writes meanwhile in a
 // lone chain.
 func TestLocalLinearTransitionIsOneCommit(t *testing.T) {
 	if testing.Short() {
@@ -23,8 +24,8 @@ func TestLocalLinearTransitionIsOneCommit(t *testing.T) {
 	}
 	// From step 1 on: step 0's interval may share the run's start-up writes.
 	for i := 1; i+1 < benchSteps; i++ {
-		if n := ct.commits[i+1] - ct.commits[i]; n != 2 {
-			t.Errorf("s%d -> s%d: %d commits between the deliveries, want 2 (claim + transition)", i, i+1, n)
+		if n := ct.commits[i+1] - ct.commits[i]; n != 1 {
+			t.Errorf("s%d -> s%d: %d commits between the deliveries, want 1 (the transition, with the successor's claim)", i, i+1, n)
 		}
 	}
 }

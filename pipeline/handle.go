@@ -107,6 +107,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	res := StepResult{RunID: p.RunID, Step: p.Step, Generation: cur.Generation, Status: cur.Status, Attempt: cur.Attempts, MaxAttempt: cur.MaxAttempts, Error: cur.Error}
 
 	dec := decide(state)
+	handedOff := false
 	if dec.Act == actReadRun {
 		r, err := o.ledger.GetRun(ctx, p.RunID)
 		if err != nil {
@@ -153,6 +154,12 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		res.Outcome = OutcomeNotRunnable
 		return res, nil
 	case actLeaseHeld:
+		if o.takeReserved(ctx, cur) {
+			// Claimed for this delivery by its predecessor's hand-off, in
+			// this process: the attempt is counted and the lease held.
+			handedOff = true
+			break
+		}
 		return res, fmt.Errorf("%w: %s attempt %d/%d holds the lease until %s", ErrLeaseHeld, p.Step, cur.Attempts, cur.MaxAttempts, cur.LeaseUntil.Format(time.RFC3339))
 	case actRequeueCheck:
 		// The work was started and is being checked: never start it
@@ -223,29 +230,31 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		return res, nil
 	}
 
-	// Claim: one attempt at a time, by compare-and-swap on the step record.
-	now := state.Now
-	claim := cur
-	claim.Status = StepRunning
-	if !dec.Restart {
-		claim.Attempts++
-		claim.StartedAt = now
-	}
-	claim.FinishedAt = time.Time{}
-	claim.LeaseUntil = now.Add(rg.requestTimeout(p.Step) + o.leaseGrace)
-	claim.UpdatedAt = now
-	claim.Inputs = consumed(state.Preds)
-	// The claim is written whatever becomes of the request meanwhile: a
-	// claim cancelled with its request may still land, leaving the step
-	// leased by an attempt nobody runs until the lease expires.
-	cctx, ccancel := detach(ctx)
-	claimed, err := o.ledger.UpdateStep(cctx, claim)
-	ccancel()
-	if errors.Is(err, ErrConflict) {
-		return res, fmt.Errorf("%w: %s was claimed by a concurrent delivery", ErrLeaseHeld, p.Step)
-	}
-	if err != nil {
-		return res, fmt.Errorf("claim %s of %s: %w", p.Step, p.RunID, err)
+	claimed, before := cur, cur.Attempts-1
+	if !handedOff {
+		base := cur
+		if dec.TakeOver && !dec.Restart && o.takeReserved(ctx, cur) {
+			// This process's own handed-off claim, its lease run out
+			// before its delivery came (a slow queue): the body never
+			// ran, so the attempt it counted is this one.
+			base.Attempts--
+		}
+		// Claim: one attempt at a time, by compare-and-swap on the step
+		// record. It is written whatever becomes of the request
+		// meanwhile: a claim cancelled with its request may still land,
+		// leaving the step leased by an attempt nobody runs until the
+		// lease expires.
+		claim := claimRecord(base, state.Preds, dec.Restart, state.Now, rg.requestTimeout(p.Step)+o.leaseGrace)
+		cctx, ccancel := detach(ctx)
+		claimed, err = o.ledger.UpdateStep(cctx, claim)
+		ccancel()
+		if errors.Is(err, ErrConflict) {
+			return res, fmt.Errorf("%w: %s was claimed by a concurrent delivery", ErrLeaseHeld, p.Step)
+		}
+		if err != nil {
+			return res, fmt.Errorf("claim %s of %s: %w", p.Step, p.RunID, err)
+		}
+		before = base.Attempts
 	}
 	if dec.TakeOver {
 		// Logged by the one delivery whose claim won, not by every duplicate
@@ -256,7 +265,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		// The request ended while the claim was being written: release the
 		// step at once, the attempt not counted (no body ran), rather than
 		// run a body on a dead request or leave the lease to expire.
-		return o.releaseUnstarted(ctx, res, claimed, cur.Attempts)
+		return o.releaseUnstarted(ctx, res, claimed, before)
 	}
 	res.Status, res.Attempt = claimed.Status, claimed.Attempts
 	// The attempt's lines carry its number (as arguments: a Logger.With per
@@ -358,9 +367,9 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 
 // recordSuccess commits the succeeded step done. On a linear hand-off
 // (linearSuccessors) with a ledger that can (Transitioner), the successors'
-// tasks and the deletion of the delivered task go in the same commit, and
-// advanced is true; otherwise only the step is written and the caller
-// advances.
+// tasks and the deletion of the delivered task go in the same commit (with
+// HandOff, the successors' claims too), and advanced is true; otherwise only
+// the step is written and the caller advances.
 func (o *Orchestrator) recordSuccess(ctx context.Context, rg *runGraph, p TaskPayload, d Delivery, done StepRun) (stored StepRun, advanced bool, err error) {
 	tr, can := o.ledger.(Transitioner)
 	next, linear := linearSuccessors(rg.Graph, done, p.Only)
@@ -372,7 +381,14 @@ func (o *Orchestrator) recordSuccess(ctx context.Context, rg *runGraph, p TaskPa
 	for i, n := range next {
 		tasks[i] = o.task(rg, done.RunID, p.Date, p.Params, n, 1)
 	}
-	stored, err = tr.Transition(ctx, done, tasks, Task{Name: d.TaskName, Payload: p})
+	handled := Task{Name: d.TaskName, Payload: p}
+	if ho, ok := tr.(HandOff); ok {
+		// The successors' first claims ride along: their deliveries run
+		// their bodies without a claim commit of their own.
+		stored, err = o.transitionHandOff(ctx, ho, rg, done, tasks, handled)
+		return stored, err == nil, err
+	}
+	stored, err = tr.Transition(ctx, done, tasks, handled)
 	return stored, err == nil, err
 }
 

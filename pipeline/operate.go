@@ -345,7 +345,10 @@ func (o *Orchestrator) Cancel(ctx context.Context, runID string) (Run, error) {
 	var checking []StepRun
 	for _, s := range r.Steps {
 		for range 3 {
-			if s.Status != StepPending && s.Status != StepRetrying && s.Status != StepWaiting {
+			// A claim this process handed off and has not delivered yet:
+			// its body has not started, so it never starts.
+			reserved := s.Status == StepRunning && o.takeReserved(ctx, s)
+			if !reserved && s.Status != StepPending && s.Status != StepRetrying && s.Status != StepWaiting {
 				break
 			}
 			if s.Status == StepWaiting && o.now().Before(s.LeaseUntil) {
@@ -354,9 +357,14 @@ func (o *Orchestrator) Cancel(ctx context.Context, runID string) (Run, error) {
 			}
 			was := s
 			s.Status, s.UpdatedAt, s.LeaseUntil = StepCancelled, o.now().UTC(), time.Time{}
+			if reserved {
+				s.Attempts-- // claimed, never run: not counted
+			}
 			_, err := o.ledger.UpdateStep(ctx, s)
 			if err == nil {
-				o.cancelRemoteOf(ctx, r, was)
+				if !reserved {
+					o.cancelRemoteOf(ctx, r, was)
+				}
 				break
 			}
 			if !errors.Is(err, ErrConflict) {

@@ -30,6 +30,9 @@ type Orchestrator struct {
 	jobs      JobControl
 	// sender hands events to the notifier in the background.
 	sender *sender
+	// reserved are the successors' claims this process's hand-offs wrote
+	// and their deliveries have not yet taken (HandOff).
+	reserved *reservations
 }
 
 // Config wires an Orchestrator.
@@ -89,6 +92,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		o.leaseGrace = 30 * time.Second
 	}
 	o.sender = newSender(o.callNotifier, o.log)
+	o.reserved = newReservations(maxReservations)
 	o.namespace = cfg.Namespace
 	if ns, ok := cfg.Ledger.(Namespacer); ok && o.namespace == "" {
 		o.namespace = ns.Namespace()
@@ -384,8 +388,13 @@ func (o *Orchestrator) callNotifier(ctx context.Context, e Event) (err error) {
 // after a run use it.
 func (o *Orchestrator) Flush(ctx context.Context) error { return o.sender.flush(ctx) }
 
-// Close stops taking notifications and waits, until ctx ends, for those
-// still queued; then it ends the calls in flight and gives up the rest. A
-// final notification given up stays owed in the ledger (Run.Notify), and the
+// Close gives back the successors' claims this process handed off and has
+// not run (their steps are claimable at once, the attempts not counted),
+// stops taking notifications and waits, until ctx ends, for those still
+// queued; then it ends the calls in flight and gives up the rest. A final
+// notification given up stays owed in the ledger (Run.Notify), and the
 // sweeper sends it after owedGrace.
-func (o *Orchestrator) Close(ctx context.Context) error { return o.sender.close(ctx) }
+func (o *Orchestrator) Close(ctx context.Context) error {
+	rerr := o.releaseReserved(ctx)
+	return errors.Join(rerr, o.sender.close(ctx))
+}

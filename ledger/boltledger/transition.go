@@ -2,6 +2,7 @@ package boltledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"go.etcd.io/bbolt"
@@ -29,6 +30,7 @@ type Store struct {
 var (
 	_ pipeline.Ledger       = (*Store)(nil)
 	_ pipeline.Transitioner = (*Store)(nil)
+	_ pipeline.HandOff      = (*Store)(nil)
 )
 
 // WithTasks returns the ledger with q, the queue storing its tasks in the
@@ -42,28 +44,47 @@ func (l *Ledger) WithTasks(q TaskWriter) *Store {
 // Transition writes s (compare-and-swap on its version), enqueues tasks and
 // deletes the handled task in one transaction: one commit, all or nothing.
 func (st *Store) Transition(ctx context.Context, s pipeline.StepRun, tasks []pipeline.Task, handled pipeline.Task) (pipeline.StepRun, error) {
+	stored, _, err := st.transition(ctx, s, tasks, handled, nil)
+	return stored, err
+}
+
+// TransitionHandOff writes what Transition writes and, in the same
+// transaction, the claims that claim returns for the tasks' steps (each
+// read in that transaction, written over the version read): one commit.
+func (st *Store) TransitionHandOff(ctx context.Context, s pipeline.StepRun, tasks []pipeline.Task, handled pipeline.Task, claim pipeline.ClaimFunc) (pipeline.StepRun, []pipeline.StepRun, error) {
+	return st.transition(ctx, s, tasks, handled, claim)
+}
+
+func (st *Store) transition(ctx context.Context, s pipeline.StepRun, tasks []pipeline.Task, handled pipeline.Task, claim pipeline.ClaimFunc) (pipeline.StepRun, []pipeline.StepRun, error) {
 	if err := ctx.Err(); err != nil {
-		return pipeline.StepRun{}, fmt.Errorf("boltledger: transition of %s/%s: %w", s.RunID, s.Step, err)
+		return pipeline.StepRun{}, nil, fmt.Errorf("boltledger: transition of %s/%s: %w", s.RunID, s.Step, err)
 	}
 	rec := newStepRecord(s)
 	val, err := encode(0, rec)
 	if err != nil {
-		return pipeline.StepRun{}, fmt.Errorf("boltledger: transition of %s/%s: %w", s.RunID, s.Step, err)
+		return pipeline.StepRun{}, nil, fmt.Errorf("boltledger: transition of %s/%s: %w", s.RunID, s.Step, err)
 	}
 	writeTasks, after, err := st.tasks.TransitionWrites(tasks, handled)
 	if err != nil {
-		return pipeline.StepRun{}, fmt.Errorf("boltledger: transition of %s/%s: %w", s.RunID, s.Step, err)
+		return pipeline.StepRun{}, nil, fmt.Errorf("boltledger: transition of %s/%s: %w", s.RunID, s.Step, err)
 	}
 	key := stepKey(s.RunID, s.Step)
 	var (
 		outcome error
 		version int64
+		claimed []pipeline.StepRun
 	)
 	err = st.write(func(tx *bbolt.Tx) error {
 		var err error
+		claimed = claimed[:0]
 		outcome, version, err = casStep(tx, key, val, s.Version)
 		if err != nil || outcome != nil {
 			return err // a lost compare-and-swap writes nothing, tasks included
+		}
+		if claim != nil {
+			if claimed, err = claimSteps(tx, tasks, claim, claimed); err != nil {
+				return err
+			}
 		}
 		return writeTasks(tx)
 	})
@@ -72,8 +93,44 @@ func (st *Store) Transition(ctx context.Context, s pipeline.StepRun, tasks []pip
 		err = outcome
 	}
 	if err != nil {
-		return pipeline.StepRun{}, fmt.Errorf("boltledger: transition of %s/%s: %w", s.RunID, s.Step, err)
+		return pipeline.StepRun{}, nil, fmt.Errorf("boltledger: transition of %s/%s: %w", s.RunID, s.Step, err)
 	}
-	s.Version, s.WriteID = version, rec.WriteID
-	return s, nil
+	s.Version, s.WriteID, s.History = version, rec.WriteID, rec.History
+	return s, claimed, nil
+}
+
+// claimSteps writes, in tx, the claim records claim returns for the steps
+// of tasks (as stored in tx), appending them to out with their versions. A
+// task whose step is missing, or that claim declines, writes nothing.
+func claimSteps(tx *bbolt.Tx, tasks []pipeline.Task, claim pipeline.ClaimFunc, out []pipeline.StepRun) ([]pipeline.StepRun, error) {
+	b := tx.Bucket(stepsBucket)
+	for _, t := range tasks {
+		cur, err := getStep(b, t.Payload.RunID, t.Payload.Step)
+		if errors.Is(err, pipeline.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		c, ok := claim(cur)
+		if !ok {
+			continue
+		}
+		c.RunID, c.Step = cur.RunID, cur.Step
+		rec := newStepRecord(c)
+		val, err := encode(0, rec)
+		if err != nil {
+			return out, fmt.Errorf("claim %s: %w", cur.Step, err)
+		}
+		outcome, version, err := casStep(tx, stepKey(cur.RunID, cur.Step), val, cur.Version)
+		if err != nil {
+			return out, err
+		}
+		if outcome != nil {
+			return out, fmt.Errorf("claim %s: %w", cur.Step, outcome) // read in this transaction: cannot happen
+		}
+		c.Version, c.WriteID, c.History = version, rec.WriteID, rec.History
+		out = append(out, c)
+	}
+	return out, nil
 }

@@ -37,6 +37,7 @@ func Run(t *testing.T, newLedger func(t *testing.T) pipeline.Ledger) {
 	t.Run("Definition", s.testDefinition)
 	t.Run("WriteID", s.testWriteID)
 	t.Run("History", s.testHistory)
+	t.Run("HandOff", s.testHandOff)
 }
 
 type suite struct {
