@@ -137,6 +137,8 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 	}
 	notifiers := pipeline.Notifiers{&notify.Log{Logger: log}}
 	if cfg.DiscordWebhook != "" {
+		// Retries and outage pacing are the notifier's defaults
+		// (discord.DefaultMaxRetries, discord.DefaultOutageInterval).
 		d, err := discord.New(discord.Config{WebhookURL: cfg.DiscordWebhook, Mention: cfg.DiscordMention,
 			Revision: cfg.Revision, Project: cfg.Project, DashboardURL: cfg.DashboardURL, Store: led, Logger: log, Now: cfg.clock})
 		if err != nil {

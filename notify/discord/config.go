@@ -23,6 +23,14 @@ type RunStore interface {
 
 var _ RunStore = pipeline.Ledger(nil)
 
+// The defaults of Config.MaxRetries and Config.OutageInterval: the service
+// runs with them, and the reliability suite bounds the calls made during an
+// outage by them.
+const (
+	DefaultMaxRetries     = 3
+	DefaultOutageInterval = 30 * time.Second
+)
+
 // Config configures a Notifier. WebhookURL and Store are required.
 type Config struct {
 	// WebhookURL is DISCORD_WEBHOOK_URL, used as given (scheme, host and path),
@@ -48,7 +56,7 @@ type Config struct {
 	// client on http.DefaultTransport.
 	HTTPClient *http.Client
 	// MaxRetries bounds the retries of one Discord request (5xx, 429,
-	// timeouts). Default 3.
+	// timeouts). Default DefaultMaxRetries (3).
 	MaxRetries int
 	// AttemptTimeout bounds one HTTP request. Default 3 s.
 	AttemptTimeout time.Duration
@@ -66,7 +74,7 @@ type Config struct {
 	ClaimTimeout time.Duration
 	// OutageInterval is, while Discord is failing, the least time between two
 	// calls for one run (live message and final notification together),
-	// however many callers ask. Default 30 s.
+	// however many callers ask. Default DefaultOutageInterval (30 s).
 	OutageInterval time.Duration
 	// Username overrides the webhook's name on posts, if set.
 	Username string
@@ -184,7 +192,7 @@ func (c *Config) defaults() {
 		c.HTTPClient = &http.Client{}
 	}
 	if c.MaxRetries == 0 {
-		c.MaxRetries = 3
+		c.MaxRetries = DefaultMaxRetries
 	}
 	if c.AttemptTimeout == 0 {
 		c.AttemptTimeout = 3 * time.Second
@@ -205,7 +213,7 @@ func (c *Config) defaults() {
 		c.ClaimTimeout = 30 * time.Second
 	}
 	if c.OutageInterval == 0 {
-		c.OutageInterval = 30 * time.Second
+		c.OutageInterval = DefaultOutageInterval
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -2,11 +2,13 @@ package chaos
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pipelinehq/pipeline/app"
+	"github.com/pipelinehq/pipeline/notify/discord"
 	"github.com/pipelinehq/pipeline/notify/discord/discordtest"
 	"github.com/pipelinehq/pipeline/pipeline"
 )
@@ -88,15 +90,19 @@ func discordOutage(t *testing.T, backend string, sz size) {
 		}
 	}
 	waitUntil(down.Add(sz.outage / 2))
+	failing := time.Since(down) // Discord answers 500 to every call until Up
 	dt.Up()
 	dt.RateLimit(2*len(ids), 2) // the next requests get 429 with Retry-After 2 s
 	waitUntil(down.Add(sz.outage))
 	stopResets()
 	up := time.Now()
-	during := 0
+	during, failed := 0, 0
 	for _, h := range dt.Hits() {
 		if !h.At.Before(down) && h.At.Before(up) {
 			during++
+		}
+		if h.Status == http.StatusInternalServerError {
+			failed++ // only the first half of the outage answers 500
 		}
 	}
 	// After the outage: exactly two posts per run, the completion last.
@@ -134,13 +140,39 @@ func discordOutage(t *testing.T, backend string, sz size) {
 	f.lost += missing
 	f.doubled += doubled
 	f.add("outage %s", sz.outage)
+	bound := outageCallBound(len(ids), failing)
+	if failed > bound {
+		t.Errorf("calls not paced: Discord answered 500 to %d calls in %s, more than the %d its pacing allows %d runs (%d retries per request until it is known down, then one call per run per %s)",
+			failed, failing.Round(time.Millisecond), bound, len(ids), discord.DefaultMaxRetries, discord.DefaultOutageInterval)
+	}
 	f.add("calls during the outage %d", during)
+	f.add("answered 500 %d of at most %d", failed, bound)
 	f.add("messages %d", len(dt.Posts()))
 	f.add("wire resets %d", px.resets.Load())
 	if v := dt.Violations(); len(v) > 0 {
 		t.Errorf("payloads Discord would refuse: %v", v)
 	}
 	check(t, f, problems)
+}
+
+// outageCallBound is the most calls the service may make for runs runs while
+// Discord answers every call with a failure for failing, by the notifier's
+// pacing (notify/discord/outage.go) with the service's settings. Until a
+// request has used up its retries Discord is not known to be down, so every
+// request in flight then may make all its 1+DefaultMaxRetries attempts; a
+// run has at most two such requests at once, whoever asks (the live-message
+// worker, the final notification from the handler that finished the run, the
+// sweeper re-sending it): posting the live message and posting the final
+// embed each hold a claim in the ledger, and no live message exists to edit
+// while every call fails. From the first give-up on, each run gets at most
+// one call per DefaultOutageInterval however many callers ask. This assumes
+// that no request is cut short by its deadline before the first give-up (4 s
+// for a final notification, 8 s for the worker's sync, against attempts that
+// the stand-in answers at once and backoffs of under 2 s in all).
+func outageCallBound(runs int, failing time.Duration) int {
+	before := 2 * (1 + discord.DefaultMaxRetries)
+	paced := 1 + int(failing/discord.DefaultOutageInterval)
+	return runs * (before + paced)
 }
 
 func countPosts(dt *discordtest.Server, marker string) int {

@@ -66,8 +66,19 @@ func operatorActions(t *testing.T, backend string, sz size) {
 			return fmt.Errorf("operator: read %s of %s: %v", in.Step, in.RunID, err)
 		}
 		copies(in, got[0].Generation)
-		if _, ok := failing.Load(in.RunID); ok && in.Step == "b" {
-			return steps.Permanent(errors.New("chaos: b fails for good"))
+		if _, ok := failing.Load(in.RunID); ok {
+			switch {
+			case in.Step == "b":
+				return steps.Permanent(errors.New("chaos: b fails for good"))
+			case in.Step == "c" && in.Generation == 1 && in.Attempt == 1:
+				// c's first attempt outlives its run: it fails, for now,
+				// once b has failed the run, so c is left with an attempt
+				// behind it in a failed run.
+				if err := waitRunStatus(ctx, led, in.RunID, pipeline.RunFailed); err != nil {
+					return fmt.Errorf("operator: c waits for its run to fail: %w", err)
+				}
+				return errors.New("chaos: c fails once its run has failed")
+			}
 		}
 		if ch, ok := cancel.Load(in.RunID); ok && in.Step == "b" {
 			cancel.Delete(in.RunID)
@@ -253,11 +264,15 @@ func operatorFailed(s *stack, id string, failing *sync.Map, fail func(string, ..
 		fail("%s: not started", id)
 		return
 	}
-	if _, ok := waitView(s, id, "failing b", func(v runView) bool { return v.Status == "failed" }, fail); !ok {
+	// The run failed; c's first attempt fails after that (see the hook):
+	// wait until it is recorded, so that c has an attempt behind it.
+	if _, ok := waitView(s, id, "failing b, then c's first attempt", func(v runView) bool {
+		return v.Status == "failed" && v.step("c").Attempts > 0 && v.step("c").Status != "running"
+	}, fail); !ok {
 		return
 	}
-	before := bodiesOf(s, id, "b", "d")
-	for _, st := range []string{"b", "d"} {
+	before := bodiesOf(s, id, "b", "c", "d")
+	for _, st := range []string{"b", "c", "d"} {
 		body := []byte(fmt.Sprintf(`{"run_id":%q,"step":%q,"generation":1,"date":"2026-11-01"}`, id, st))
 		for range 3 {
 			_, _, _ = s.do("POST", "/pipeline/steps/"+st, tasksSA, body, nil)
@@ -267,8 +282,8 @@ func operatorFailed(s *stack, id string, failing *sync.Map, fail func(string, ..
 		fail("%s: enqueue d of a failed run: %d %s; want 409 (b has not succeeded)", id, code, out)
 	}
 	_, _, _ = s.do("POST", "/pipeline/reconcile", schedulerSA, nil, nil)
-	if after := bodiesOf(s, id, "b", "d"); after != before {
-		fail("doubled: %s: %d more bodies of b, d in a failed run before its resume", id, after-before)
+	if after := bodiesOf(s, id, "b", "c", "d"); after != before {
+		fail("doubled: %s: %d more bodies of b, c, d in a failed run before its resume", id, after-before)
 	}
 	if v, _ := s.getRun(id); v.Status != "failed" {
 		fail("%s: a failed run became %s without a resume", id, v.Status)
@@ -279,6 +294,24 @@ func operatorFailed(s *stack, id string, failing *sync.Map, fail func(string, ..
 		return
 	}
 	waitView(s, id, "resume", func(v runView) bool { return v.Status == "succeeded" }, fail)
+}
+
+// waitRunStatus polls the ledger until run id has status want, for at most
+// 30 s or until ctx ends.
+func waitRunStatus(ctx context.Context, led pipeline.Ledger, id string, want pipeline.RunStatus) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		r, err := led.GetRun(ctx, id)
+		if err == nil && r.Status == want {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("run %s is %s, not %s: %w", id, r.Status, want, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // operatorCancelled: cancelled while b runs, then resumed.
