@@ -295,7 +295,7 @@ func (h *harness) drain(limit int) map[string]error {
 			pending = append(pending, t) // the queue retries
 		}
 	}
-	h.t.Fatalf("drain: still %d task(s) after %d deliveries", len(pending), limit)
+	h.t.Fatalf("drain: still %d task(s) after %d deliveries; %s of %s: %v", len(pending), limit, pending[0].Payload.Step, pending[0].Payload.RunID, errs[pending[0].Payload.Step])
 	return nil
 }
 
