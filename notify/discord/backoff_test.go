@@ -125,3 +125,30 @@ func TestRetryAfterOn503IsHonoured(t *testing.T) {
 		t.Fatalf("%d posts, want the live and the final message", got)
 	}
 }
+
+// A 429 during an outage is an answer: Discord is up again, and the run's
+// next call waits for the Retry-After only, not for the outage's 30 s
+// interval. Before, the 429 left the outage on and cost the run another 30 s.
+func TestRateLimitAnswerEndsTheOutage(t *testing.T) {
+	clk := &fakeClock{now: time.Date(2026, 3, 5, 6, 0, 0, 0, time.UTC)}
+	e := newEnv(t, []string{"a"}, func(c *discord.Config) { c.Now, c.MaxRetries = clk.Now, 1 })
+	ev := e.endedRun("2026-02-01")
+	e.srv.Down(http.StatusServiceUnavailable)
+	if err := e.n.Notify(context.Background(), ev); err == nil {
+		t.Fatal("sent during an outage")
+	}
+	clk.advance(30 * time.Second) // the run's next call is due
+	e.srv.Up()
+	e.srv.RateLimit(1, 1)
+	if err := e.n.Notify(context.Background(), ev); err == nil {
+		t.Fatal("sent although Discord answered 429")
+	}
+	clk.advance(2 * time.Second) // past Retry-After, far short of 30 s
+	if err := e.n.Notify(context.Background(), ev); err != nil {
+		t.Fatalf("2 s after a 429 whose Retry-After was 1 s: %v", err)
+	}
+	if got := len(e.srv.Posts()); got != 2 {
+		t.Fatalf("%d posts, want the live and the final message", got)
+	}
+	e.noViolations()
+}

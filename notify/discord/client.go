@@ -163,6 +163,11 @@ func (c *client) do(ctx context.Context, run, what string, op func(context.Conte
 			c.outage.answered() // Discord answered: it is up
 			return fmt.Errorf("discord: %s: %w", what, last)
 		}
+		if errors.Is(last, errRateLimited) {
+			// A 429 is an answer too: the outage is over, and the wait
+			// is Retry-After's (the limiter's), not the outage's interval.
+			c.outage.answered()
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("discord: %s: %w (last error: %w)", what, ctx.Err(), last)
 		}
