@@ -178,20 +178,39 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 // localBackend opens the embedded store (one bbolt file shared by the ledger
 // and the queue) and the local token issuer.
 func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue, pipeline.Authenticator, error) {
+	// The issuer's key (read, or made and written with its fsync) while the
+	// store is opened (on a fresh data directory, created with its own
+	// fsyncs): a cold start waits for the longer of the two, not both.
+	type issuerResult struct {
+		iss *auth.LocalIssuer
+		err error
+	}
+	issuer := make(chan issuerResult, 1)
+	if a.cfg.Auth == "on" {
+		go func() {
+			iss, err := auth.OpenLocalIssuer(localKeyPath(a.cfg), localIssuer, localCaller)
+			issuer <- issuerResult{iss, err}
+		}()
+	} else {
+		issuer <- issuerResult{}
+	}
 	db, err := boltledger.OpenDB(filepath.Join(a.cfg.Data, "pipeline.db"))
 	if err != nil {
+		<-issuer
 		return nil, nil, nil, storeBusy(a.cfg, err)
 	}
 	a.closers = append(a.closers, db.Close)
 	led, err := boltledger.New(db, local.CreateBuckets)
 	if err != nil {
+		<-issuer
 		return nil, nil, nil, err
 	}
 	// The queue's writes share the ledger's group commits (one fsync for both).
 	qcfg := local.Config{QueueName: "local", Logger: a.log, Commit: led.Committer().Batch}
 	var authn pipeline.Authenticator
+	ir := <-issuer
 	if a.cfg.Auth == "on" {
-		iss, err := auth.OpenLocalIssuer(localKeyPath(a.cfg), localIssuer, localCaller)
+		iss, err := ir.iss, ir.err
 		if err != nil {
 			return nil, nil, nil, err
 		}
