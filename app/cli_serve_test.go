@@ -95,8 +95,8 @@ func TestServeFastPathParsesLikeTheCLI(t *testing.T) {
 					t.Fatalf("parse %v: %v (exit %d)", tc.args, err, exit)
 				}
 			}
-			if !reflect.DeepEqual(full.Config, fast.Config) || full.Serve != fast.Serve {
-				t.Fatalf("configurations differ:\n CLI  %+v %+v\n fast %+v %+v", full.Config, full.Serve, fast.Config, fast.Serve)
+			if !reflect.DeepEqual(full.Serving.Config, fast.Config) || full.Serving.Serve != fast.Serve {
+				t.Fatalf("configurations differ:\n CLI  %+v %+v\n fast %+v %+v", full.Serving.Config, full.Serving.Serve, fast.Config, fast.Serve)
 			}
 		})
 	}
