@@ -9,6 +9,7 @@ package app
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -31,24 +32,26 @@ import (
 	"github.com/pipelinehq/pipeline/ledger/boltledger"
 	"github.com/pipelinehq/pipeline/notify"
 	"github.com/pipelinehq/pipeline/pipeline"
+	"github.com/pipelinehq/pipeline/steps"
 )
 
 // benchSteps is the length of the benchmark chain.
 const benchSteps = 10
 
-// benchPipelineYAML is a linear chain of benchSteps no-op steps.
+// benchPipelineYAML is a linear chain of benchSteps no-op steps of the kind
+// `stamp` (registerStamp): each records when its body started.
 func benchPipelineYAML() string {
 	var sb strings.Builder
 	sb.WriteString("name: bench\ntime_zone: UTC\nsteps:\n")
 	for i := range benchSteps {
-		fmt.Fprintf(&sb, "  - name: s%d\n    kind: noop\n", i)
+		fmt.Fprintf(&sb, "  - name: s%d\n    kind: stamp\n", i)
 	}
 	return sb.String()
 }
 
 // chainTimes holds, for one run, when each step's delivery reached the HTTP
-// handler (arrived), when its claim was committed (started: EventStepStarted,
-// emitted right after the claim's commit) and when the handler answered.
+// handler (arrived), when its body started (started: the step's own first
+// instruction, as a peer's handler start) and when the handler answered.
 type chainTimes struct {
 	arrived, started, answered [benchSteps]time.Time
 	// commits is the local store's commit count when each step's delivery
@@ -117,23 +120,42 @@ func stepIndex(name string) int {
 }
 
 func (c *clock) notify(_ context.Context, e pipeline.Event) error {
-	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ct := c.runs[e.Run.ID]
 	if ct == nil {
 		return nil
 	}
-	switch {
-	case e.Kind == pipeline.EventStepStarted:
-		if i := stepIndex(e.Step.Step); i >= 0 && ct.started[i].IsZero() {
-			ct.started[i] = now
-		}
-	case e.Step == nil && e.Run.Status.Terminal():
+	if e.Step == nil && e.Run.Status.Terminal() {
 		ct.ended = true
 		ct.maybeDone()
 	}
 	return nil
+}
+
+// bodyStarted records that step's body of run started at.
+func (c *clock) bodyStarted(at time.Time, runID, step string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ct := c.runs[runID]; ct != nil {
+		if i := stepIndex(step); i >= 0 && ct.started[i].IsZero() {
+			ct.started[i] = at
+		}
+	}
+}
+
+// registerStamp registers the kind `stamp`: a no-op step that tells c when
+// its body started.
+func (c *clock) registerStamp(reg *steps.Registry, _ *Config) {
+	reg.Register("stamp", func(settings map[string]any) (steps.Step, error) {
+		if err := steps.ReadSettings("stamp", settings).Err(); err != nil {
+			return nil, err
+		}
+		return steps.StepFunc(func(_ context.Context, in steps.Input) (json.RawMessage, error) {
+			c.bodyStarted(time.Now(), in.RunID, in.Step)
+			return nil, nil
+		}), nil
+	})
 }
 
 func (c *clock) wrap(h http.Handler) http.Handler {
@@ -178,13 +200,14 @@ func startLocalStack(b testing.TB, wrap ...Wrappers) *localStack {
 	if err := os.WriteFile(file, []byte(benchPipelineYAML()), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	cfg := &Config{File: []string{file}, Backend: "local", Data: filepath.Join(dir, "data"), Auth: "on", LogLevel: "info", LeaseGrace: durationOf(30 * time.Second), stepSets: exampleSteps()}
+	s := &localStack{clock: newClock()}
+	cfg := &Config{File: []string{file}, Backend: "local", Data: filepath.Join(dir, "data"), Auth: "on", LogLevel: "info", LeaseGrace: durationOf(30 * time.Second),
+		stepSets: append(exampleSteps(), s.clock.registerStamp)}
 	for _, w := range wrap {
 		cfg.wrap = w
 	}
 	// The real JSON logger at the default level; only the write is discarded.
 	log := newLogger(cfg, io.Discard)
-	s := &localStack{clock: newClock()}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := buildApp(ctx, cfg, log, notify.Func(s.clock.notify))
 	if err != nil {
@@ -240,10 +263,10 @@ func (s *localStack) chain(ctx context.Context) (*chainTimes, error) {
 
 // latencies gathers, over chains, the step-to-step intervals and their parts.
 type latencies struct {
-	stepToStep []time.Duration // started[i] -> started[i+1]
-	claim      []time.Duration // arrived[i] -> started[i]: auth, decode, read, claim commit
-	finish     []time.Duration // started[i] -> answered[i]: body, success commit, enqueue commit
-	queue      []time.Duration // answered[i] -> arrived[i+1]: queue dispatch and HTTP
+	stepToStep []time.Duration // started[i] -> started[i+1]: body start to body start
+	claim      []time.Duration // arrived[i] -> started[i]: auth, decode, read, claim (if not handed off)
+	finish     []time.Duration // started[i] -> answered[i]: body, transition commit
+	queue      []time.Duration // answered[i] -> arrived[i+1]: queue dispatch and delivery
 }
 
 func (l *latencies) add(ct *chainTimes) {
@@ -275,9 +298,9 @@ func (l *latencies) report(b *testing.B) {
 }
 
 // BenchmarkLocalStepToStep runs chains of 10 no-op steps one at a time and
-// reports the step-to-step latency: from step N's claim being held by its
-// delivery (EventStepStarted) to step N+1's, which in a steady chain equals
-// handler start to handler start. Its parts are reported too: claim (HTTP
+// reports the step-to-step latency: from step N's body start to step N+1's
+// (handler start to handler start, as bench/peers measures the peers). Its
+// parts are reported too: claim (delivery
 // arrival to the claim held: committed by the delivery, or found handed off
 // by the predecessor's transition), finish (claim to the handler's answer:
 // body, transition commit) and queue (answer to the next delivery's
