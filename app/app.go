@@ -66,6 +66,8 @@ type app struct {
 	localQueue *local.Queue
 	// localCommits counts the local store's commits (nil on gcp).
 	localCommits func() uint64
+	// inproc is the local queue's transport to this process's handler.
+	inproc *inProcess
 }
 
 // newLogger builds the Cloud Logging JSON logger.
@@ -206,7 +208,10 @@ func (a *app) localBackend(ctx context.Context) (pipeline.Ledger, pipeline.Queue
 		return nil, nil, nil, err
 	}
 	// The queue's writes share the ledger's group commits (one fsync for both).
-	qcfg := local.Config{QueueName: "local", Logger: a.log, Commit: led.Committer().Batch}
+	// It always delivers to this process's own handler: in memory, not over
+	// loopback TCP (inProcess).
+	a.inproc = newInProcess(func() http.Handler { return a.handler })
+	qcfg := local.Config{QueueName: "local", Logger: a.log, Commit: led.Committer().Batch, Client: a.inproc.client()}
 	var authn pipeline.Authenticator
 	ir := <-issuer
 	if a.cfg.Auth == "on" {
@@ -288,6 +293,13 @@ func (a *app) serve(ctx context.Context, ln net.Listener, started func()) error 
 	tl := newTrackingListener(ln)
 	errc := make(chan error, 1+len(a.runners))
 	go func() { errc <- srv.Serve(tl) }()
+	// In-process deliveries (local mode) are requests like the server's.
+	idle := make(chan struct{})
+	close(idle)
+	var inprocIdle <-chan struct{} = idle
+	if a.inproc != nil {
+		a.inproc.open(base)
+	}
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{}, len(a.runners))
 	for _, run := range a.runners {
@@ -309,10 +321,21 @@ func (a *app) serve(ctx context.Context, ln net.Listener, started func()) error 
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownBudget)
 	defer cancel()
 	stopBG() // no new deliveries, cron ticks or notifier passes
+	if a.inproc != nil {
+		inprocIdle = a.inproc.close()
+	}
 	srvDone := make(chan error, 1)
 	// Connections that never carried a request are closed at once
-	// (shutdownServer); the others finish within the grace.
-	go func() { srvDone <- shutdownServer(shutdown, srv, tl) }()
+	// (shutdownServer); the others, and the in-process deliveries, finish
+	// within the grace.
+	go func() {
+		err := shutdownServer(shutdown, srv, tl)
+		select {
+		case <-inprocIdle:
+		case <-shutdown.Done():
+		}
+		srvDone <- err
+	}()
 	grace := time.NewTimer(drainGrace)
 	defer grace.Stop()
 	var serr error

@@ -2,7 +2,7 @@ package app
 
 // Benchmarks that print the local-mode performance figures of docs/design.md
 // ("Performance targets"). They run the real stack: orchestrator, Echo HTTP
-// handler, local queue delivering over loopback HTTP, bbolt ledger with
+// handler, local queue delivering to it (HTTP requests in memory), bbolt ledger with
 // fsync, auth on with the local issuer, as `pipeline serve` wires it. They
 // assert nothing about time; see docs/performance.md for how to run them.
 

@@ -138,7 +138,28 @@ func evalJS[T any](t *testing.T, tb *tab, expr string) T {
 // waitJS waits until the JavaScript expression is true on the page.
 func (tb *tab) waitJS(t *testing.T, what, expr string) {
 	t.Helper()
-	tb.run(t, "waiting for "+what, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(25*time.Second)))
+	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
+	defer cancel()
+	for {
+		err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(25*time.Second)))
+		if err == nil {
+			return
+		}
+		// A navigation (a form submitted by the page, a redirect) destroys
+		// the execution context the poll runs in: poll again in the new one.
+		if ctx.Err() == nil && navigatedAway(err) {
+			continue
+		}
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+// navigatedAway reports whether err is Chrome's answer to an evaluation
+// whose page navigated meanwhile.
+func navigatedAway(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Cannot find context with specified id") || strings.Contains(msg, "Execution context was destroyed") ||
+		strings.Contains(msg, "Inspected target navigated or closed")
 }
 
 // noConsoleErrors fails the test if the page logged an error.

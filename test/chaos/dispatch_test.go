@@ -15,8 +15,8 @@ import (
 // body runs or its result is being recorded) and refuses some outright. The emulator sees no answer and
 // retries: the service gets a duplicate of a delivery it already completed,
 // and must answer it without running the body again. gcp only: the local
-// queue calls the service in-process over loopback, with no proxy to put in
-// between (its retries after a failed delivery are scenario 4's).
+// queue hands deliveries to the service's handler in memory, with no
+// connection to put a proxy in (its retries after a failed delivery are scenario 4's).
 func TestDroppedDispatch(t *testing.T) {
 	sz := chaosSize(t)
 	for _, backend := range backendsFor(sz, true) {
