@@ -18,9 +18,12 @@ import (
 // is what a server request carries: method, URL, headers (the bearer token
 // it verifies, X-CloudTasks-*), body, and a context that serve interrupts
 // with pipeline.ErrShutdown. The delivery's end (its deadline, or the
-// queue's shutdown cancelling it) ends the request's context but not its
-// wait for the answer, as a dropped connection would: the handler decides
-// what that means for the step (a body under way is not interrupted).
+// queue's shutdown cancelling it) ends the request's context, as a dropped
+// connection would, and the handler decides what that means for the step (a
+// body under way is not interrupted); the delivery then waits for the
+// handler's answer (over TCP it would have given up and been retried, to
+// meet a lease held until that answer). The handler runs on the delivery's
+// goroutine: no hand-over to another.
 //
 // serve waits for the requests in flight here as it waits for its
 // connections' (drain), and refuses new ones once it is shutting down.
@@ -89,10 +92,8 @@ func (t *inProcess) leave() {
 	}
 }
 
-// RoundTrip serves req with the handler. The handler runs on a goroutine of
-// its own: RoundTrip returns when it answers or when req's context ends,
-// whichever is first (the handler then finishes unobserved, counted in
-// flight until it returns).
+// RoundTrip serves req with the handler, on the caller's goroutine, and
+// returns its answer.
 func (t *inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	base, ok := t.enter()
 	if !ok {
@@ -104,25 +105,15 @@ func (t *inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 		_, _ = io.WriteString(w, `{"message":"the service is shutting down"}`)
 		return w.response(req), nil
 	}
+	defer t.leave()
+	defer closeBody(req)
 	sreq, cancel := serverRequest(req, base)
+	defer cancel()
 	w := &responseRecorder{header: http.Header{}}
-	answered := make(chan error, 1)
-	h := t.handler()
-	go func() {
-		defer t.leave()
-		defer cancel()
-		defer closeBody(req)
-		answered <- serveRecovering(h, w, sreq)
-	}()
-	select {
-	case err := <-answered:
-		if err != nil {
-			return nil, err
-		}
-		return w.response(req), nil
-	case <-req.Context().Done():
-		return nil, fmt.Errorf("in-process delivery: %w", context.Cause(req.Context()))
+	if err := serveRecovering(t.handler(), w, sreq); err != nil {
+		return nil, err
 	}
+	return w.response(req), nil
 }
 
 // serverRequest is req as a server would hand it to its handler (the body
