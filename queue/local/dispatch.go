@@ -37,6 +37,22 @@ func (q *Queue) Run(ctx context.Context) error {
 	flusherDone := make(chan struct{})
 	go func() { q.flusher(flushCtx); close(flusherDone) }()
 	sem := make(chan struct{}, q.cfg.Concurrency)
+	// Deliveries run on a pool of at most Concurrency workers, started as
+	// needed and kept until Run returns: a delivery runs the handler
+	// (in-process, the whole step) on a goroutine whose stack has already
+	// grown, rather than growing a fresh one's every time.
+	work := make(chan *record)
+	workers := 0
+	worker := func(r *record) {
+		for {
+			q.deliver(dctx, ctx, r)
+			<-sem
+			var ok bool
+			if r, ok = <-work; !ok {
+				return
+			}
+		}
+	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -51,11 +67,18 @@ func (q *Queue) Run(ctx context.Context) error {
 		if r == nil {
 			break
 		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			q.deliver(dctx, ctx, r)
-		})
+		if workers == q.cfg.Concurrency {
+			work <- r // a worker released its slot for it and is coming
+			continue
+		}
+		select {
+		case work <- r: // an idle worker took it
+		default:
+			workers++
+			wg.Go(func() { worker(r) })
+		}
 	}
+	close(work)
 
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -149,4 +151,55 @@ func TestSetBaseURLBeforeRun(t *testing.T) {
 	run(t, q)
 	srv.next(t)
 	waitIdle(t, q)
+}
+
+// goroutineID is the running goroutine's number, from its stack header
+// (test only: it tells which goroutine a delivery ran on).
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	f := strings.Fields(string(buf))
+	if len(f) < 2 {
+		return ""
+	}
+	return f[1]
+}
+
+// goroutineRecorder is a transport that records which goroutine made each
+// delivery and forwards it.
+type goroutineRecorder struct {
+	mu  sync.Mutex
+	ids map[string]int
+}
+
+func (g *goroutineRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	g.mu.Lock()
+	g.ids[goroutineID()]++
+	g.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// Deliveries run on a pool of at most Concurrency goroutines, reused from
+// one delivery to the next (a fresh goroutine per delivery grows a fresh
+// stack for the whole step each time).
+func TestDeliveriesReuseAtMostConcurrencyWorkers(t *testing.T) {
+	const limit, tasks = 2, 30
+	srv := newServer(t, func(http.ResponseWriter, *http.Request, delivery) {})
+	rec := &goroutineRecorder{ids: map[string]int{}}
+	q := newQueue(t, tempDB(t), Config{BaseURL: srv.URL, Concurrency: limit, Client: &http.Client{Transport: rec}})
+	run(t, q)
+	for i := range tasks {
+		enqueue(t, q, task(fmt.Sprintf("t%02d", i), "s"))
+		srv.next(t)
+	}
+	srv.none(t, q)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	n := 0
+	for _, c := range rec.ids {
+		n += c
+	}
+	if n != tasks || len(rec.ids) > limit {
+		t.Errorf("%d deliveries on %d goroutines, want %d on at most %d", n, len(rec.ids), tasks, limit)
+	}
 }
