@@ -63,14 +63,12 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 		existing, exists = pipeline.Run{}, false
 		runs := tx.Bucket(runsBucket)
 		if cur := runs.Get(id); cur != nil {
-			var rec runRecord
-			version, err := decode(cur, &rec)
+			rec, graph, version, err := l.decoded.run(r.ID, cur)
 			if err != nil {
 				return fmt.Errorf("run %s: %w", r.ID, err)
 			}
-			existing, err = rec.run(r.ID, version)
-			exists = err == nil
-			return err
+			existing, exists = rec.runWith(r.ID, version, graph), true
+			return nil
 		}
 		if err := runs.Put(id, runVal); err != nil {
 			return err
@@ -112,18 +110,15 @@ func (l *Ledger) GetRun(ctx context.Context, runID string) (pipeline.Run, error)
 		if v == nil {
 			return pipeline.ErrNotFound
 		}
-		var rec runRecord
-		version, err := decode(v, &rec)
+		rec, graph, version, err := l.decoded.run(runID, v)
 		if err != nil {
 			return err
 		}
-		if r, err = rec.run(runID, version); err != nil {
-			return err
-		}
+		r = rec.runWith(runID, version, graph)
 		r.Steps = make([]pipeline.StepRun, len(rec.Steps))
 		stepsB := tx.Bucket(stepsBucket)
 		for i, name := range rec.Steps {
-			if r.Steps[i], err = getStep(stepsB, runID, name); err != nil {
+			if r.Steps[i], err = l.getStep(stepsB, runID, name); err != nil {
 				return err
 			}
 		}
@@ -155,10 +150,14 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 			outcome = pipeline.ErrNotFound
 			return nil
 		}
-		var old runRecord
-		stored, err := decode(cur, &old)
+		old, graph, stored, err := l.decoded.run(r.ID, cur)
 		if err != nil {
-			return fmt.Errorf("run %s: %w", r.ID, err)
+			// A graph that does not decode does not stop an update, which
+			// keeps it as stored.
+			graph = r.Graph
+			if stored, err = decode(cur, &old); err != nil {
+				return fmt.Errorf("run %s: %w", r.ID, err)
+			}
 		}
 		if stored != r.Version {
 			outcome = fmt.Errorf("%w: version %d, stored %d", pipeline.ErrConflict, r.Version, stored)
@@ -173,9 +172,7 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 		// The run's definition is CreateRun's: updates keep it.
 		rec.DefVersion, rec.Graph = old.DefVersion, old.Graph
 		writeID = rec.WriteID
-		if stored, err := (runRecord{DefVersion: old.DefVersion, Graph: old.Graph}).run(r.ID, 0); err == nil {
-			r.DefinitionVersion, r.Graph = stored.DefinitionVersion, stored.Graph
-		}
+		r.DefinitionVersion, r.Graph = old.DefVersion, graph
 		v, err := encode(version, rec)
 		if err != nil {
 			outcome = err

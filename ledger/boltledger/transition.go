@@ -82,7 +82,7 @@ func (st *Store) transition(ctx context.Context, s pipeline.StepRun, tasks []pip
 			return err // a lost compare-and-swap writes nothing, tasks included
 		}
 		if claim != nil {
-			if claimed, err = claimSteps(tx, tasks, claim, claimed); err != nil {
+			if claimed, err = st.claimSteps(tx, tasks, claim, claimed); err != nil {
 				return err
 			}
 		}
@@ -102,10 +102,10 @@ func (st *Store) transition(ctx context.Context, s pipeline.StepRun, tasks []pip
 // claimSteps writes, in tx, the claim records claim returns for the steps
 // of tasks (as stored in tx), appending them to out with their versions. A
 // task whose step is missing, or that claim declines, writes nothing.
-func claimSteps(tx *bbolt.Tx, tasks []pipeline.Task, claim pipeline.ClaimFunc, out []pipeline.StepRun) ([]pipeline.StepRun, error) {
+func (l *Ledger) claimSteps(tx *bbolt.Tx, tasks []pipeline.Task, claim pipeline.ClaimFunc, out []pipeline.StepRun) ([]pipeline.StepRun, error) {
 	b := tx.Bucket(stepsBucket)
 	for _, t := range tasks {
-		cur, err := getStep(b, t.Payload.RunID, t.Payload.Step)
+		cur, err := l.getStep(b, t.Payload.RunID, t.Payload.Step)
 		if errors.Is(err, pipeline.ErrNotFound) {
 			continue
 		}
