@@ -27,6 +27,7 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 	// Encode everything before the transaction: it holds the write lock.
 	names := make([]string, len(steps))
 	stepVals := make([][]byte, len(steps))
+	stepRecs := make([]stepRecord, len(steps))
 	seen := make(map[string]bool, len(steps))
 	for i, s := range steps {
 		switch {
@@ -39,7 +40,8 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 		}
 		seen[s.Step] = true
 		names[i] = s.Step
-		v, err := encode(1, newStepRecord(s))
+		stepRecs[i] = newStepRecord(s)
+		v, err := encode(1, stepRecs[i])
 		if err != nil {
 			return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: step %s: %w", r.ID, s.Step, err)
 		}
@@ -95,6 +97,9 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 	if exists {
 		return existing, false, nil
 	}
+	for i, name := range names {
+		l.decoded.putStep(stepKey(r.ID, name), stepVals[i], stepRecs[i])
+	}
 	r.Version, r.Steps, r.WriteID = 1, nil, runRec.WriteID
 	return r, true, nil
 }
@@ -141,9 +146,14 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 		outcome error
 		version int64
 		writeID string
+		// written is what the update stored, for the decode cache (with
+		// the stored graph, decoded; nil if it does not decode).
+		written     []byte
+		writtenRec  runRecord
+		storedGraph *pipeline.Graph
 	)
 	err := l.write(func(tx *bbolt.Tx) error {
-		outcome, version = nil, 0
+		outcome, version, written, storedGraph = nil, 0, nil, nil
 		runs := tx.Bucket(runsBucket)
 		cur := runs.Get(id)
 		if cur == nil {
@@ -151,10 +161,11 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 			return nil
 		}
 		old, graph, stored, err := l.decoded.run(r.ID, cur)
+		storedGraph = graph
 		if err != nil {
 			// A graph that does not decode does not stop an update, which
 			// keeps it as stored.
-			graph = r.Graph
+			graph, storedGraph = r.Graph, nil
 			if stored, err = decode(cur, &old); err != nil {
 				return fmt.Errorf("run %s: %w", r.ID, err)
 			}
@@ -181,6 +192,7 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 		if err := runs.Put(id, v); err != nil {
 			return err
 		}
+		written, writtenRec = v, rec
 		if err := reindexNotify(tx, r.ID, old, r); err != nil {
 			return err
 		}
@@ -194,6 +206,9 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 	}
 	if err != nil {
 		return pipeline.Run{}, fmt.Errorf("boltledger: update run %s: %w", r.ID, err)
+	}
+	if storedGraph != nil || len(writtenRec.Graph) == 0 {
+		l.decoded.putRun(r.ID, written, writtenRec, storedGraph)
 	}
 	r.Version, r.WriteID = version, writeID
 	return r, nil

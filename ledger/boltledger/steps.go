@@ -77,6 +77,7 @@ func (l *Ledger) UpdateStep(ctx context.Context, s pipeline.StepRun) (pipeline.S
 	if err != nil {
 		return pipeline.StepRun{}, fmt.Errorf("boltledger: update step %s/%s: %w", s.RunID, s.Step, err)
 	}
+	l.decoded.putStep(key, val, rec)
 	s.Version, s.WriteID, s.History = version, rec.WriteID, rec.History
 	return s, nil
 }
