@@ -130,7 +130,6 @@ func Open(path string) (*Ledger, error) {
 
 // Close closes the file if Open opened it.
 func (l *Ledger) Close() error {
-
 	if !l.owned {
 		return nil
 	}
