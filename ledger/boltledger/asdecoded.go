@@ -18,8 +18,20 @@ import (
 // that encoding rewrites). The record is then left to the read path.
 
 // asDecoded is a deep copy of rec as decoding its encoding gives it back, and
-// whether it is one.
+// whether it is one (if not, it copies nothing).
 func (rec stepRecord) asDecoded() (stepRecord, bool) {
+	ok := asDecodedTimes(rec.LeaseUntil, rec.StartedAt, rec.FinishedAt, rec.UpdatedAt, rec.WaitingSince, rec.NextCheckAt) &&
+		asDecodedStrings(rec.Status, rec.Error, rec.Link, rec.RunInput, rec.WriteID) &&
+		asDecodedJSON(rec.Output) && asDecodedJSON(rec.AsyncState)
+	for k := range rec.Inputs {
+		ok = ok && utf8.ValidString(k)
+	}
+	for _, a := range rec.History {
+		ok = ok && asDecodedAttempt(a)
+	}
+	if !ok {
+		return stepRecord{}, false
+	}
 	rec = rec.clone()
 	if len(rec.Output) == 0 {
 		rec.Output = nil
@@ -33,16 +45,7 @@ func (rec stepRecord) asDecoded() (stepRecord, bool) {
 	if len(rec.History) == 0 {
 		rec.History = nil
 	}
-	ok := asDecodedTimes(rec.LeaseUntil, rec.StartedAt, rec.FinishedAt, rec.UpdatedAt, rec.WaitingSince, rec.NextCheckAt) &&
-		asDecodedStrings(rec.Status, rec.Error, rec.Link, rec.RunInput, rec.WriteID) &&
-		asDecodedJSON(rec.Output) && asDecodedJSON(rec.AsyncState)
-	for k := range rec.Inputs {
-		ok = ok && utf8.ValidString(k)
-	}
-	for _, a := range rec.History {
-		ok = ok && asDecodedAttempt(a)
-	}
-	return rec, ok
+	return rec, true
 }
 
 func asDecodedAttempt(a pipeline.Attempt) bool {
@@ -50,8 +53,23 @@ func asDecodedAttempt(a pipeline.Attempt) bool {
 }
 
 // asDecoded is a deep copy of rec as decoding its encoding gives it back, and
-// whether it is one.
+// whether it is one (if not, it copies nothing).
 func (rec runRecord) asDecoded() (runRecord, bool) {
+	ok := asDecodedTimes(rec.CreatedAt, rec.UpdatedAt, rec.StartedAt, rec.FinishedAt) &&
+		asDecodedStrings(rec.Pipeline, rec.Key, rec.Date, rec.Status, rec.Error, rec.Trigger, rec.Notify, rec.DefVersion, rec.WriteID) &&
+		asDecodedStrings(rec.Steps...) && asDecodedJSON(rec.Graph)
+	for k, v := range rec.Params {
+		ok = ok && asDecodedStrings(k, v)
+	}
+	for k, v := range rec.Notes {
+		ok = ok && asDecodedStrings(k, v)
+	}
+	for _, s := range rec.Summary {
+		ok = ok && asDecodedStrings(s.Step, string(s.Status))
+	}
+	if !ok {
+		return runRecord{}, false
+	}
 	rec = rec.clone()
 	if len(rec.Params) == 0 {
 		rec.Params = nil
@@ -65,19 +83,7 @@ func (rec runRecord) asDecoded() (runRecord, bool) {
 	if len(rec.Graph) == 0 {
 		rec.Graph = nil
 	}
-	ok := asDecodedTimes(rec.CreatedAt, rec.UpdatedAt, rec.StartedAt, rec.FinishedAt) &&
-		asDecodedStrings(rec.Pipeline, rec.Key, rec.Date, rec.Status, rec.Error, rec.Trigger, rec.Notify, rec.DefVersion, rec.WriteID) &&
-		asDecodedStrings(rec.Steps...) && asDecodedJSON(rec.Graph)
-	for k, v := range rec.Params {
-		ok = ok && asDecodedStrings(k, v)
-	}
-	for k, v := range rec.Notes {
-		ok = ok && asDecodedStrings(k, v)
-	}
-	for _, s := range rec.Summary {
-		ok = ok && asDecodedStrings(s.Step, string(s.Status))
-	}
-	return rec, ok
+	return rec, true
 }
 
 // asDecodedTimes reports whether each time decodes as itself: UTC (or the
