@@ -287,3 +287,47 @@ func shares(a, b reflect.Value) bool {
 	}
 	return false
 }
+
+func TestDecodeCacheSharesGraphsByTheirBytes(t *testing.T) {
+	ctx := context.Background()
+	l := openCacheTest(t)
+	createCacheRun(t, l, "p/1")
+	createCacheRun(t, l, "p/2") // same definition version, same graph
+	createCacheRun(t, l, "p/4")
+	r1, err := l.GetRun(ctx, "p/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1.Graph.Steps[0].Params["p"] = "changed"
+	for _, id := range []string{"p/2", "p/4"} {
+		hits := l.decoded.graphs.hits.Load()
+		r, err := l.GetRun(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.decoded.graphs.hits.Load() != hits+1 {
+			t.Fatalf("run %s: the graph of a definition was decoded again", id)
+		}
+		if p := r.Graph.Step("a").Params["p"]; p != "1" {
+			t.Fatalf("run %s: graph param %q: the cache kept a caller's graph", id, p)
+		}
+		r.Graph.Steps[0].Params["p"] = "changed"
+	}
+
+	// Same definition version, other bytes: never the other run's graph.
+	g := new(pipeline.Graph)
+	if err := json.Unmarshal([]byte(`{"version":"v1","time_zone":"UTC","steps":[{"name":"other","kind":"noop"}]}`), g); err != nil {
+		t.Fatal(err)
+	}
+	r := pipeline.Run{ID: "p/3", Pipeline: "p", Key: "3", Status: pipeline.RunRunning, DefinitionVersion: "v1", Graph: g}
+	if _, _, err := l.CreateRun(ctx, r, []pipeline.StepRun{{Step: "other"}}); err != nil {
+		t.Fatal(err)
+	}
+	r3, err := l.GetRun(ctx, "p/3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := r3.Graph.StepNames(); len(names) != 1 || names[0] != "other" {
+		t.Fatalf("run 3's graph has steps %v", names)
+	}
+}

@@ -13,15 +13,19 @@ import (
 // its graph: the bounds keep the caches to a few MB, and hold the steps and
 // runs in flight with a few hundred runs running at once.
 const (
-	maxDecodedSteps = 2048
-	maxDecodedRuns  = 256
+	maxDecodedSteps  = 2048
+	maxDecodedRuns   = 256
+	maxDecodedGraphs = 64
 )
 
 // decoded holds a ledger's decode caches, one per bucket: steps by step key,
-// runs by run ID.
+// runs by run ID; and the graphs of runs by definition version, since the
+// runs of a definition store the same graph (a run's first read after
+// CreateRun decodes its record but not its graph).
 type decoded struct {
-	steps recordCache[stepRecord]
-	runs  recordCache[decodedRun]
+	steps  recordCache[stepRecord]
+	runs   recordCache[decodedRun]
+	graphs recordCache[*pipeline.Graph]
 }
 
 // decodedRun is a run record with its graph decoded (nil without one).
@@ -32,7 +36,7 @@ type decodedRun struct {
 
 func newDecoded() *decoded {
 	d := &decoded{}
-	d.steps.max, d.runs.max = maxDecodedSteps, maxDecodedRuns
+	d.steps.max, d.runs.max, d.graphs.max = maxDecodedSteps, maxDecodedRuns, maxDecodedGraphs
 	return d
 }
 
@@ -68,12 +72,29 @@ func (d *decoded) run(id string, v []byte) (runRecord, *pipeline.Graph, int64, e
 	if _, err := decode(v, &rec); err != nil {
 		return runRecord{}, nil, 0, err
 	}
-	graph, err := rec.graph()
+	graph, err := d.graph(rec)
 	if err != nil {
 		return runRecord{}, nil, 0, err
 	}
 	d.runs.put(id, bytes.Clone(v), decodedRun{rec: rec.clone(), graph: graph.Clone()})
 	return rec, graph, version, nil
+}
+
+// graph decodes the graph of rec (nil without one) into one of the caller's
+// own.
+func (d *decoded) graph(rec runRecord) (*pipeline.Graph, error) {
+	if len(rec.Graph) == 0 {
+		return nil, nil
+	}
+	if g, ok := d.graphs.get([]byte(rec.DefVersion), rec.Graph); ok {
+		return g.Clone(), nil
+	}
+	g, err := rec.graph()
+	if err != nil {
+		return nil, err
+	}
+	d.graphs.put(rec.DefVersion, bytes.Clone(rec.Graph), g.Clone())
+	return g, nil
 }
 
 // graph decodes the run's graph (nil without one).
