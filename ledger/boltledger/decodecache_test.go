@@ -3,8 +3,11 @@ package boltledger
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -329,5 +332,59 @@ func TestDecodeCacheSharesGraphsByTheirBytes(t *testing.T) {
 	}
 	if names := r3.Graph.StepNames(); len(names) != 1 || names[0] != "other" {
 		t.Fatalf("run 3's graph has steps %v", names)
+	}
+}
+
+// TestDecodeCacheConcurrentUse reads and writes the same records from many
+// goroutines (run with -race); every read sees a version some write stored.
+func TestDecodeCacheConcurrentUse(t *testing.T) {
+	ctx := context.Background()
+	l := openCacheTest(t)
+	createCacheRun(t, l, "p/k")
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				s, err := l.GetSteps(ctx, "p/k", "a")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				s[0].Inputs[fmt.Sprint(w)] = i // callers change what they get
+				s[0].Error = fmt.Sprint(w, i)
+				if _, err := l.UpdateStep(ctx, s[0]); err != nil && !errors.Is(err, pipeline.ErrConflict) {
+					t.Error(err)
+					return
+				}
+				r, err := l.GetRun(ctx, "p/k")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				r.Notes["w"] = fmt.Sprint(w)
+				if _, err := l.UpdateRun(ctx, r); err != nil && !errors.Is(err, pipeline.ErrConflict) {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	got, err := l.GetRun(ctx, "p/k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := New(l.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := fresh.GetRun(ctx, "p/k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g1, _ := comparable(t, got)
+	g2, _ := comparable(t, want)
+	if !reflect.DeepEqual(g1, g2) {
+		t.Fatalf("cached read\n%+v\ndecoded\n%+v", g1, g2)
 	}
 }
