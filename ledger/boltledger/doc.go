@@ -19,4 +19,10 @@
 // fsync) and concurrent writers share commits. Write functions are idempotent
 // because a shared transaction may be rolled back and rerun, and a lost
 // compare-and-swap is reported without failing the shared transaction.
+//
+// Decoding records costs more than reading them, and the same stored bytes
+// are read again and again (a step a transition claims is read by its
+// delivery, a run by each of its updates), so a ledger keeps a small cache
+// of decoded records keyed by their stored bytes (recordCache): coherent
+// whoever writes the file, since a read still gets the stored value.
 package boltledger

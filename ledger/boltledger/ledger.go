@@ -30,6 +30,8 @@ type Ledger struct {
 	owned bool
 	// id is the file's id (see Namespace).
 	id string
+	// decoded caches the records read, decoded (see recordCache).
+	decoded *decoded
 }
 
 var _ pipeline.Ledger = (*Ledger)(nil)
@@ -74,7 +76,7 @@ func New(db *bbolt.DB, setup ...func(*bbolt.Tx) error) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("boltledger: init %s: %w", db.Path(), err)
 	}
-	return &Ledger{db: db, commit: NewCommitter(db), id: id}, nil
+	return &Ledger{db: db, commit: NewCommitter(db), id: id, decoded: newDecoded()}, nil
 }
 
 // readyID is the file's id if the ledger is fully set up in it (every

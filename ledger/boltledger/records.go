@@ -70,14 +70,18 @@ func newRunRecord(r pipeline.Run, steps []string) (runRecord, error) {
 	}, nil
 }
 
+// run is the stored record as the domain's, its graph decoded.
 func (rec runRecord) run(id string, version int64) (pipeline.Run, error) {
-	var graph *pipeline.Graph
-	if len(rec.Graph) > 0 {
-		graph = new(pipeline.Graph)
-		if err := json.Unmarshal(rec.Graph, graph); err != nil {
-			return pipeline.Run{}, fmt.Errorf("corrupt run %s: graph: %w", id, err)
-		}
+	graph, err := rec.graph()
+	if err != nil {
+		return pipeline.Run{}, fmt.Errorf("run %s: %w", id, err)
 	}
+	return rec.runWith(id, version, graph), nil
+}
+
+// runWith is the stored record as the domain's, with graph, its decoded
+// Graph (the run keeps rec's maps and slices).
+func (rec runRecord) runWith(id string, version int64, graph *pipeline.Graph) pipeline.Run {
 	return pipeline.Run{
 		ID:         id,
 		Pipeline:   rec.Pipeline,
@@ -100,7 +104,7 @@ func (rec runRecord) run(id string, version int64) (pipeline.Run, error) {
 
 		DefinitionVersion: rec.DefVersion,
 		Graph:             graph,
-	}, nil
+	}
 }
 
 // stepRecord is a step as stored.

@@ -27,6 +27,7 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 	// Encode everything before the transaction: it holds the write lock.
 	names := make([]string, len(steps))
 	stepVals := make([][]byte, len(steps))
+	stepRecs := make([]stepRecord, len(steps))
 	seen := make(map[string]bool, len(steps))
 	for i, s := range steps {
 		switch {
@@ -39,7 +40,8 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 		}
 		seen[s.Step] = true
 		names[i] = s.Step
-		v, err := encode(1, newStepRecord(s))
+		stepRecs[i] = newStepRecord(s)
+		v, err := encode(1, stepRecs[i])
 		if err != nil {
 			return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: step %s: %w", r.ID, s.Step, err)
 		}
@@ -63,14 +65,12 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 		existing, exists = pipeline.Run{}, false
 		runs := tx.Bucket(runsBucket)
 		if cur := runs.Get(id); cur != nil {
-			var rec runRecord
-			version, err := decode(cur, &rec)
+			rec, graph, version, err := l.decoded.run(r.ID, cur)
 			if err != nil {
 				return fmt.Errorf("run %s: %w", r.ID, err)
 			}
-			existing, err = rec.run(r.ID, version)
-			exists = err == nil
-			return err
+			existing, exists = rec.runWith(r.ID, version, graph), true
+			return nil
 		}
 		if err := runs.Put(id, runVal); err != nil {
 			return err
@@ -97,6 +97,9 @@ func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline
 	if exists {
 		return existing, false, nil
 	}
+	for i, name := range names {
+		l.decoded.putStep(stepKey(r.ID, name), stepVals[i], stepRecs[i])
+	}
 	r.Version, r.Steps, r.WriteID = 1, nil, runRec.WriteID
 	return r, true, nil
 }
@@ -112,18 +115,15 @@ func (l *Ledger) GetRun(ctx context.Context, runID string) (pipeline.Run, error)
 		if v == nil {
 			return pipeline.ErrNotFound
 		}
-		var rec runRecord
-		version, err := decode(v, &rec)
+		rec, graph, version, err := l.decoded.run(runID, v)
 		if err != nil {
 			return err
 		}
-		if r, err = rec.run(runID, version); err != nil {
-			return err
-		}
+		r = rec.runWith(runID, version, graph)
 		r.Steps = make([]pipeline.StepRun, len(rec.Steps))
 		stepsB := tx.Bucket(stepsBucket)
 		for i, name := range rec.Steps {
-			if r.Steps[i], err = getStep(stepsB, runID, name); err != nil {
+			if r.Steps[i], err = l.getStep(stepsB, runID, name); err != nil {
 				return err
 			}
 		}
@@ -146,19 +146,29 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 		outcome error
 		version int64
 		writeID string
+		// written is what the update stored, for the decode cache (with
+		// the stored graph, decoded; nil if it does not decode).
+		written     []byte
+		writtenRec  runRecord
+		storedGraph *pipeline.Graph
 	)
 	err := l.write(func(tx *bbolt.Tx) error {
-		outcome, version = nil, 0
+		outcome, version, written, storedGraph = nil, 0, nil, nil
 		runs := tx.Bucket(runsBucket)
 		cur := runs.Get(id)
 		if cur == nil {
 			outcome = pipeline.ErrNotFound
 			return nil
 		}
-		var old runRecord
-		stored, err := decode(cur, &old)
+		old, graph, stored, err := l.decoded.run(r.ID, cur)
+		storedGraph = graph
 		if err != nil {
-			return fmt.Errorf("run %s: %w", r.ID, err)
+			// A graph that does not decode does not stop an update, which
+			// keeps it as stored.
+			graph, storedGraph = r.Graph, nil
+			if stored, err = decode(cur, &old); err != nil {
+				return fmt.Errorf("run %s: %w", r.ID, err)
+			}
 		}
 		if stored != r.Version {
 			outcome = fmt.Errorf("%w: version %d, stored %d", pipeline.ErrConflict, r.Version, stored)
@@ -173,9 +183,7 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 		// The run's definition is CreateRun's: updates keep it.
 		rec.DefVersion, rec.Graph = old.DefVersion, old.Graph
 		writeID = rec.WriteID
-		if stored, err := (runRecord{DefVersion: old.DefVersion, Graph: old.Graph}).run(r.ID, 0); err == nil {
-			r.DefinitionVersion, r.Graph = stored.DefinitionVersion, stored.Graph
-		}
+		r.DefinitionVersion, r.Graph = old.DefVersion, graph
 		v, err := encode(version, rec)
 		if err != nil {
 			outcome = err
@@ -184,6 +192,7 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 		if err := runs.Put(id, v); err != nil {
 			return err
 		}
+		written, writtenRec = v, rec
 		if err := reindexNotify(tx, r.ID, old, r); err != nil {
 			return err
 		}
@@ -197,6 +206,9 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 	}
 	if err != nil {
 		return pipeline.Run{}, fmt.Errorf("boltledger: update run %s: %w", r.ID, err)
+	}
+	if storedGraph != nil || len(writtenRec.Graph) == 0 {
+		l.decoded.putRun(r.ID, written, writtenRec, storedGraph)
 	}
 	r.Version, r.WriteID = version, writeID
 	return r, nil

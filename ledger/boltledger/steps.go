@@ -22,7 +22,7 @@ func (l *Ledger) GetSteps(ctx context.Context, runID string, steps ...string) ([
 		b := tx.Bucket(stepsBucket)
 		for i, name := range steps {
 			var err error
-			if out[i], err = getStep(b, runID, name); err != nil {
+			if out[i], err = l.getStep(b, runID, name); err != nil {
 				return err
 			}
 		}
@@ -34,14 +34,15 @@ func (l *Ledger) GetSteps(ctx context.Context, runID string, steps ...string) ([
 	return out, nil
 }
 
-// getStep reads one step in a transaction.
-func getStep(b *bbolt.Bucket, runID, name string) (pipeline.StepRun, error) {
-	v := b.Get(stepKey(runID, name))
+// getStep reads one step in a transaction (b is its steps bucket), decoded
+// or from the decode cache.
+func (l *Ledger) getStep(b *bbolt.Bucket, runID, name string) (pipeline.StepRun, error) {
+	key := stepKey(runID, name)
+	v := b.Get(key)
 	if v == nil {
 		return pipeline.StepRun{}, fmt.Errorf("step %s: %w", name, pipeline.ErrNotFound)
 	}
-	var rec stepRecord
-	version, err := decode(v, &rec)
+	rec, version, err := l.decoded.step(key, v)
 	if err != nil {
 		return pipeline.StepRun{}, fmt.Errorf("step %s: %w", name, err)
 	}
@@ -76,6 +77,7 @@ func (l *Ledger) UpdateStep(ctx context.Context, s pipeline.StepRun) (pipeline.S
 	if err != nil {
 		return pipeline.StepRun{}, fmt.Errorf("boltledger: update step %s/%s: %w", s.RunID, s.Step, err)
 	}
+	l.decoded.putStep(key, val, rec)
 	s.Version, s.WriteID, s.History = version, rec.WriteID, rec.History
 	return s, nil
 }

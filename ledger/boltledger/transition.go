@@ -73,16 +73,18 @@ func (st *Store) transition(ctx context.Context, s pipeline.StepRun, tasks []pip
 		outcome error
 		version int64
 		claimed []pipeline.StepRun
+		// claimWrites are the claims' records, for the decode cache.
+		claimWrites []stepWrite
 	)
 	err = st.write(func(tx *bbolt.Tx) error {
 		var err error
-		claimed = claimed[:0]
+		claimed, claimWrites = claimed[:0], claimWrites[:0]
 		outcome, version, err = casStep(tx, key, val, s.Version)
 		if err != nil || outcome != nil {
 			return err // a lost compare-and-swap writes nothing, tasks included
 		}
 		if claim != nil {
-			if claimed, err = claimSteps(tx, tasks, claim, claimed); err != nil {
+			if claimed, claimWrites, err = st.claimSteps(tx, tasks, claim, claimed, claimWrites); err != nil {
 				return err
 			}
 		}
@@ -95,22 +97,33 @@ func (st *Store) transition(ctx context.Context, s pipeline.StepRun, tasks []pip
 	if err != nil {
 		return pipeline.StepRun{}, nil, fmt.Errorf("boltledger: transition of %s/%s: %w", s.RunID, s.Step, err)
 	}
+	st.decoded.putStep(key, val, rec)
+	for _, w := range claimWrites {
+		st.decoded.putStep(w.key, w.val, w.rec)
+	}
 	s.Version, s.WriteID, s.History = version, rec.WriteID, rec.History
 	return s, claimed, nil
 }
 
+// stepWrite is a step record written: its key, stored value and record.
+type stepWrite struct {
+	key, val []byte
+	rec      stepRecord
+}
+
 // claimSteps writes, in tx, the claim records claim returns for the steps
-// of tasks (as stored in tx), appending them to out with their versions. A
-// task whose step is missing, or that claim declines, writes nothing.
-func claimSteps(tx *bbolt.Tx, tasks []pipeline.Task, claim pipeline.ClaimFunc, out []pipeline.StepRun) ([]pipeline.StepRun, error) {
+// of tasks (as stored in tx), appending them to out with their versions,
+// and what it wrote to writes. A task whose step is missing, or that claim
+// declines, writes nothing.
+func (l *Ledger) claimSteps(tx *bbolt.Tx, tasks []pipeline.Task, claim pipeline.ClaimFunc, out []pipeline.StepRun, writes []stepWrite) ([]pipeline.StepRun, []stepWrite, error) {
 	b := tx.Bucket(stepsBucket)
 	for _, t := range tasks {
-		cur, err := getStep(b, t.Payload.RunID, t.Payload.Step)
+		cur, err := l.getStep(b, t.Payload.RunID, t.Payload.Step)
 		if errors.Is(err, pipeline.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return out, err
+			return out, writes, err
 		}
 		c, ok := claim(cur)
 		if !ok {
@@ -120,17 +133,19 @@ func claimSteps(tx *bbolt.Tx, tasks []pipeline.Task, claim pipeline.ClaimFunc, o
 		rec := newStepRecord(c)
 		val, err := encode(0, rec)
 		if err != nil {
-			return out, fmt.Errorf("claim %s: %w", cur.Step, err)
+			return out, writes, fmt.Errorf("claim %s: %w", cur.Step, err)
 		}
-		outcome, version, err := casStep(tx, stepKey(cur.RunID, cur.Step), val, cur.Version)
+		key := stepKey(cur.RunID, cur.Step)
+		outcome, version, err := casStep(tx, key, val, cur.Version)
 		if err != nil {
-			return out, err
+			return out, writes, err
 		}
 		if outcome != nil {
-			return out, fmt.Errorf("claim %s: %w", cur.Step, outcome) // read in this transaction: cannot happen
+			return out, writes, fmt.Errorf("claim %s: %w", cur.Step, outcome) // read in this transaction: cannot happen
 		}
 		c.Version, c.WriteID, c.History = version, rec.WriteID, rec.History
 		out = append(out, c)
+		writes = append(writes, stepWrite{key: key, val: val, rec: rec})
 	}
-	return out, nil
+	return out, writes, nil
 }
