@@ -229,6 +229,14 @@ func (s *server) start(c *echo.Context) error {
 	return c.JSON(code, startResponse{RunID: res.Run.ID, Status: res.Run.Status, Created: res.Created, Run: res.Run})
 }
 
+// X-CloudTasks-TaskName and X-CloudTasks-TaskRetryCount, spelled as
+// http.Header keys them: a Get with another spelling canonicalises it, an
+// allocation per delivery.
+const (
+	headerTaskName   = "X-Cloudtasks-Taskname"
+	headerRetryCount = "X-Cloudtasks-Taskretrycount"
+)
+
 func (s *server) step(c *echo.Context) error {
 	var p TaskPayload
 	if err := readJSON(c, &p, false); err != nil {
@@ -243,8 +251,8 @@ func (s *server) step(c *echo.Context) error {
 		return fmt.Errorf("%w: run_id is required", ErrInvalid)
 	}
 	h := c.Request().Header
-	d := Delivery{TaskName: h.Get("X-CloudTasks-TaskName")}
-	if v := h.Get("X-CloudTasks-TaskRetryCount"); v != "" {
+	d := Delivery{TaskName: h.Get(headerTaskName)}
+	if v := h.Get(headerRetryCount); v != "" {
 		d.RetryCount, _ = strconv.Atoi(v)
 	}
 	res, err := s.o.HandleStep(c.Request().Context(), p, d)
