@@ -19,35 +19,41 @@ var _ pipeline.Notifier = (*Log)(nil)
 
 // Notify logs e. It never fails.
 func (l *Log) Notify(ctx context.Context, e pipeline.Event) error {
-	attrs := []any{"event", string(e.Kind), "run", e.Run.ID, "pipeline", e.Run.Pipeline}
 	level := slog.LevelInfo
-	if a := e.Schedule; a != nil {
-		attrs = append(attrs, "date", a.Date, "expected", a.Expected, "late_s", int64(a.Late.Seconds()))
-		if a.Step != "" {
-			attrs = append(attrs, "step", a.Step, "step_status", string(a.StepStatus), "step_since_s", int64(a.StepSince.Seconds()))
-		}
-	} else if e.Step != nil {
-		attrs = append(attrs, "step", e.Step.Step, "status", string(e.Step.Status),
-			"attempt", e.Step.Attempts, "max_attempts", e.Step.MaxAttempts)
-		if e.Step.Error != "" {
-			attrs = append(attrs, "error", e.Step.Error)
-		}
-		if d := e.Step.Duration(); d > 0 && e.Step.Status != pipeline.StepRunning {
-			attrs = append(attrs, "duration_ms", d.Milliseconds())
-		}
-	} else {
-		attrs = append(attrs, "status", string(e.Run.Status))
-		if e.Run.Error != "" {
-			attrs = append(attrs, "error", e.Run.Error)
-		}
-	}
 	switch e.Kind {
 	case pipeline.EventStepRetrying, pipeline.EventStartMissed, pipeline.EventRunLate:
 		level = slog.LevelWarn
 	case pipeline.EventStepFailed, pipeline.EventRunFailed:
 		level = slog.LevelError
 	}
-	l.Logger.Log(ctx, level, "notification: "+string(e.Kind), attrs...)
+	if !l.Logger.Enabled(ctx, level) {
+		return nil
+	}
+	// Typed attributes, not key-value pairs: two lines per step, and each
+	// pair boxed into an interface cost an allocation.
+	var buf [10]slog.Attr
+	attrs := append(buf[:0], slog.String("event", string(e.Kind)), slog.String("run", e.Run.ID), slog.String("pipeline", e.Run.Pipeline))
+	if a := e.Schedule; a != nil {
+		attrs = append(attrs, slog.String("date", a.Date), slog.Time("expected", a.Expected), slog.Int64("late_s", int64(a.Late.Seconds())))
+		if a.Step != "" {
+			attrs = append(attrs, slog.String("step", a.Step), slog.String("step_status", string(a.StepStatus)), slog.Int64("step_since_s", int64(a.StepSince.Seconds())))
+		}
+	} else if e.Step != nil {
+		attrs = append(attrs, slog.String("step", e.Step.Step), slog.String("status", string(e.Step.Status)),
+			slog.Int("attempt", e.Step.Attempts), slog.Int("max_attempts", e.Step.MaxAttempts))
+		if e.Step.Error != "" {
+			attrs = append(attrs, slog.String("error", e.Step.Error))
+		}
+		if d := e.Step.Duration(); d > 0 && e.Step.Status != pipeline.StepRunning {
+			attrs = append(attrs, slog.Int64("duration_ms", d.Milliseconds()))
+		}
+	} else {
+		attrs = append(attrs, slog.String("status", string(e.Run.Status)))
+		if e.Run.Error != "" {
+			attrs = append(attrs, slog.String("error", e.Run.Error))
+		}
+	}
+	l.Logger.LogAttrs(ctx, level, "notification: "+string(e.Kind), attrs...)
 	return nil
 }
 
