@@ -97,7 +97,7 @@ func (q *Queue) fail(r *record, o outcome, now time.Time) {
 		"attempts", r.Attempts, "status", o.status, "error", o.err}
 	if r.Attempts >= q.cfg.MaxAttempts {
 		r.Dead = now
-		err := q.commit(func(tx *bbolt.Tx) error { return buryTask(tx, r, q.cfg.DedupWindow) })
+		err := q.commit(func(tx *bbolt.Tx) error { return buryTask(tx, r, q.cfg.DedupWindow, &q.sweep) })
 		if err != nil {
 			q.log.Error("local queue: task out of attempts and NOT dead-lettered; it stays pending", append(attrs, "db_error", err)...)
 			r.Dead = time.Time{}

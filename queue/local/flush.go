@@ -37,7 +37,7 @@ func (q *Queue) flushDone() {
 		return
 	}
 	now := time.Now()
-	err := q.commit(func(tx *bbolt.Tx) error { return finishTasks(tx, done, now, q.cfg.DedupWindow) })
+	err := q.commit(func(tx *bbolt.Tx) error { return finishTasks(tx, done, now, q.cfg.DedupWindow, &q.sweep) })
 	if err != nil {
 		q.log.Error("local queue: delivered tasks not deleted; they would be delivered again after a restart",
 			"tasks", len(done), "error", err)

@@ -39,6 +39,8 @@ type Queue struct {
 	// done holds delivered tasks whose deletion is not committed yet: the
 	// next Enqueue commits them with its task, or the flusher shortly after.
 	done []finished
+	// sweep is where the walk forgetting expired used names resumes.
+	sweep nameSweep
 }
 
 // New returns a queue storing its tasks in db (which it does not close) and
@@ -58,11 +60,12 @@ func New(db *bbolt.DB, cfg Config) (*Queue, error) {
 		q.commit = (&groupCommitter{db: db}).Commit
 	}
 	// A file with the buckets is only read; a fresh one gets them in one
-	// commit (none if the ledger's setup created them, see CreateBuckets).
+	// commit (none if the ledger's setup created them, see CreateBuckets),
+	// as does one written before 2026-12 (its legacy index is dropped).
 	var recs []*record
 	ready := false
 	err = db.View(func(tx *bbolt.Tx) error {
-		if ready = hasBuckets(tx); ready {
+		if ready = hasBuckets(tx) && tx.Bucket(legacyNameTimes) == nil; ready {
 			recs, err = loadTasks(tx)
 		}
 		return err
@@ -70,6 +73,9 @@ func New(db *bbolt.DB, cfg Config) (*Queue, error) {
 	if err == nil && !ready {
 		err = db.Update(func(tx *bbolt.Tx) error {
 			if err := CreateBuckets(tx); err != nil {
+				return err
+			}
+			if err := dropLegacyIndex(tx); err != nil {
 				return err
 			}
 			recs, err = loadTasks(tx)
@@ -125,7 +131,7 @@ func (q *Queue) Enqueue(ctx context.Context, t pipeline.Task) error {
 	done := q.takeDone()
 	var inserted bool
 	err := q.commit(func(tx *bbolt.Tx) error {
-		if err := finishTasks(tx, done, now, q.cfg.DedupWindow); err != nil {
+		if err := finishTasks(tx, done, now, q.cfg.DedupWindow, &q.sweep); err != nil {
 			return err
 		}
 		var err error

@@ -1,7 +1,6 @@
 package local
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -20,14 +19,16 @@ var (
 	// big-endian Unix nanoseconds), for dedup; a pending task's name is
 	// refused through bucketTasks.
 	bucketNames = []byte("queue_names")
-	// bucketNameTimes indexes bucketNames by time (time + name -> nothing) so
-	// that expired names are pruned from its front.
-	bucketNameTimes = []byte("queue_name_times")
+	// legacyNameTimes indexed bucketNames by time until 2026-12 (two more
+	// page writes per finished task's commit); New deletes it from a file
+	// that has it. Expired names are now found by a walk (nameSweep).
+	legacyNameTimes = []byte("queue_name_times")
 	// bucketDead maps a dead-lettered task's name to its record.
 	bucketDead = []byte("queue_dead")
 )
 
-// pruneBatch bounds how many expired names one write removes.
+// pruneBatch is how many used names one write examines for expiry, besides
+// two per task it finishes (so the walk outpaces the names added).
 const pruneBatch = 32
 
 // record is a task as stored, with its delivery state.
@@ -52,7 +53,7 @@ type record struct {
 }
 
 // buckets are all the queue's buckets.
-var buckets = [][]byte{bucketTasks, bucketNames, bucketNameTimes, bucketDead}
+var buckets = [][]byte{bucketTasks, bucketNames, bucketDead}
 
 // CreateBuckets creates the queue's buckets in tx if they are missing. Pass
 // it to the transaction that sets up a fresh shared file (boltledger.New) so
@@ -113,43 +114,8 @@ func insertTask(tx *bbolt.Tx, r *record, now time.Time, window time.Duration) (i
 
 // useName records that name was used at t, replacing its previous entry.
 func useName(tx *bbolt.Tx, name []byte, t time.Time) error {
-	names, times := tx.Bucket(bucketNames), tx.Bucket(bucketNameTimes)
-	if old := names.Get(name); old != nil {
-		if err := times.Delete(append(bytes.Clone(old), name...)); err != nil {
-			return fmt.Errorf("unindex name %s: %w", name, err)
-		}
-	}
-	tk := timeKey(t)
-	if err := names.Put(name, tk); err != nil {
+	if err := tx.Bucket(bucketNames).Put(name, timeKey(t)); err != nil {
 		return fmt.Errorf("put name %s: %w", name, err)
-	}
-	if err := times.Put(bytes.Join([][]byte{tk, name}, nil), nil); err != nil {
-		return fmt.Errorf("index name %s: %w", name, err)
-	}
-	return nil
-}
-
-// pruneNames forgets at most n names used before cutoff.
-func pruneNames(tx *bbolt.Tx, cutoff time.Time, n int) error {
-	names, times := tx.Bucket(bucketNames), tx.Bucket(bucketNameTimes)
-	limit := timeKey(cutoff)
-	var expired [][]byte
-	c := times.Cursor()
-	for k, _ := c.First(); k != nil && len(expired) < n && bytes.Compare(k[:8], limit) < 0; k, _ = c.Next() {
-		expired = append(expired, bytes.Clone(k))
-	}
-	for _, k := range expired {
-		if err := times.Delete(k); err != nil {
-			return fmt.Errorf("prune name index: %w", err)
-		}
-		name := k[8:]
-		// A name still pending (retried beyond the window) is deduplicated
-		// through bucketTasks; dropping its entry here is harmless.
-		if v := names.Get(name); v != nil && bytes.Equal(v, k[:8]) {
-			if err := names.Delete(name); err != nil {
-				return fmt.Errorf("prune name %s: %w", name, err)
-			}
-		}
 	}
 	return nil
 }
@@ -161,8 +127,9 @@ type finished struct {
 }
 
 // finishTasks deletes delivered tasks, keeps their names for dedup from when
-// they finished and prunes more expired names than it adds. It is idempotent.
-func finishTasks(tx *bbolt.Tx, done []finished, now time.Time, window time.Duration) error {
+// they finished and examines more used names for expiry than it adds
+// (resuming sweep's walk; nil walks from the first). It is idempotent.
+func finishTasks(tx *bbolt.Tx, done []finished, now time.Time, window time.Duration, sweep *nameSweep) error {
 	if len(done) == 0 {
 		return nil
 	}
@@ -175,7 +142,7 @@ func finishTasks(tx *bbolt.Tx, done []finished, now time.Time, window time.Durat
 			return err
 		}
 	}
-	return pruneNames(tx, now.Add(-window), pruneBatch+2*len(done))
+	return pruneNames(tx, now.Add(-window), pruneBatch+2*len(done), sweep)
 }
 
 // putTask overwrites a pending task's record (its delivery state).
@@ -191,7 +158,7 @@ func putTask(tx *bbolt.Tx, r *record) error {
 }
 
 // buryTask moves a task to the dead-letter bucket.
-func buryTask(tx *bbolt.Tx, r *record, window time.Duration) error {
+func buryTask(tx *bbolt.Tx, r *record, window time.Duration, sweep *nameSweep) error {
 	buf, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("encode task %s: %w", r.Name, err)
@@ -199,7 +166,7 @@ func buryTask(tx *bbolt.Tx, r *record, window time.Duration) error {
 	if err := tx.Bucket(bucketDead).Put([]byte(r.Name), buf); err != nil {
 		return fmt.Errorf("put dead task %s: %w", r.Name, err)
 	}
-	return finishTasks(tx, []finished{{r.Name, r.Dead}}, r.Dead, window)
+	return finishTasks(tx, []finished{{r.Name, r.Dead}}, r.Dead, window, sweep)
 }
 
 // loadTasks reads every pending task.

@@ -49,7 +49,7 @@ func (q *Queue) TransitionWrites(tasks []pipeline.Task, handled pipeline.Task) (
 	}
 
 	write = func(tx *bbolt.Tx) error {
-		if err := finishTasks(tx, finish, now, q.cfg.DedupWindow); err != nil {
+		if err := finishTasks(tx, finish, now, q.cfg.DedupWindow, &q.sweep); err != nil {
 			return err
 		}
 		for i, r := range recs {
