@@ -28,8 +28,18 @@ const (
 
 // OpenDB opens or creates the bbolt file at path (making its directory),
 // ready to be shared by the ledger (New) and the local queue. Only one process
-// can hold the file: OpenDB fails after LockTimeout if another does.
+// can hold the file: OpenDB fails after LockTimeout if another does. A file
+// it creates is made durable with its name: the directories it created and
+// the one it created them in are synced too (see newEntries).
 func OpenDB(path string) (*bbolt.DB, error) {
+	return openDB(path, syncDir)
+}
+
+func openDB(path string, sync func(dir string) error) (*bbolt.DB, error) {
+	created, err := newEntries(path)
+	if err != nil {
+		return nil, fmt.Errorf("boltledger: open %s: %w", path, err)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("boltledger: open %s: %w", path, err)
 	}
@@ -47,5 +57,49 @@ func OpenDB(path string) (*bbolt.DB, error) {
 		return nil, fmt.Errorf("boltledger: open %s: %w", path, err)
 	}
 	db.MaxBatchDelay = MaxBatchDelay
+	// bbolt fsyncs a new file's first pages but not its directory entry:
+	// after a power loss the file (with everything committed to it) could
+	// be gone. Each directory that gained an entry is synced, deepest first.
+	for _, dir := range created {
+		if err := sync(dir); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("boltledger: open %s: sync directory %s: %w", path, dir, err)
+		}
+	}
 	return db, nil
+}
+
+// newEntries lists the directories that gain an entry when path is created
+// with its missing parents, deepest first: path's directory, and each
+// missing directory's parent. Empty when path exists.
+func newEntries(path string) ([]string, error) {
+	if _, err := os.Lstat(path); err == nil {
+		return nil, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	var dirs []string
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		dirs = append(dirs, dir)
+		_, err := os.Lstat(dir)
+		if err == nil || filepath.Dir(dir) == dir {
+			return dirs, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	}
+}
+
+// syncDir fsyncs a directory, making the entries created in it durable.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
