@@ -154,7 +154,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		res.Outcome = OutcomeNotRunnable
 		return res, nil
 	case actLeaseHeld:
-		if o.takeReserved(ctx, cur) {
+		if o.reserved.take(ctx, cur) {
 			// Claimed for this delivery by its predecessor's hand-off, in
 			// this process: the attempt is counted and the lease held.
 			handedOff = true
@@ -233,7 +233,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	claimed, before := cur, cur.Attempts-1
 	if !handedOff {
 		base := cur
-		if dec.TakeOver && !dec.Restart && o.takeReserved(ctx, cur) {
+		if dec.TakeOver && !dec.Restart && o.reserved.take(ctx, cur) {
 			// This process's own handed-off claim, its lease run out
 			// before its delivery came (a slow queue): the body never
 			// ran, so the attempt it counted is this one.

@@ -51,7 +51,7 @@ func (o *Orchestrator) transitionHandOff(ctx context.Context, ho HandOff, rg *ru
 		}
 		if !o.reserved.settle(k, held[i], c, ok) && ok {
 			// Closed meanwhile (shutdown): give the claim back at once.
-			if gerr := o.giveBack(ctx, c, "given back at shutdown"); gerr != nil {
+			if gerr := o.giveBack(ctx, c, givenBackAtShutdown); gerr != nil {
 				o.log.WarnContext(ctx, "could not give back a handed-off claim; it is taken over after its lease", "run", c.RunID, "step", c.Step, "error", gerr.Error())
 			}
 		}
@@ -59,12 +59,9 @@ func (o *Orchestrator) transitionHandOff(ctx context.Context, ho HandOff, rg *ru
 	return stored, err
 }
 
-// takeReserved reports whether cur (as read, its lease held) is a claim
-// this process handed off for this delivery: then the delivery runs the
-// body without a claim of its own.
-func (o *Orchestrator) takeReserved(ctx context.Context, cur StepRun) bool {
-	return o.reserved.take(ctx, cur)
-}
+// givenBackAtShutdown is why a handed-off claim is given back when the
+// orchestrator closes (Close, or a hand-off settling after it).
+const givenBackAtShutdown = "given back at shutdown"
 
 // giveBack releases a handed-off claim whose body never ran: the step is
 // claimable at once, the attempt not counted.
@@ -83,7 +80,7 @@ func (o *Orchestrator) giveBack(ctx context.Context, claimed StepRun, why string
 func (o *Orchestrator) releaseReserved(ctx context.Context) error {
 	var errs []error
 	for _, c := range o.reserved.drain() {
-		err := o.giveBack(ctx, c, "given back at shutdown")
+		err := o.giveBack(ctx, c, givenBackAtShutdown)
 		if err != nil && !errors.Is(err, ErrConflict) {
 			errs = append(errs, err)
 		}

@@ -347,7 +347,7 @@ func (o *Orchestrator) Cancel(ctx context.Context, runID string) (Run, error) {
 		for range 3 {
 			// A claim this process handed off and has not delivered yet:
 			// its body has not started, so it never starts.
-			reserved := s.Status == StepRunning && o.takeReserved(ctx, s)
+			reserved := s.Status == StepRunning && o.reserved.take(ctx, s)
 			if !reserved && s.Status != StepPending && s.Status != StepRetrying && s.Status != StepWaiting {
 				break
 			}

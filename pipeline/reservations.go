@@ -112,7 +112,8 @@ func (r *reservations) settle(k resKey, res *reservation, claimed StepRun, ok bo
 }
 
 // take hands the reservation of cur's step to its caller, once, if cur (as
-// read) is the claim it holds. A reservation whose hand-off is still
+// read, its lease held) is the claim it holds: then the caller (the step's
+// delivery, or a cancel) owns that claim, whose body has not run. A reservation whose hand-off is still
 // committing is waited for (until ctx ends). A reservation that is not cur
 // (the record changed since) is forgotten.
 func (r *reservations) take(ctx context.Context, cur StepRun) bool {
