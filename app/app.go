@@ -294,12 +294,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener, started func()) error 
 	errc := make(chan error, 1+len(a.runners))
 	go func() { errc <- srv.Serve(tl) }()
 	// In-process deliveries (local mode) are requests like the server's.
-	idle := make(chan struct{})
-	close(idle)
-	var inprocIdle <-chan struct{} = idle
-	if a.inproc != nil {
-		a.inproc.open(base)
-	}
+	a.inproc.open(base)
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{}, len(a.runners))
 	for _, run := range a.runners {
@@ -321,9 +316,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener, started func()) error 
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownBudget)
 	defer cancel()
 	stopBG() // no new deliveries, cron ticks or notifier passes
-	if a.inproc != nil {
-		inprocIdle = a.inproc.close()
-	}
+	inprocIdle := a.inproc.close()
 	srvDone := make(chan error, 1)
 	// Connections that never carried a request are closed at once
 	// (shutdownServer); the others, and the in-process deliveries, finish

@@ -53,16 +53,25 @@ func (t *inProcess) client() *http.Client {
 	return &http.Client{Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-// open starts taking requests whose contexts end with base's cause.
+// open starts taking requests whose contexts end with base's cause. A nil
+// transport (the gcp backend has none) does nothing.
 func (t *inProcess) open(base context.Context) {
+	if t == nil {
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.base, t.closed, t.idle = base, false, make(chan struct{})
 }
 
 // close refuses new requests and returns a channel closed once none is in
-// flight.
+// flight (at once for a nil transport).
 func (t *inProcess) close() <-chan struct{} {
+	if t == nil {
+		idle := make(chan struct{})
+		close(idle)
+		return idle
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.closed {

@@ -274,3 +274,15 @@ func TestLocalQueueDeliversInProcess(t *testing.T) {
 		t.Errorf("the listener accepted %d connections, want only the start request's: deliveries went over TCP", n)
 	}
 }
+
+// Without a transport (the gcp backend) serve's drain does not wait for
+// in-process requests.
+func TestNoInProcessTransportIsIdle(t *testing.T) {
+	var tr *inProcess
+	tr.open(context.Background())
+	select {
+	case <-tr.close():
+	default:
+		t.Fatal("a nil transport is not idle")
+	}
+}
