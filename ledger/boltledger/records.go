@@ -70,15 +70,6 @@ func newRunRecord(r pipeline.Run, steps []string) (runRecord, error) {
 	}, nil
 }
 
-// run is the stored record as the domain's, its graph decoded.
-func (rec runRecord) run(id string, version int64) (pipeline.Run, error) {
-	graph, err := rec.graph()
-	if err != nil {
-		return pipeline.Run{}, fmt.Errorf("run %s: %w", id, err)
-	}
-	return rec.runWith(id, version, graph), nil
-}
-
 // runWith is the stored record as the domain's, with graph, its decoded
 // Graph (the run keeps rec's maps and slices).
 func (rec runRecord) runWith(id string, version int64, graph *pipeline.Graph) pipeline.Run {

@@ -314,11 +314,13 @@ func (l *Ledger) ListRuns(ctx context.Context, f pipeline.RunFilter) ([]pipeline
 			if f.Status != "" && rec.Status != string(f.Status) {
 				continue
 			}
-			r, err := rec.run(runID, version)
+			// The runs of one definition share its graph: decoded once
+			// (the graph cache), not once per run listed.
+			graph, err := l.decoded.graph(rec)
 			if err != nil {
-				return err
+				return fmt.Errorf("run %s: %w", runID, err)
 			}
-			out = append(out, r)
+			out = append(out, rec.runWith(runID, version, graph))
 			if len(out) == limit {
 				break
 			}
