@@ -20,6 +20,8 @@ type dice struct {
 	mu    sync.Mutex
 	rng   *rand.Rand
 	share float64
+	// first are rolls returned before any random one (guarded by mu).
+	first []int
 	off   atomic.Bool
 }
 
@@ -28,12 +30,18 @@ func newDice(share float64, seed uint64) *dice {
 }
 
 // roll returns 0 (no fault), 1 (fault of the first kind) or 2 (second kind),
-// each fault kind with half the share.
+// each fault kind with half the share (after the rolls of first, if any).
 func (d *dice) roll() int {
 	if d.off.Load() {
 		return 0
 	}
 	d.mu.Lock()
+	if len(d.first) > 0 {
+		k := d.first[0]
+		d.first = d.first[1:]
+		d.mu.Unlock()
+		return k
+	}
 	r := d.rng.Float64()
 	d.mu.Unlock()
 	switch {

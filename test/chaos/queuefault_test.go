@@ -23,6 +23,12 @@ func TestQueueFaults(t *testing.T) {
 
 func queueFaults(t *testing.T, backend string, sz size) {
 	d := newDice(sz.faultShare, uint64(time.Now().UnixNano()))
+	// The first two enqueues fail, one of each kind, so that both are
+	// injected whatever the dice do next: in local mode only the enqueues
+	// outside a step's transition (a run's first step, the sweeper's)
+	// reach the queue, a few dozen at the CI size, and chance alone once
+	// injected no lost reply among them.
+	d.first = []int{1, 2}
 	var fq *faultyQueue
 	opts := stackOptions{wrap: app.Wrappers{Queue: func(q pipeline.Queue) pipeline.Queue {
 		fq = &faultyQueue{inner: q, d: d}
