@@ -267,12 +267,13 @@ func (o *Orchestrator) Resume(ctx context.Context, runID string) (ResumeResult, 
 	for _, s := range r.Steps {
 		byName[s.Step] = s
 	}
+	waiting := renew // put back to pending for their predecessors to enqueue
 	for _, name := range ready {
 		// Each step resumed gets a new generation (a new task name): a task
 		// of its current generation may exist already, and a delivery of it
 		// while the run is still ended (before the reopen below) would use
 		// the name and leave the step cancelled, swallowing our enqueue.
-		renew = append(renew, byName[name])
+		renew = append(renew[:len(renew):len(renew)], byName[name])
 	}
 	for _, s := range renew {
 		// Enqueued by its predecessors when they succeed; a step a cancel
@@ -288,7 +289,37 @@ func (o *Orchestrator) Resume(ctx context.Context, runID string) (ResumeResult, 
 		}
 		res.Enqueued = append(res.Enqueued, e)
 	}
+	// A step put back to pending waits for its predecessors. One of them
+	// that finished before the reopen above enqueued it at once, and that
+	// delivery, finding the run still ended, cancelled it again in its new
+	// generation and used up its task name: nothing would enqueue it again.
+	// Now that the run is open, such a step is enqueued here.
+	for _, was := range waiting {
+		got, err := o.ledger.GetSteps(ctx, runID, append([]string{was.Step}, rg.Step(was.Step).After...)...)
+		if err != nil {
+			return res, fmt.Errorf("resume %s: %w", runID, err)
+		}
+		cur := got[0]
+		if cur.Generation <= was.Generation || (cur.Status != StepCancelled && cur.Status != StepSkipped) || !allSucceeded(got[1:]) {
+			continue
+		}
+		e, err := o.Enqueue(ctx, EnqueueRequest{RunID: runID, Step: was.Step})
+		if err != nil {
+			return res, err
+		}
+		res.Enqueued = append(res.Enqueued, e)
+	}
 	return res, nil
+}
+
+// allSucceeded reports whether every step of steps succeeded.
+func allSucceeded(steps []StepRun) bool {
+	for _, s := range steps {
+		if s.Status != StepSucceeded {
+			return false
+		}
+	}
+	return true
 }
 
 // resumePlan lists, in graph order, the steps a resume enqueues (not in

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/pipelinehq/pipeline/ledger/boltledger"
 	"github.com/pipelinehq/pipeline/pipeline"
 )
 
@@ -184,4 +185,96 @@ func TestResumeBeforeTheCascadeReRunsTheStaleStep(t *testing.T) {
 		}
 		checkConsumed(t, h, r)
 	})
+}
+
+// A step a resume puts back to pending (d, cancelled, its predecessor b
+// still running) is enqueued by b when b succeeds. When b succeeds after the
+// steps were renewed but before the resume reopens the run, d's delivery
+// finds the run still cancelled and cancels d again in its new generation,
+// using up its task name: the resume must enqueue d itself once the run is
+// open, or the run never ends (seen in the chaos re-run scenario on gcp).
+func TestResumeEnqueuesAStepCancelledAgainBeforeTheReopen(t *testing.T) {
+	const yamlText = `
+name: late
+time_zone: UTC
+steps:
+  - {name: a, kind: a, after: []}
+  - {name: b, kind: b, after: [a]}
+  - {name: c, kind: c, after: [a]}
+  - {name: d, kind: d, after: [b, c]}
+  - {name: e, kind: root, after: [a]}
+`
+	led := &beforeUpdateRun{}
+	base, err := boltledger.Open(t.TempDir() + "/ledger.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { base.Close() })
+	led.Ledger = base
+	h := newHarnessOn(t, yamlText, led)
+	res, err := h.orch.Start(ctx, pipeline.StartRequest{Pipeline: "late", Date: "2026-11-23"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res.Run.ID
+	deliver := func(task pipeline.Task) error {
+		_, err := h.orch.HandleStep(ctx, task.Payload, pipeline.Delivery{TaskName: task.Name})
+		return err
+	}
+	byStep := func(tasks []pipeline.Task) map[string]pipeline.Task {
+		m := map[string]pipeline.Task{}
+		for _, task := range tasks {
+			m[task.Payload.Step] = task
+		}
+		return m
+	}
+	if err := deliver(byStep(h.queue.take())["a"]); err != nil {
+		t.Fatal(err)
+	}
+	tasks := byStep(h.queue.take()) // b, c, e
+	if err := deliver(tasks["c"]); err != nil {
+		t.Fatal(err)
+	}
+	// b runs through the cancel and the resume; e is never delivered.
+	b := h.bodies["b"]
+	b.gate, b.started = make(chan struct{}), make(chan context.Context, 1)
+	bDone := make(chan error, 1)
+	go func() { bDone <- deliver(tasks["b"]) }()
+	<-b.started
+	if _, err := h.orch.Cancel(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.run(id); r.Status != pipeline.RunCancelled || stepOf(r, "d").Status != pipeline.StepCancelled {
+		t.Fatalf("after the cancel: run %s, d %s", r.Status, stepOf(r, "d").Status)
+	}
+	// Before the resume reopens the run: b succeeds, enqueuing d in the
+	// generation the resume gave it, and that task is delivered at once.
+	led.hook = func() {
+		b.started = nil
+		close(b.gate)
+		if err := <-bDone; err != nil {
+			t.Errorf("b: %v", err)
+		}
+		for _, task := range h.queue.take() {
+			if err := deliver(task); err != nil {
+				t.Errorf("%s before the reopen: %v", task.Payload.Step, err)
+			}
+		}
+		if d := stepOf(h.run(id), "d"); d.Status != pipeline.StepCancelled || d.Generation != 2 {
+			t.Errorf("d before the reopen: %s in generation %d; want cancelled again in generation 2", d.Status, d.Generation)
+		}
+	}
+	led.armed.Store(true)
+	if _, err := h.orch.Resume(ctx, id); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	b.gate = nil
+	h.drain(50)
+	r := h.run(id)
+	if r.Status != pipeline.RunSucceeded {
+		t.Fatalf("after the resume: run %s %q, d %s in generation %d; want succeeded", r.Status, r.Error, stepOf(r, "d").Status, stepOf(r, "d").Generation)
+	}
+	if n := h.bodies["d"].runs.Load(); n != 1 {
+		t.Errorf("d ran %d times, want once", n)
+	}
 }
