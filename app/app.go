@@ -68,6 +68,19 @@ type app struct {
 	localCommits func() uint64
 	// inproc is the local queue's transport to this process's handler.
 	inproc *inProcess
+	// client calls the service's own routes over HTTP (start); its idle
+	// connections are kept, many per host, so that concurrent callers reuse
+	// them instead of dialling (and the server accepting) one per call.
+	client *http.Client
+}
+
+// selfClient is the client for calls to the service's own routes:
+// http.DefaultTransport keeps two idle connections per host, so callers
+// beyond two dialled a fresh connection every time.
+func selfClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	return &http.Client{Transport: t}
 }
 
 // newLogger builds the Cloud Logging JSON logger.
@@ -105,7 +118,8 @@ func buildApp(ctx context.Context, cfg *Config, log *slog.Logger, extra ...pipel
 	if err != nil {
 		return nil, fmt.Errorf("pipelines:\n%w", err)
 	}
-	a := &app{cfg: cfg, log: log}
+	a := &app{cfg: cfg, log: log, client: selfClient()}
+	a.closers = append(a.closers, func() error { a.client.CloseIdleConnections(); return nil })
 	var led pipeline.Ledger
 	var q pipeline.Queue
 	var authn pipeline.Authenticator

@@ -30,7 +30,6 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/pipelinehq/pipeline/ledger/boltledger"
-	"github.com/pipelinehq/pipeline/notify"
 	"github.com/pipelinehq/pipeline/pipeline"
 	"github.com/pipelinehq/pipeline/steps"
 )
@@ -133,6 +132,19 @@ func (c *clock) notify(_ context.Context, e pipeline.Event) error {
 	return nil
 }
 
+// runEnds is the clock's notifier: it wants only the ends of runs (a
+// notifier that takes every kind would have the service queue each step's
+// events for it, which the default log notifier alone does not).
+type runEnds struct{ c *clock }
+
+var _ pipeline.EventFilter = runEnds{}
+
+func (r runEnds) Wants(k pipeline.EventKind) bool {
+	return k == pipeline.EventRunSucceeded || k == pipeline.EventRunFailed || k == pipeline.EventRunCancelled
+}
+
+func (r runEnds) Notify(ctx context.Context, e pipeline.Event) error { return r.c.notify(ctx, e) }
+
 // bodyStarted records that step's body of run started at.
 func (c *clock) bodyStarted(at time.Time, runID, step string) {
 	c.mu.Lock()
@@ -209,7 +221,7 @@ func startLocalStack(b testing.TB, wrap ...Wrappers) *localStack {
 	// The real JSON logger at the default level; only the write is discarded.
 	log := newLogger(cfg, io.Discard)
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := buildApp(ctx, cfg, log, notify.Func(s.clock.notify))
+	a, err := buildApp(ctx, cfg, log, runEnds{s.clock})
 	if err != nil {
 		cancel()
 		b.Fatal(err)

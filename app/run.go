@@ -154,7 +154,7 @@ func (a *app) start(ctx context.Context, req pipeline.StartRequest) (pipeline.St
 		}
 		hreq.Header.Set("Authorization", "Bearer "+tok)
 	}
-	resp, err := http.DefaultClient.Do(hreq)
+	resp, err := a.client.Do(hreq)
 	if err != nil {
 		return pipeline.StartResult{}, fmt.Errorf("start: %w", err)
 	}

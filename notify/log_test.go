@@ -78,3 +78,21 @@ func TestLogNotifierLines(t *testing.T) {
 		t.Errorf("an info event logged at level warn: %v", got)
 	}
 }
+
+// The log notifier leaves a step's start and success to the orchestrator's
+// own lines and takes every other kind.
+func TestLogNotifierWants(t *testing.T) {
+	l := &Log{}
+	for _, k := range []pipeline.EventKind{pipeline.EventRunStarted, pipeline.EventStepRetrying, pipeline.EventStepFailed,
+		pipeline.EventStepWaiting, pipeline.EventRunSucceeded, pipeline.EventRunFailed, pipeline.EventRunCancelled,
+		pipeline.EventStartMissed, pipeline.EventStartedLate, pipeline.EventRunLate} {
+		if !l.Wants(k) {
+			t.Errorf("Wants(%s) = false", k)
+		}
+	}
+	for _, k := range []pipeline.EventKind{pipeline.EventStepStarted, pipeline.EventStepSucceeded} {
+		if l.Wants(k) {
+			t.Errorf("Wants(%s) = true: the orchestrator logs it itself", k)
+		}
+	}
+}

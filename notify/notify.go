@@ -10,12 +10,24 @@ import (
 	"github.com/pipelinehq/pipeline/pipeline"
 )
 
-// Log writes every event as a structured log line.
+// Log writes events as structured log lines: every kind but a step's start
+// and success, which the orchestrator logs itself as it commits them ("step
+// started", "step succeeded", with the run, step, attempt and duration), so
+// that a step's normal course costs two lines, not four.
 type Log struct {
 	Logger *slog.Logger
 }
 
-var _ pipeline.Notifier = (*Log)(nil)
+var (
+	_ pipeline.Notifier    = (*Log)(nil)
+	_ pipeline.EventFilter = (*Log)(nil)
+)
+
+// Wants takes every kind but pipeline.EventStepStarted and
+// pipeline.EventStepSucceeded.
+func (l *Log) Wants(k pipeline.EventKind) bool {
+	return k != pipeline.EventStepStarted && k != pipeline.EventStepSucceeded
+}
 
 // Notify logs e. It never fails.
 func (l *Log) Notify(ctx context.Context, e pipeline.Event) error {

@@ -45,13 +45,46 @@ type Notifier interface {
 	Notify(ctx context.Context, e Event) error
 }
 
+// EventFilter is optional for a Notifier: one that takes only some kinds of
+// event says which. The orchestrator does not queue a run's or a step's event
+// that its notifier does not want (with only the log notifier, a step's
+// started and succeeded events cost nothing in the background), and
+// Notifiers hands each member only the kinds it wants. Final and schedule
+// notifications, which the ledger records as sent, are always handed over.
+type EventFilter interface {
+	Wants(k EventKind) bool
+}
+
+// Wants reports whether n takes events of kind k: true unless n is an
+// EventFilter that says otherwise.
+func Wants(n Notifier, k EventKind) bool {
+	f, ok := n.(EventFilter)
+	return !ok || f.Wants(k)
+}
+
 // Notifiers fans an event out to several notifiers.
 type Notifiers []Notifier
 
-// Notify sends e to every notifier, returning the first error.
+var _ EventFilter = Notifiers(nil)
+
+// Wants reports whether any of ns wants events of kind k.
+func (ns Notifiers) Wants(k EventKind) bool {
+	for _, n := range ns {
+		if Wants(n, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// Notify sends e to every notifier that wants its kind, returning the first
+// error.
 func (ns Notifiers) Notify(ctx context.Context, e Event) error {
 	var first error
 	for _, n := range ns {
+		if !Wants(n, e.Kind) {
+			continue
+		}
 		if err := n.Notify(ctx, e); err != nil && first == nil {
 			first = err
 		}

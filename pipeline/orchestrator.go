@@ -335,6 +335,9 @@ const notifyTimeout = 5 * time.Second
 // a notifier (invariant 6). An event the sender cannot take (shutting down,
 // backlog full) is logged and dropped.
 func (o *Orchestrator) notify(ctx context.Context, e Event) {
+	if !Wants(o.notifier, e.Kind) {
+		return // no notifier takes this kind: nothing to queue
+	}
 	if !o.sender.send(sendJob{ctx: unbound(ctx), e: e}) {
 		o.log.WarnContext(ctx, "notification dropped: the sender is closed or full", "run", e.Run.ID, "event", string(e.Kind))
 	}
