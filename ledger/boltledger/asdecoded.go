@@ -139,10 +139,10 @@ func (d *decoded) putStep(key, val []byte, rec stepRecord) {
 }
 
 // putRun puts a run record a write committed: val, as stored at id, is the
-// encoding of rec, and graph the decoding of its graph (copied). val is the
-// cache's from now on.
+// encoding of rec, and graph the decoding of its graph (immutable, kept as
+// is). val is the cache's from now on.
 func (d *decoded) putRun(id string, val []byte, rec runRecord, graph *pipeline.Graph) {
 	if rec, ok := rec.asDecoded(); ok {
-		d.runs.put(id, val, decodedRun{rec: rec, graph: graph.Clone()})
+		d.runs.put(id, val, decodedRun{rec: rec, graph: graph})
 	}
 }

@@ -40,6 +40,10 @@ func newDecoded() *decoded {
 	return d
 }
 
+// Graphs are immutable (pipeline.Graph's contract): the caches hand out the
+// graph they hold, shared by every reader of the runs of one definition, not
+// a copy per read.
+
 // step decodes v, the value stored at key in the steps bucket (maybe a
 // transaction's memory), into a record of the caller's own.
 func (d *decoded) step(key, v []byte) (stepRecord, int64, error) {
@@ -59,14 +63,15 @@ func (d *decoded) step(key, v []byte) (stepRecord, int64, error) {
 }
 
 // run decodes v, the value stored at id in the runs bucket (maybe a
-// transaction's memory), into a record and graph of the caller's own.
+// transaction's memory), into a record of the caller's own and the run's
+// (shared) graph.
 func (d *decoded) run(id string, v []byte) (runRecord, *pipeline.Graph, int64, error) {
 	version, err := versionOf(v)
 	if err != nil {
 		return runRecord{}, nil, 0, err
 	}
 	if r, ok := d.runs.get([]byte(id), v); ok {
-		return r.rec.clone(), r.graph.Clone(), version, nil
+		return r.rec.clone(), r.graph, version, nil
 	}
 	var rec runRecord
 	if _, err := decode(v, &rec); err != nil {
@@ -76,24 +81,23 @@ func (d *decoded) run(id string, v []byte) (runRecord, *pipeline.Graph, int64, e
 	if err != nil {
 		return runRecord{}, nil, 0, err
 	}
-	d.runs.put(id, bytes.Clone(v), decodedRun{rec: rec.clone(), graph: graph.Clone()})
+	d.runs.put(id, bytes.Clone(v), decodedRun{rec: rec.clone(), graph: graph})
 	return rec, graph, version, nil
 }
 
-// graph decodes the graph of rec (nil without one) into one of the caller's
-// own.
+// graph decodes the graph of rec (nil without one), or finds it decoded.
 func (d *decoded) graph(rec runRecord) (*pipeline.Graph, error) {
 	if len(rec.Graph) == 0 {
 		return nil, nil
 	}
 	if g, ok := d.graphs.get([]byte(rec.DefVersion), rec.Graph); ok {
-		return g.Clone(), nil
+		return g, nil
 	}
 	g, err := rec.graph()
 	if err != nil {
 		return nil, err
 	}
-	d.graphs.put(rec.DefVersion, bytes.Clone(rec.Graph), g.Clone())
+	d.graphs.put(rec.DefVersion, bytes.Clone(rec.Graph), g)
 	return g, nil
 }
 
