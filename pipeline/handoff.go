@@ -5,9 +5,11 @@ import (
 	"time"
 )
 
-// ClaimFunc decides, inside a hand-off's transaction, whether the successor
-// step succ (as stored, read in that transaction) is claimed, and returns
-// its claim record. It is pure: a transaction may run it more than once.
+// ClaimFunc decides whether the successor step succ (as stored) is claimed
+// in a hand-off's transaction, and returns its claim record. It is pure: it
+// may run more than once, and before the transaction on the record stored
+// then (the ledger writes such a decision only if the record is unchanged
+// when the transaction reads it).
 type ClaimFunc func(succ StepRun) (claim StepRun, ok bool)
 
 // HandOff is an optional capability of a Transitioner (local mode: the

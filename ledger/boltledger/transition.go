@@ -1,6 +1,7 @@
 package boltledger
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -69,6 +70,10 @@ func (st *Store) transition(ctx context.Context, s pipeline.StepRun, tasks []pip
 		return pipeline.StepRun{}, nil, fmt.Errorf("boltledger: transition of %s/%s: %w", s.RunID, s.Step, err)
 	}
 	key := stepKey(s.RunID, s.Step)
+	var pre []preclaim
+	if claim != nil {
+		pre = st.preclaim(tasks, claim)
+	}
 	var (
 		outcome error
 		version int64
@@ -84,7 +89,7 @@ func (st *Store) transition(ctx context.Context, s pipeline.StepRun, tasks []pip
 			return err // a lost compare-and-swap writes nothing, tasks included
 		}
 		if claim != nil {
-			if claimed, claimWrites, err = st.claimSteps(tx, tasks, claim, claimed, claimWrites); err != nil {
+			if claimed, claimWrites, err = st.claimSteps(tx, tasks, claim, pre, claimed, claimWrites); err != nil {
 				return err
 			}
 		}
@@ -111,13 +116,82 @@ type stepWrite struct {
 	rec      stepRecord
 }
 
+// preclaim is the claim of a task's step decided before the transaction,
+// on the record stored then (cur, a copy): the transaction writes it only if
+// the stored record is still byte for byte cur, when deciding again would
+// give the same claim. Decoding, deciding and encoding then happen outside
+// the single writer of the shared commit.
+type preclaim struct {
+	cur   []byte // the stored value the claim was decided on; nil: none decided
+	ok    bool   // claim accepted it
+	claim pipeline.StepRun
+	rec   stepRecord
+	val   []byte // rec encoded, its version filled in when written
+}
+
+// preclaim decides the claims of the steps of tasks on the records stored
+// now, one per task (a zero preclaim where nothing could be decided: the
+// transaction decides). claim must be a pure function of its argument.
+func (l *Ledger) preclaim(tasks []pipeline.Task, claim pipeline.ClaimFunc) []preclaim {
+	pre := make([]preclaim, len(tasks))
+	_ = l.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(stepsBucket)
+		for i, t := range tasks {
+			key := stepKey(t.Payload.RunID, t.Payload.Step)
+			v := b.Get(key)
+			if v == nil {
+				continue
+			}
+			cur, err := l.getStep(b, t.Payload.RunID, t.Payload.Step)
+			if err != nil {
+				continue
+			}
+			p := preclaim{cur: bytes.Clone(v)}
+			if p.claim, p.ok = claim(cur); p.ok {
+				p.claim.RunID, p.claim.Step = cur.RunID, cur.Step
+				p.rec = newStepRecord(p.claim)
+				if p.val, err = encode(0, p.rec); err != nil {
+					continue // the transaction reports it
+				}
+			}
+			pre[i] = p
+		}
+		return nil
+	})
+	return pre
+}
+
 // claimSteps writes, in tx, the claim records claim returns for the steps
 // of tasks (as stored in tx), appending them to out with their versions,
 // and what it wrote to writes. A task whose step is missing, or that claim
-// declines, writes nothing.
-func (l *Ledger) claimSteps(tx *bbolt.Tx, tasks []pipeline.Task, claim pipeline.ClaimFunc, out []pipeline.StepRun, writes []stepWrite) ([]pipeline.StepRun, []stepWrite, error) {
+// declines, writes nothing. pre holds claims decided before tx (preclaim;
+// nil or shorter: none): one whose record is unchanged is written as
+// decided.
+func (l *Ledger) claimSteps(tx *bbolt.Tx, tasks []pipeline.Task, claim pipeline.ClaimFunc, pre []preclaim, out []pipeline.StepRun, writes []stepWrite) ([]pipeline.StepRun, []stepWrite, error) {
 	b := tx.Bucket(stepsBucket)
-	for _, t := range tasks {
+	for i, t := range tasks {
+		if i < len(pre) && pre[i].cur != nil {
+			key := stepKey(t.Payload.RunID, t.Payload.Step)
+			if v := b.Get(key); v != nil && bytes.Equal(v, pre[i].cur) {
+				p := pre[i]
+				if !p.ok {
+					continue
+				}
+				stored, err := versionOf(v)
+				if err != nil {
+					return out, writes, fmt.Errorf("claim %s: %w", t.Payload.Step, err)
+				}
+				version := stored + 1
+				if err := b.Put(key, withVersion(p.val, version)); err != nil {
+					return out, writes, err
+				}
+				c := p.claim
+				c.Version, c.WriteID, c.History = version, p.rec.WriteID, p.rec.History
+				out = append(out, c)
+				writes = append(writes, stepWrite{key: key, val: p.val, rec: p.rec})
+				continue
+			}
+		}
 		cur, err := l.getStep(b, t.Payload.RunID, t.Payload.Step)
 		if errors.Is(err, pipeline.ErrNotFound) {
 			continue

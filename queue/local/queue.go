@@ -128,14 +128,18 @@ func (q *Queue) Enqueue(ctx context.Context, t pipeline.Task) error {
 		Created:  now,
 		ETA:      now.Add(max(t.Delay, 0)),
 	}
+	buf, err := encodeTask(r)
+	if err != nil {
+		return fmt.Errorf("local queue: enqueue %s: %w", t.Name, err)
+	}
 	done := q.takeDone()
 	var inserted bool
-	err := q.commit(func(tx *bbolt.Tx) error {
+	err = q.commit(func(tx *bbolt.Tx) error {
 		if err := finishTasks(tx, done, now, q.cfg.DedupWindow, &q.sweep); err != nil {
 			return err
 		}
 		var err error
-		inserted, err = insertTask(tx, r, now, q.cfg.DedupWindow)
+		inserted, err = insertTask(tx, r, buf, now, q.cfg.DedupWindow)
 		return err
 	})
 	if err != nil {

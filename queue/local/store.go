@@ -85,9 +85,21 @@ func keyTime(k []byte) time.Time {
 	return time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
 }
 
-// insertTask stores r unless its name is taken: pending, or finished less than
-// window before now. It is idempotent (DB.Batch may run it again).
-func insertTask(tx *bbolt.Tx, r *record, now time.Time, window time.Duration) (inserted bool, err error) {
+// encodeTask is r as stored in bucketTasks: encoded before the transaction
+// that inserts it, so that the shared commit's single writer does not spend
+// its time in the encoder.
+func encodeTask(r *record) ([]byte, error) {
+	buf, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode task %s: %w", r.Name, err)
+	}
+	return buf, nil
+}
+
+// insertTask stores r, encoded as buf (encodeTask), unless its name is taken:
+// pending, or finished less than window before now. It is idempotent
+// (DB.Batch may run it again).
+func insertTask(tx *bbolt.Tx, r *record, buf []byte, now time.Time, window time.Duration) (inserted bool, err error) {
 	name := []byte(r.Name)
 	tasks := tx.Bucket(bucketTasks)
 	if tasks.Get(name) != nil {
@@ -97,10 +109,6 @@ func insertTask(tx *bbolt.Tx, r *record, now time.Time, window time.Duration) (i
 		if now.Sub(keyTime(v)) < window {
 			return false, nil
 		}
-	}
-	buf, err := json.Marshal(r)
-	if err != nil {
-		return false, fmt.Errorf("encode task %s: %w", r.Name, err)
 	}
 	// The name is not recorded as used yet: while the task is pending,
 	// bucketTasks refuses it; finishTasks records it when the task leaves,

@@ -42,7 +42,11 @@ func TestExpiredNameIsReusableBeforePrune(t *testing.T) {
 	db := tempDB(t)
 	now := time.Now()
 	r := &record{Name: "x", Created: now}
-	err := db.Update(func(tx *bbolt.Tx) error {
+	buf, err := encodeTask(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
 		if err := CreateBuckets(tx); err != nil {
 			return err
 		}
@@ -54,7 +58,7 @@ func TestExpiredNameIsReusableBeforePrune(t *testing.T) {
 			{now.Add(time.Minute), false},   // pending
 			{now.Add(2 * time.Hour), false}, // still pending, even past the window
 		} {
-			got, err := insertTask(tx, r, c.at, time.Hour)
+			got, err := insertTask(tx, r, buf, c.at, time.Hour)
 			if err != nil {
 				return err
 			}
@@ -73,7 +77,7 @@ func TestExpiredNameIsReusableBeforePrune(t *testing.T) {
 			{now.Add(3*time.Hour + time.Minute), false}, // finished within the window
 			{now.Add(4*time.Hour + time.Second), true},  // window over
 		} {
-			got, err := insertTask(tx, r, c.at, time.Hour)
+			got, err := insertTask(tx, r, buf, c.at, time.Hour)
 			if err != nil {
 				return err
 			}

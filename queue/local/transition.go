@@ -31,8 +31,12 @@ func (q *Queue) TransitionWrites(tasks []pipeline.Task, handled pipeline.Task) (
 	}
 	now := time.Now()
 	recs := make([]*record, len(tasks))
+	bufs := make([][]byte, len(tasks))
 	for i, t := range tasks {
 		recs[i] = &record{Name: t.Name, Payload: t.Payload, Deadline: deadline(t.Deadline), Created: now, ETA: now.Add(max(t.Delay, 0))}
+		if bufs[i], err = encodeTask(recs[i]); err != nil {
+			return nil, nil, fmt.Errorf("local queue: enqueue %s: %w", t.Name, err)
+		}
 	}
 	inserted := make([]bool, len(recs))
 
@@ -54,7 +58,7 @@ func (q *Queue) TransitionWrites(tasks []pipeline.Task, handled pipeline.Task) (
 		}
 		for i, r := range recs {
 			var err error
-			if inserted[i], err = insertTask(tx, r, now, q.cfg.DedupWindow); err != nil {
+			if inserted[i], err = insertTask(tx, r, bufs[i], now, q.cfg.DedupWindow); err != nil {
 				return err
 			}
 		}
