@@ -71,7 +71,7 @@ func (q *Queue) deliver(ctx, stopping context.Context, r *record) {
 func (q *Queue) finish(r *record, now time.Time) {
 	q.mu.Lock()
 	q.inflight--
-	q.done = append(q.done, finished{name: r.Name, at: now})
+	q.done = append(q.done, finished{name: r.Name, runID: r.Payload.RunID, at: now})
 	q.mu.Unlock()
 	select {
 	case q.flush <- struct{}{}:

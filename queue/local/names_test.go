@@ -2,6 +2,8 @@ package local
 
 import (
 	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,7 +26,7 @@ func TestPruneWalkCoversEveryName(t *testing.T) {
 			if i%3 == 0 {
 				at = now // in its window
 			}
-			if err := useName(tx, fmt.Appendf(nil, "name-%03d", i), at); err != nil {
+			if err := useName(tx, "daily@2026-01-02", fmt.Sprintf("name-%03d", i), at); err != nil {
 				return err
 			}
 		}
@@ -75,7 +77,8 @@ func TestLegacyNameIndexIsDropped(t *testing.T) {
 		if err := legacy.Put(append(timeKey(time.Now()), "used"...), nil); err != nil {
 			return err
 		}
-		return useName(tx, []byte("used"), time.Now())
+		// Names were keyed by the name alone then.
+		return tx.Bucket(bucketNames).Put([]byte("used"), timeKey(time.Now()))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -89,6 +92,41 @@ func TestLegacyNameIndexIsDropped(t *testing.T) {
 	})
 	enqueue(t, q, task("used", "s")) // refused without an error
 	if n := q.Pending(); n != 0 {
-		t.Errorf("a name used a moment ago was accepted again: %d pending", n)
+		t.Errorf("a name used a moment ago (recorded by name alone) was accepted again: %d pending", n)
 	}
+}
+
+// A used name is recorded under its run, so that the names of a run sit
+// side by side (one leaf page for a chain's names, not one page per name),
+// and is still refused for the window.
+func TestUsedNamesAreKeyedUnderTheirRun(t *testing.T) {
+	srv := newServer(t, status(http.StatusOK))
+	db := tempDB(t)
+	q := newQueue(t, db, Config{BaseURL: srv.URL, Concurrency: 1})
+	stop := run(t, q)
+	names := []string{"f3a1-s0-g1", "07bc-s1-g1", "c9d2-s2-g1", "1e44-s3-g1"} // hashes: no order of their own
+	for _, n := range names {
+		enqueue(t, q, task(n, "s"))
+		srv.next(t)
+	}
+	waitIdle(t, q)
+	stop() // commits the last deletions
+	var keys []string
+	_ = db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketNames).ForEach(func(k, _ []byte) error { keys = append(keys, string(k)); return nil })
+	})
+	if len(keys) != len(names) {
+		t.Fatalf("used names %q, want %d", keys, len(names))
+	}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "daily@2026-01-02\x00") {
+			t.Errorf("used name stored as %q, not under its run", k)
+		}
+	}
+	q2 := newQueue(t, db, Config{BaseURL: srv.URL})
+	run(t, q2)
+	for _, n := range names {
+		enqueue(t, q2, task(n, "s"))
+	}
+	srv.none(t, q2)
 }

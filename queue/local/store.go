@@ -15,9 +15,9 @@ import (
 var (
 	// bucketTasks maps a pending task's name to its record.
 	bucketTasks = []byte("queue_tasks")
-	// bucketNames maps a used task name to when its task finished (8-byte
-	// big-endian Unix nanoseconds), for dedup; a pending task's name is
-	// refused through bucketTasks.
+	// bucketNames maps a used task name, under its run (nameKey), to when
+	// its task finished (8-byte big-endian Unix nanoseconds), for dedup; a
+	// pending task's name is refused through bucketTasks.
 	bucketNames = []byte("queue_names")
 	// legacyNameTimes indexed bucketNames by time until 2026-12 (two more
 	// page writes per finished task's commit); New deletes it from a file
@@ -96,6 +96,31 @@ func encodeTask(r *record) ([]byte, error) {
 	return buf, nil
 }
 
+// nameKey is the key of a used task name in bucketNames: the name under its
+// task's run. A name is a hash of its run, step and generation
+// (pipeline.TaskNameIn), so the run adds nothing to what is deduplicated; it
+// keeps the names of a run, and of the runs in flight, on a few leaf pages,
+// where keys by name alone (hashes) put every finished task's name on a page
+// of its own: one more page to rewrite and sync in every step's commit.
+// Names recorded before 2026-12-02 are keyed by the name alone (no NUL: task
+// names are [A-Za-z0-9_-]); lookups still find them until they expire.
+func nameKey(runID, name string) []byte {
+	k := make([]byte, 0, len(runID)+1+len(name))
+	return append(append(append(k, runID...), 0), name...)
+}
+
+// usedAt is when name (of run runID) was last finished, if it is recorded.
+func usedAt(names *bbolt.Bucket, runID, name string) (time.Time, bool) {
+	v := names.Get(nameKey(runID, name))
+	if v == nil {
+		v = names.Get([]byte(name)) // recorded by name alone (before 2026-12-02)
+	}
+	if len(v) != 8 {
+		return time.Time{}, false
+	}
+	return keyTime(v), true
+}
+
 // insertTask stores r, encoded as buf (encodeTask), unless its name is taken:
 // pending, or finished less than window before now. It is idempotent
 // (DB.Batch may run it again).
@@ -105,10 +130,8 @@ func insertTask(tx *bbolt.Tx, r *record, buf []byte, now time.Time, window time.
 	if tasks.Get(name) != nil {
 		return false, nil
 	}
-	if v := tx.Bucket(bucketNames).Get(name); v != nil {
-		if now.Sub(keyTime(v)) < window {
-			return false, nil
-		}
+	if at, ok := usedAt(tx.Bucket(bucketNames), r.Payload.RunID, r.Name); ok && now.Sub(at) < window {
+		return false, nil
 	}
 	// The name is not recorded as used yet: while the task is pending,
 	// bucketTasks refuses it; finishTasks records it when the task leaves,
@@ -120,9 +143,10 @@ func insertTask(tx *bbolt.Tx, r *record, buf []byte, now time.Time, window time.
 	return true, nil
 }
 
-// useName records that name was used at t, replacing its previous entry.
-func useName(tx *bbolt.Tx, name []byte, t time.Time) error {
-	if err := tx.Bucket(bucketNames).Put(name, timeKey(t)); err != nil {
+// useName records that name, of run runID, was used at t, replacing its
+// previous entry.
+func useName(tx *bbolt.Tx, runID, name string, t time.Time) error {
+	if err := tx.Bucket(bucketNames).Put(nameKey(runID, name), timeKey(t)); err != nil {
 		return fmt.Errorf("put name %s: %w", name, err)
 	}
 	return nil
@@ -130,8 +154,8 @@ func useName(tx *bbolt.Tx, name []byte, t time.Time) error {
 
 // finished is a delivered task whose deletion is not yet committed.
 type finished struct {
-	name string
-	at   time.Time
+	name, runID string
+	at          time.Time
 }
 
 // finishTasks deletes delivered tasks, keeps their names for dedup from when
@@ -146,7 +170,7 @@ func finishTasks(tx *bbolt.Tx, done []finished, now time.Time, window time.Durat
 		if err := tasks.Delete([]byte(f.name)); err != nil {
 			return fmt.Errorf("delete task %s: %w", f.name, err)
 		}
-		if err := useName(tx, []byte(f.name), f.at); err != nil {
+		if err := useName(tx, f.runID, f.name, f.at); err != nil {
 			return err
 		}
 	}
@@ -174,7 +198,7 @@ func buryTask(tx *bbolt.Tx, r *record, window time.Duration, sweep *nameSweep) e
 	if err := tx.Bucket(bucketDead).Put([]byte(r.Name), buf); err != nil {
 		return fmt.Errorf("put dead task %s: %w", r.Name, err)
 	}
-	return finishTasks(tx, []finished{{r.Name, r.Dead}}, r.Dead, window, sweep)
+	return finishTasks(tx, []finished{{name: r.Name, runID: r.Payload.RunID, at: r.Dead}}, r.Dead, window, sweep)
 }
 
 // loadTasks reads every pending task.

@@ -67,7 +67,7 @@ func TestExpiredNameIsReusableBeforePrune(t *testing.T) {
 			}
 		}
 		end := now.Add(3 * time.Hour)
-		if err := finishTasks(tx, []finished{{"x", end}}, end, time.Hour, nil); err != nil {
+		if err := finishTasks(tx, []finished{{name: "x", runID: r.Payload.RunID, at: end}}, end, time.Hour, nil); err != nil {
 			return err
 		}
 		for i, c := range []struct {

@@ -49,7 +49,7 @@ func (q *Queue) TransitionWrites(tasks []pipeline.Task, handled pipeline.Task) (
 	}
 	q.mu.Unlock()
 	if self != nil {
-		finish = append(done[:len(done):len(done)], finished{name: self.Name, at: now})
+		finish = append(done[:len(done):len(done)], finished{name: self.Name, runID: self.Payload.RunID, at: now})
 	}
 
 	write = func(tx *bbolt.Tx) error {
