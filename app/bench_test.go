@@ -496,8 +496,10 @@ func (m commitMeter) median() time.Duration {
 // BenchmarkColdStart builds the binary, then per iteration execs `pipeline
 // serve` (local backend, auth on or off, cron on, a fresh PIPELINE_DATA, the repo's
 // pipelines) on a free port and reports the time from exec to the first 200
-// on /healthz (ms_to_healthz, median over iterations) and the resident set
-// after a second of idling (idle_rss_MB, median).
+// on /healthz (ms_to_healthz, median over iterations) beside the time to
+// exec and exit `pipeline --version` (ms_version: the floor of process start
+// and package initialisation), and the resident set after a second of
+// idling (idle_rss_MB, median).
 func BenchmarkColdStart(b *testing.B) {
 	if testing.Short() {
 		b.Skip("builds and runs the binary")
@@ -519,12 +521,17 @@ func BenchmarkColdStart(b *testing.B) {
 	// shows what the local issuer's key generation costs.
 	for _, authMode := range []string{"on", "off"} {
 		b.Run("auth="+authMode, func(b *testing.B) {
-			var toHealthz, toExit, rss, anon, file []float64
+			var toHealthz, toExit, version, rss, anon, file []float64
 			for b.Loop() {
 				ms, exitMS, m, err := coldStart(b, bin, pipelines, authMode, client)
 				if err != nil {
 					b.Fatal(err)
 				}
+				v, err := versionExec(bin)
+				if err != nil {
+					b.Fatal(err)
+				}
+				version = append(version, v)
 				toHealthz = append(toHealthz, ms)
 				toExit = append(toExit, exitMS)
 				rss = append(rss, float64(m["VmRSS"])/1024)
@@ -532,6 +539,10 @@ func BenchmarkColdStart(b *testing.B) {
 				file = append(file, float64(m["RssFile"])/1024)
 			}
 			b.ReportMetric(median(toHealthz), "ms_to_healthz")
+			// The floor under it on this machine: exec to exit of
+			// `pipeline --version` (the process's start and package
+			// initialisation, none of serve's work), measured alongside.
+			b.ReportMetric(median(version), "ms_version")
 			b.ReportMetric(median(toExit), "ms_to_exit")
 			b.ReportMetric(median(rss), "idle_rss_MB")
 			// The split: heap, stacks and runtime (anon) against the
@@ -594,6 +605,15 @@ func coldStart(b *testing.B, bin, pipelines, authMode string, client *http.Clien
 	}
 	exitMS = float64(time.Since(t1)) / float64(time.Millisecond)
 	return ms, exitMS, memKB, nil
+}
+
+// versionExec times one `pipeline --version`, from exec to exit (ms).
+func versionExec(bin string) (float64, error) {
+	t0 := time.Now()
+	if out, err := exec.Command(bin, "--version").CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("%s --version: %v\n%s", bin, err, out)
+	}
+	return float64(time.Since(t0)) / float64(time.Millisecond), nil
 }
 
 func freeTCPPort() (int, error) {

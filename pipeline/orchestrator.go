@@ -135,12 +135,25 @@ const (
 // enqueues its root steps. Starting a run that exists changes nothing (beyond
 // healing a start that crashed before its roots were enqueued) and reports it.
 func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult, error) {
-	def, stored, created, err := o.create(ctx, req, RunPending)
+	var (
+		def     *Definition
+		stored  Run
+		created bool
+		err     error
+	)
+	if l, ok := o.ledger.(Launcher); ok {
+		def, stored, created, err = o.startLaunched(ctx, l, req)
+	} else {
+		def, stored, created, err = o.create(ctx, req, RunPending)
+	}
 	if err != nil {
 		return StartResult{}, err
 	}
 	if created {
 		o.log.InfoContext(ctx, "run created", "run", stored.ID, "pipeline", def.Name, "date", stored.Date, "trigger", req.Trigger)
+		if stored.Status == RunRunning { // launched with its creation
+			o.notify(ctx, Event{Kind: EventRunStarted, Run: stored})
+		}
 	}
 	if stored.Status == RunPending {
 		stored, err = o.launch(ctx, stored)
@@ -154,23 +167,36 @@ func (o *Orchestrator) Start(ctx context.Context, req StartRequest) (StartResult
 // create validates req and creates its run (with status) and steps, or finds
 // the existing run.
 func (o *Orchestrator) create(ctx context.Context, req StartRequest, status RunStatus) (*Definition, Run, bool, error) {
-	def, err := o.pipelineFor(req.Pipeline)
+	def, run, srs, err := o.newRun(req, status)
 	if err != nil {
 		return nil, Run{}, false, err
 	}
+	stored, created, err := o.ledger.CreateRun(ctx, run, srs)
+	if err != nil {
+		return nil, Run{}, false, fmt.Errorf("create %s: %w", run.ID, err)
+	}
+	return def, stored, created, nil
+}
+
+// newRun validates req and builds its run (with status) and steps.
+func (o *Orchestrator) newRun(req StartRequest, status RunStatus) (*Definition, Run, []StepRun, error) {
+	def, err := o.pipelineFor(req.Pipeline)
+	if err != nil {
+		return nil, Run{}, nil, err
+	}
 	date, err := runDate(req, def.Location, o.now())
 	if err != nil {
-		return nil, Run{}, false, err
+		return nil, Run{}, nil, err
 	}
 	key := req.Key
 	if key == "" {
 		key = date
 	}
 	if !ValidKey(key) {
-		return nil, Run{}, false, fmt.Errorf("%w: key %q must match %s", ErrInvalid, key, keyPattern)
+		return nil, Run{}, nil, fmt.Errorf("%w: key %q must match %s", ErrInvalid, key, keyPattern)
 	}
 	if err := validParams(req.Params); err != nil {
-		return nil, Run{}, false, err
+		return nil, Run{}, nil, err
 	}
 	params := map[string]string{}
 	for k, v := range def.Params {
@@ -192,11 +218,7 @@ func (o *Orchestrator) create(ctx context.Context, req StartRequest, status RunS
 		srs[i] = StepRun{RunID: run.ID, Step: s.Name, Status: StepPending, Generation: 1, MaxAttempts: s.MaxAttempts, UpdatedAt: now,
 			RunInput: input}
 	}
-	stored, created, err := o.ledger.CreateRun(ctx, run, srs)
-	if err != nil {
-		return nil, Run{}, false, fmt.Errorf("create %s: %w", run.ID, err)
-	}
-	return def, stored, created, nil
+	return def, run, srs, nil
 }
 
 // launch enqueues the roots (in the run's graph) of a pending run and marks

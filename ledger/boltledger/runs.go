@@ -18,89 +18,116 @@ const defaultLimit = 100
 // unless a run with r.ID exists: then it returns that run (without steps) and
 // created=false. The returned run never carries steps.
 func (l *Ledger) CreateRun(ctx context.Context, r pipeline.Run, steps []pipeline.StepRun) (pipeline.Run, bool, error) {
+	c, err := l.prepareCreate(ctx, r, steps)
+	if err != nil {
+		return pipeline.Run{}, false, err
+	}
+	err = l.write(c.write)
+	return c.result(err)
+}
+
+// creation is a run's creation, encoded before its transaction (which holds
+// the write lock): write runs in it (maybe more than once), result tells
+// what it did.
+type creation struct {
+	l        *Ledger
+	r        pipeline.Run
+	id       []byte
+	names    []string
+	stepVals [][]byte
+	stepRecs []stepRecord
+	runRec   runRecord
+	runVal   []byte
+	// Set by write: the run found stored instead.
+	existing pipeline.Run
+	exists   bool
+}
+
+func (l *Ledger) prepareCreate(ctx context.Context, r pipeline.Run, steps []pipeline.StepRun) (*creation, error) {
 	if err := ctx.Err(); err != nil {
-		return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: %w", r.ID, err)
+		return nil, fmt.Errorf("boltledger: create run %s: %w", r.ID, err)
 	}
 	if r.ID == "" {
-		return pipeline.Run{}, false, fmt.Errorf("boltledger: create run: %w: empty run ID", pipeline.ErrInvalid)
+		return nil, fmt.Errorf("boltledger: create run: %w: empty run ID", pipeline.ErrInvalid)
 	}
-	// Encode everything before the transaction: it holds the write lock.
-	names := make([]string, len(steps))
-	stepVals := make([][]byte, len(steps))
-	stepRecs := make([]stepRecord, len(steps))
+	c := &creation{l: l, r: r, id: []byte(r.ID), names: make([]string, len(steps)),
+		stepVals: make([][]byte, len(steps)), stepRecs: make([]stepRecord, len(steps))}
 	seen := make(map[string]bool, len(steps))
 	for i, s := range steps {
 		switch {
 		case s.Step == "":
-			return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: %w: step %d has no name", r.ID, pipeline.ErrInvalid, i)
+			return nil, fmt.Errorf("boltledger: create run %s: %w: step %d has no name", r.ID, pipeline.ErrInvalid, i)
 		case seen[s.Step]:
-			return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: %w: step %s given twice", r.ID, pipeline.ErrInvalid, s.Step)
+			return nil, fmt.Errorf("boltledger: create run %s: %w: step %s given twice", r.ID, pipeline.ErrInvalid, s.Step)
 		case s.RunID != "" && s.RunID != r.ID:
-			return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: %w: step %s belongs to run %s", r.ID, pipeline.ErrInvalid, s.Step, s.RunID)
+			return nil, fmt.Errorf("boltledger: create run %s: %w: step %s belongs to run %s", r.ID, pipeline.ErrInvalid, s.Step, s.RunID)
 		}
 		seen[s.Step] = true
-		names[i] = s.Step
-		stepRecs[i] = newStepRecord(s)
-		v, err := encode(1, stepRecs[i])
+		c.names[i] = s.Step
+		c.stepRecs[i] = newStepRecord(s)
+		v, err := encode(1, c.stepRecs[i])
 		if err != nil {
-			return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: step %s: %w", r.ID, s.Step, err)
+			return nil, fmt.Errorf("boltledger: create run %s: step %s: %w", r.ID, s.Step, err)
 		}
-		stepVals[i] = v
+		c.stepVals[i] = v
 	}
-	runRec, err := newRunRecord(r, names)
-	if err != nil {
-		return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: %w", r.ID, err)
+	var err error
+	if c.runRec, err = newRunRecord(r, c.names); err != nil {
+		return nil, fmt.Errorf("boltledger: create run %s: %w", r.ID, err)
 	}
-	runVal, err := encode(1, runRec)
-	if err != nil {
-		return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: %w", r.ID, err)
+	if c.runVal, err = encode(1, c.runRec); err != nil {
+		return nil, fmt.Errorf("boltledger: create run %s: %w", r.ID, err)
 	}
-	id := []byte(r.ID)
+	return c, nil
+}
 
-	var (
-		existing pipeline.Run
-		exists   bool
-	)
-	err = l.write(func(tx *bbolt.Tx) error {
-		existing, exists = pipeline.Run{}, false
-		runs := tx.Bucket(runsBucket)
-		if cur := runs.Get(id); cur != nil {
-			rec, graph, version, err := l.decoded.run(r.ID, cur)
-			if err != nil {
-				return fmt.Errorf("run %s: %w", r.ID, err)
-			}
-			existing, exists = rec.runWith(r.ID, version, graph), true
-			return nil
+// write creates the run in tx, or finds it stored (c.exists) and writes
+// nothing.
+func (c *creation) write(tx *bbolt.Tx) error {
+	r := c.r
+	c.existing, c.exists = pipeline.Run{}, false
+	runs := tx.Bucket(runsBucket)
+	if cur := runs.Get(c.id); cur != nil {
+		rec, graph, version, err := c.l.decoded.run(r.ID, cur)
+		if err != nil {
+			return fmt.Errorf("run %s: %w", r.ID, err)
 		}
-		if err := runs.Put(id, runVal); err != nil {
+		c.existing, c.exists = rec.runWith(r.ID, version, graph), true
+		return nil
+	}
+	if err := runs.Put(c.id, c.runVal); err != nil {
+		return err
+	}
+	stepsB := tx.Bucket(stepsBucket)
+	for i, name := range c.names {
+		if err := stepsB.Put(stepKey(r.ID, name), c.stepVals[i]); err != nil {
 			return err
 		}
-		stepsB := tx.Bucket(stepsBucket)
-		for i, name := range names {
-			if err := stepsB.Put(stepKey(r.ID, name), stepVals[i]); err != nil {
-				return err
-			}
-		}
-		if err := tx.Bucket(byTimeBucket).Put(timeIndexKey(r.CreatedAt, r.ID), nil); err != nil {
+	}
+	if err := tx.Bucket(byTimeBucket).Put(timeIndexKey(r.CreatedAt, r.ID), nil); err != nil {
+		return err
+	}
+	if r.Notify == pipeline.NotifyPending {
+		if err := tx.Bucket(notifyBucket).Put(timeIndexKey(r.FinishedAt, r.ID), nil); err != nil {
 			return err
 		}
-		if r.Notify == pipeline.NotifyPending {
-			if err := tx.Bucket(notifyBucket).Put(timeIndexKey(r.FinishedAt, r.ID), nil); err != nil {
-				return err
-			}
-		}
-		return tx.Bucket(byPipelineBkt).Put(pipelineIndexKey(r.Pipeline, r.CreatedAt, r.ID), nil)
-	})
+	}
+	return tx.Bucket(byPipelineBkt).Put(pipelineIndexKey(r.Pipeline, r.CreatedAt, r.ID), nil)
+}
+
+// result is CreateRun's answer once the transaction ended with err.
+func (c *creation) result(err error) (pipeline.Run, bool, error) {
+	r := c.r
 	if err != nil {
 		return pipeline.Run{}, false, fmt.Errorf("boltledger: create run %s: %w", r.ID, err)
 	}
-	if exists {
-		return existing, false, nil
+	if c.exists {
+		return c.existing, false, nil
 	}
-	for i, name := range names {
-		l.decoded.putStep(stepKey(r.ID, name), stepVals[i], stepRecs[i])
+	for i, name := range c.names {
+		c.l.decoded.putStep(stepKey(r.ID, name), c.stepVals[i], c.stepRecs[i])
 	}
-	r.Version, r.Steps, r.WriteID = 1, nil, runRec.WriteID
+	r.Version, r.Steps, r.WriteID = 1, nil, c.runRec.WriteID
 	return r, true, nil
 }
 
