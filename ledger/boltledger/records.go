@@ -207,6 +207,18 @@ func encode(version int64, rec any) ([]byte, error) {
 	return append(v, b...), nil
 }
 
+// encodeStep is encode of a step record, the same bytes without reflection
+// (appendStepJSON).
+func encodeStep(version int64, rec *stepRecord) ([]byte, error) {
+	v := make([]byte, versionLen, versionLen+512)
+	binary.BigEndian.PutUint64(v, uint64(version))
+	v, err := appendStepJSON(v, rec)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", pipeline.ErrInvalid, err)
+	}
+	return v, nil
+}
+
 // withVersion replaces the version prefix of an encoded value, in place.
 func withVersion(v []byte, version int64) []byte {
 	binary.BigEndian.PutUint64(v, uint64(version))

@@ -65,7 +65,7 @@ func (l *Ledger) prepareCreate(ctx context.Context, r pipeline.Run, steps []pipe
 		seen[s.Step] = true
 		c.names[i] = s.Step
 		c.stepRecs[i] = newStepRecord(s)
-		v, err := encode(1, c.stepRecs[i])
+		v, err := encodeStep(1, &c.stepRecs[i])
 		if err != nil {
 			return nil, fmt.Errorf("boltledger: create run %s: step %s: %w", r.ID, s.Step, err)
 		}

@@ -57,7 +57,7 @@ func (l *Ledger) UpdateStep(ctx context.Context, s pipeline.StepRun) (pipeline.S
 	}
 	// Encoded before the transaction; the version is filled in inside it.
 	rec := newStepRecord(s)
-	val, err := encode(0, rec)
+	val, err := encodeStep(0, &rec)
 	if err != nil {
 		return pipeline.StepRun{}, fmt.Errorf("boltledger: update step %s/%s: %w", s.RunID, s.Step, err)
 	}

@@ -61,7 +61,7 @@ func (st *Store) transition(ctx context.Context, s pipeline.StepRun, tasks []pip
 		return pipeline.StepRun{}, nil, fmt.Errorf("boltledger: transition of %s/%s: %w", s.RunID, s.Step, err)
 	}
 	rec := newStepRecord(s)
-	val, err := encode(0, rec)
+	val, err := encodeStep(0, &rec)
 	if err != nil {
 		return pipeline.StepRun{}, nil, fmt.Errorf("boltledger: transition of %s/%s: %w", s.RunID, s.Step, err)
 	}
@@ -142,15 +142,16 @@ func (l *Ledger) preclaim(tasks []pipeline.Task, claim pipeline.ClaimFunc) []pre
 			if v == nil {
 				continue
 			}
-			cur, err := l.getStep(b, t.Payload.RunID, t.Payload.Step)
+			rec, version, err := l.decoded.step(key, v)
 			if err != nil {
-				continue
+				continue // the transaction reports it
 			}
+			cur := rec.step(t.Payload.RunID, t.Payload.Step, version)
 			p := preclaim{cur: bytes.Clone(v)}
 			if p.claim, p.ok = claim(cur); p.ok {
 				p.claim.RunID, p.claim.Step = cur.RunID, cur.Step
 				p.rec = newStepRecord(p.claim)
-				if p.val, err = encode(0, p.rec); err != nil {
+				if p.val, err = encodeStep(0, &p.rec); err != nil {
 					continue // the transaction reports it
 				}
 			}
@@ -205,7 +206,7 @@ func (l *Ledger) claimSteps(tx *bbolt.Tx, tasks []pipeline.Task, claim pipeline.
 		}
 		c.RunID, c.Step = cur.RunID, cur.Step
 		rec := newStepRecord(c)
-		val, err := encode(0, rec)
+		val, err := encodeStep(0, &rec)
 		if err != nil {
 			return out, writes, fmt.Errorf("claim %s: %w", cur.Step, err)
 		}
