@@ -30,12 +30,18 @@ func TestStartOverALauncherIsOneCommit(t *testing.T) {
 		t.Errorf("%d run_started events, want 1", n)
 	}
 
+	h.queue.mu.Lock()
+	calls := h.queue.calls
+	h.queue.mu.Unlock()
 	again, err := h.orch.Start(ctx, pipeline.StartRequest{Pipeline: "chain", Date: "2026-11-23"})
 	if err != nil || again.Created || again.Run.Status != pipeline.RunRunning {
 		t.Fatalf("duplicate Start: %+v, %v", again, err)
 	}
-	if queued := h.queue.take(); len(queued) != 0 {
-		t.Errorf("a duplicate start enqueued %+v", queued)
+	h.queue.mu.Lock()
+	enqueues := h.queue.calls - calls
+	h.queue.mu.Unlock()
+	if enqueues != 0 {
+		t.Errorf("a duplicate start made %d enqueues, want none", enqueues)
 	}
 	if n := h.events.count(pipeline.EventRunStarted); n != 1 {
 		t.Errorf("%d run_started events after a duplicate start, want 1", n)

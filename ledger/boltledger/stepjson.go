@@ -148,9 +148,12 @@ func appendJSONTimeField(b []byte, name string, t time.Time) ([]byte, error) {
 	return appendJSONTime(append(b, name...), t)
 }
 
-// appendJSONTime appends t as time.Time.MarshalJSON does.
+// appendJSONTime appends t as time.Time.MarshalJSON does; a time it refuses
+// (a year outside 0-9999, a zone offset of 24 hours or more) is handed to
+// encoding/json for its error.
 func appendJSONTime(b []byte, t time.Time) ([]byte, error) {
-	if y := t.Year(); y < 0 || y > 9999 {
+	_, offset := t.Zone()
+	if y := t.Year(); y < 0 || y > 9999 || offset <= -24*3600 || offset >= 24*3600 {
 		j, err := json.Marshal(t) // an error, as json.Marshal reports it
 		if err != nil {
 			return nil, err

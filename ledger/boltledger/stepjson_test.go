@@ -21,12 +21,16 @@ var (
 	jsonRaws = []json.RawMessage{nil, json.RawMessage(`null`), json.RawMessage(`{"rows":3}`), json.RawMessage(`[1,2,{"a":[true,false]}]`),
 		json.RawMessage(`{ "spaced" : [ 1 , 2 ] }`), json.RawMessage("{\"html\":\"<a&b>\"}"), json.RawMessage(`"☃"`),
 		json.RawMessage(`{"esc":"\u003c\n"}`), json.RawMessage(`12.5e3`), json.RawMessage(`"s"`)}
-	jsonZones = []*time.Location{time.UTC, time.FixedZone("plus", 5*3600+30*60), time.FixedZone("minus", -7*3600)}
+	jsonZones = []*time.Location{time.UTC, time.FixedZone("plus", 5*3600+30*60), time.FixedZone("minus", -7*3600),
+		time.FixedZone("seconds", -(23*3600 + 59*60 + 59))}
 )
 
 func randomTime(rng *rand.Rand) time.Time {
-	if rng.IntN(150) == 0 {
+	switch rng.IntN(300) {
+	case 0:
 		return time.Date(10000+rng.IntN(5), 1, 2, 3, 4, 5, 0, time.UTC) // MarshalJSON fails
+	case 1:
+		return time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("far", 24*3600+rng.IntN(2)*3600)) // MarshalJSON fails
 	}
 	switch rng.IntN(5) {
 	case 0:
