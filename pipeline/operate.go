@@ -96,8 +96,51 @@ func (o *Orchestrator) Enqueue(ctx context.Context, req EnqueueRequest) (Enqueue
 	if err := o.queue.Enqueue(ctx, t); err != nil {
 		return EnqueueResult{}, fmt.Errorf("enqueue %s of %s (generation %d): %w", req.Step, r.ID, gen, err)
 	}
+	t, err = o.enqueueAgainIfStopped(ctx, rg, r, req, t)
+	if err != nil {
+		return EnqueueResult{}, err
+	}
+	gen = t.Payload.Generation
 	o.log.InfoContext(ctx, "step enqueued by an operator", "run", r.ID, "step", req.Step, "generation", gen, "force", req.Force, "only", req.Only)
 	return EnqueueResult{RunID: r.ID, Step: req.Step, Generation: gen, TaskName: t.Name, Created: created}, nil
+}
+
+// enqueueAgainIfStopped handles a delivery of t's generation that came
+// between the enqueue's read of the step and the reopen of its run: it found
+// the run still ended, stopped the step (cancelled or skipped) and used up
+// the task name, so the queue took t as a duplicate and nothing would run
+// the step again. Once the run is open, such a step goes again in a new
+// generation; a run ended again since (a cancel) is left as it is. It
+// returns the task that stands.
+func (o *Orchestrator) enqueueAgainIfStopped(ctx context.Context, rg *runGraph, r Run, req EnqueueRequest, t Task) (Task, error) {
+	for range 3 {
+		got, err := o.ledger.GetSteps(ctx, r.ID, req.Step)
+		if err != nil {
+			return t, fmt.Errorf("enqueue %s of %s: %w", req.Step, r.ID, err)
+		}
+		cur := got[0]
+		if cur.Generation != t.Payload.Generation || (cur.Status != StepCancelled && cur.Status != StepSkipped) {
+			return t, nil
+		}
+		run, err := o.ledger.GetRun(ctx, r.ID)
+		if err != nil {
+			return t, fmt.Errorf("enqueue %s of %s: %w", req.Step, r.ID, err)
+		}
+		if run.Status.Terminal() {
+			return t, nil
+		}
+		if err := o.renew(ctx, cur, req.Force, req.Only); errors.Is(err, ErrConflict) {
+			continue // changed meanwhile: look again
+		} else if err != nil {
+			return t, fmt.Errorf("enqueue %s of %s: %w", req.Step, r.ID, err)
+		}
+		t = o.task(rg, r.ID, r.Date, r.Params, req.Step, cur.Generation+1)
+		t.Payload.Force, t.Payload.Only = req.Force, req.Only
+		if err := o.queue.Enqueue(ctx, t); err != nil {
+			return t, fmt.Errorf("enqueue %s of %s (generation %d): %w", req.Step, r.ID, t.Payload.Generation, err)
+		}
+	}
+	return t, nil
 }
 
 // checkEnqueue refuses an operator's enqueue of cur (with predecessors

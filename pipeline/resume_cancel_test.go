@@ -278,3 +278,73 @@ steps:
 		t.Errorf("d ran %d times, want once", n)
 	}
 }
+
+// A step a resume enqueues itself (d: cancelled, its predecessors
+// succeeded) gets a new generation first; the enqueue then reads d pending
+// in it and reopens the run. When a task of that generation (a
+// predecessor's duplicate delivery enqueues it) is delivered between that
+// read and the reopen, it finds the run still cancelled, cancels d again and
+// uses up the task name: the enqueue after the reopen is swallowed by the
+// queue's dedup, and the run would stay running for good (the chaos re-run
+// scenario on gcp, stuck with d cancelled in its renewed generation). The
+// enqueue must see that once the run is open and go again.
+func TestResumeReEnqueuesAReadyStepCancelledBeforeTheReopen(t *testing.T) {
+	onEachLedgerStore(t, func(t *testing.T, led pipeline.Ledger) {
+		hl := &beforeUpdateRun{Ledger: led}
+		h := newHarnessOn(t, chainYAML, hl)
+		res, err := h.orch.Start(ctx, pipeline.StartRequest{Pipeline: "chain", Date: "2026-11-23"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := res.Run.ID
+		deliver := func(task pipeline.Task) {
+			t.Helper()
+			if _, err := h.orch.HandleStep(ctx, task.Payload, pipeline.Delivery{TaskName: task.Name}); err != nil {
+				t.Fatalf("%s: %v", task.Payload.Step, err)
+			}
+		}
+		for _, step := range []string{"a", "b"} {
+			tasks := h.queue.take()
+			if len(tasks) != 1 || tasks[0].Payload.Step != step {
+				t.Fatalf("queued %+v, want %s", tasks, step)
+			}
+			deliver(tasks[0])
+		}
+		h.queue.take() // c's task, never delivered: the cancel comes first
+		if _, err := h.orch.Cancel(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if c := stepOf(h.run(id), "c"); c.Status != pipeline.StepCancelled || c.Generation != 1 {
+			t.Fatalf("c after the cancel: %s in generation %d", c.Status, c.Generation)
+		}
+		hl.hook = func() {
+			// Between the enqueue's read of c (pending in generation 2)
+			// and the reopen: a task of c's new generation is delivered.
+			r := h.run(id)
+			if c := stepOf(r, "c"); c.Status != pipeline.StepPending || c.Generation != 2 {
+				t.Errorf("c before the reopen: %s in generation %d; want pending in 2", c.Status, c.Generation)
+			}
+			task := pipeline.Task{Name: h.orch.TaskName(id, "c", 2),
+				Payload: pipeline.TaskPayload{RunID: id, Step: "c", Generation: 2, Date: r.Date}}
+			if err := h.queue.Enqueue(ctx, task); err != nil {
+				t.Error(err)
+			}
+			deliver(h.queue.take()[0])
+			if c := stepOf(h.run(id), "c"); c.Status != pipeline.StepCancelled || c.Generation != 2 {
+				t.Errorf("c before the reopen: %s in generation %d; want cancelled again in 2", c.Status, c.Generation)
+			}
+		}
+		hl.armed.Store(true)
+		if _, err := h.orch.Resume(ctx, id); err != nil {
+			t.Fatalf("resume: %v", err)
+		}
+		h.drain(50)
+		r := h.run(id)
+		if r.Status != pipeline.RunSucceeded {
+			t.Fatalf("after the resume: run %s %q, c %s in generation %d; want succeeded", r.Status, r.Error, stepOf(r, "c").Status, stepOf(r, "c").Generation)
+		}
+		if n := h.bodies["c"].runs.Load(); n != 1 {
+			t.Errorf("c ran %d times, want once", n)
+		}
+	})
+}
