@@ -179,9 +179,9 @@ func finishTasks(tx *bbolt.Tx, done []finished, now time.Time, window time.Durat
 
 // putTask overwrites a pending task's record (its delivery state).
 func putTask(tx *bbolt.Tx, r *record) error {
-	buf, err := json.Marshal(r)
+	buf, err := encodeTask(r)
 	if err != nil {
-		return fmt.Errorf("encode task %s: %w", r.Name, err)
+		return err
 	}
 	if err := tx.Bucket(bucketTasks).Put([]byte(r.Name), buf); err != nil {
 		return fmt.Errorf("put task %s: %w", r.Name, err)
@@ -191,9 +191,9 @@ func putTask(tx *bbolt.Tx, r *record) error {
 
 // buryTask moves a task to the dead-letter bucket.
 func buryTask(tx *bbolt.Tx, r *record, window time.Duration, sweep *nameSweep) error {
-	buf, err := json.Marshal(r)
+	buf, err := encodeTask(r)
 	if err != nil {
-		return fmt.Errorf("encode task %s: %w", r.Name, err)
+		return err
 	}
 	if err := tx.Bucket(bucketDead).Put([]byte(r.Name), buf); err != nil {
 		return fmt.Errorf("put dead task %s: %w", r.Name, err)
