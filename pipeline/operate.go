@@ -91,10 +91,9 @@ func (o *Orchestrator) Enqueue(ctx context.Context, req EnqueueRequest) (Enqueue
 	if err := o.reopen(ctx, fresh, req.Only); err != nil {
 		return EnqueueResult{}, err
 	}
-	t := o.task(rg, r.ID, r.Date, r.Params, req.Step, gen)
-	t.Payload.Force, t.Payload.Only = req.Force, req.Only
-	if err := o.queue.Enqueue(ctx, t); err != nil {
-		return EnqueueResult{}, fmt.Errorf("enqueue %s of %s (generation %d): %w", req.Step, r.ID, gen, err)
+	t, err := o.enqueueOperated(ctx, rg, r, req, gen)
+	if err != nil {
+		return EnqueueResult{}, err
 	}
 	t, err = o.enqueueAgainIfStopped(ctx, rg, r, req, t)
 	if err != nil {
@@ -134,11 +133,20 @@ func (o *Orchestrator) enqueueAgainIfStopped(ctx context.Context, rg *runGraph, 
 		} else if err != nil {
 			return t, fmt.Errorf("enqueue %s of %s: %w", req.Step, r.ID, err)
 		}
-		t = o.task(rg, r.ID, r.Date, r.Params, req.Step, cur.Generation+1)
-		t.Payload.Force, t.Payload.Only = req.Force, req.Only
-		if err := o.queue.Enqueue(ctx, t); err != nil {
-			return t, fmt.Errorf("enqueue %s of %s (generation %d): %w", req.Step, r.ID, t.Payload.Generation, err)
+		if t, err = o.enqueueOperated(ctx, rg, r, req, cur.Generation+1); err != nil {
+			return t, err
 		}
+	}
+	return t, nil
+}
+
+// enqueueOperated puts the task of req's step of r in generation gen on the
+// queue, carrying the operator's force and only.
+func (o *Orchestrator) enqueueOperated(ctx context.Context, rg *runGraph, r Run, req EnqueueRequest, gen int) (Task, error) {
+	t := o.task(rg, r.ID, r.Date, r.Params, req.Step, gen)
+	t.Payload.Force, t.Payload.Only = req.Force, req.Only
+	if err := o.queue.Enqueue(ctx, t); err != nil {
+		return t, fmt.Errorf("enqueue %s of %s (generation %d): %w", req.Step, r.ID, gen, err)
 	}
 	return t, nil
 }
