@@ -17,135 +17,116 @@ import (
 // JSON with spaces or non-ASCII, times outside years 0-9999) are encoded by
 // encoding/json itself. It fails where json.Marshal fails.
 func appendStepJSON(b []byte, rec *stepRecord) ([]byte, error) {
-	var err error
-	b = append(b, `{"status":`...)
-	b = appendJSONString(b, rec.Status)
-	b = append(b, `,"generation":`...)
-	b = strconv.AppendInt(b, int64(rec.Generation), 10)
-	b = append(b, `,"attempts":`...)
-	b = strconv.AppendInt(b, int64(rec.Attempts), 10)
-	b = append(b, `,"max_attempts":`...)
-	b = strconv.AppendInt(b, int64(rec.MaxAttempts), 10)
-	if b, err = appendJSONTimeField(b, `,"lease_until":`, rec.LeaseUntil); err != nil {
-		return nil, err
-	}
-	if b, err = appendJSONTimeField(b, `,"started_at":`, rec.StartedAt); err != nil {
-		return nil, err
-	}
-	if b, err = appendJSONTimeField(b, `,"finished_at":`, rec.FinishedAt); err != nil {
-		return nil, err
-	}
-	if b, err = appendJSONTimeField(b, `,"updated_at":`, rec.UpdatedAt); err != nil {
-		return nil, err
-	}
-	if rec.Error != "" {
-		b = append(b, `,"error":`...)
-		b = appendJSONString(b, rec.Error)
-	}
-	if len(rec.Output) > 0 {
-		b = append(b, `,"output":`...)
-		if b, err = appendRawJSON(b, rec.Output); err != nil {
-			return nil, err
-		}
-	}
+	w := jsonWriter{b: b}
+	w.str(`{"status":`, rec.Status)
+	w.int(`,"generation":`, rec.Generation)
+	w.int(`,"attempts":`, rec.Attempts)
+	w.int(`,"max_attempts":`, rec.MaxAttempts)
+	w.timeOmitZero(`,"lease_until":`, rec.LeaseUntil)
+	w.timeOmitZero(`,"started_at":`, rec.StartedAt)
+	w.timeOmitZero(`,"finished_at":`, rec.FinishedAt)
+	w.timeOmitZero(`,"updated_at":`, rec.UpdatedAt)
+	w.strOmitEmpty(`,"error":`, rec.Error)
+	w.rawOmitEmpty(`,"output":`, rec.Output)
 	if rec.Forced {
-		b = append(b, `,"forced":true`...)
+		w.b = append(w.b, `,"forced":true`...)
 	}
 	if rec.Only {
-		b = append(b, `,"only":true`...)
+		w.b = append(w.b, `,"only":true`...)
 	}
 	if len(rec.Inputs) > 0 {
-		b = append(b, `,"inputs":{`...)
 		keys := make([]string, 0, len(rec.Inputs))
 		for k := range rec.Inputs {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
+		w.b = append(w.b, `,"inputs":{`...)
 		for i, k := range keys {
 			if i > 0 {
-				b = append(b, ',')
+				w.b = append(w.b, ',')
 			}
-			b = appendJSONString(b, k)
-			b = append(b, ':')
-			b = strconv.AppendInt(b, int64(rec.Inputs[k]), 10)
+			w.str("", k)
+			w.int(":", rec.Inputs[k])
 		}
-		b = append(b, '}')
+		w.b = append(w.b, '}')
 	}
-	if len(rec.AsyncState) > 0 {
-		b = append(b, `,"async_state":`...)
-		if b, err = appendRawJSON(b, rec.AsyncState); err != nil {
-			return nil, err
-		}
-	}
+	w.rawOmitEmpty(`,"async_state":`, rec.AsyncState)
 	if rec.Check != 0 {
-		b = append(b, `,"check":`...)
-		b = strconv.AppendInt(b, int64(rec.Check), 10)
+		w.int(`,"check":`, rec.Check)
 	}
-	if b, err = appendJSONTimeField(b, `,"waiting_since":`, rec.WaitingSince); err != nil {
-		return nil, err
-	}
-	if b, err = appendJSONTimeField(b, `,"next_check_at":`, rec.NextCheckAt); err != nil {
-		return nil, err
-	}
-	if rec.Link != "" {
-		b = append(b, `,"link":`...)
-		b = appendJSONString(b, rec.Link)
-	}
+	w.timeOmitZero(`,"waiting_since":`, rec.WaitingSince)
+	w.timeOmitZero(`,"next_check_at":`, rec.NextCheckAt)
+	w.strOmitEmpty(`,"link":`, rec.Link)
 	if len(rec.History) > 0 {
-		b = append(b, `,"history":[`...)
+		w.b = append(w.b, `,"history":[`...)
 		for i := range rec.History {
 			if i > 0 {
-				b = append(b, ',')
+				w.b = append(w.b, ',')
 			}
-			if b, err = appendAttemptJSON(b, &rec.History[i]); err != nil {
-				return nil, err
-			}
+			w.attempt(&rec.History[i])
 		}
-		b = append(b, ']')
+		w.b = append(w.b, ']')
 	}
-	if rec.RunInput != "" {
-		b = append(b, `,"run_input":`...)
-		b = appendJSONString(b, rec.RunInput)
-	}
-	if rec.WriteID != "" {
-		b = append(b, `,"write_id":`...)
-		b = appendJSONString(b, rec.WriteID)
-	}
-	return append(b, '}'), nil
+	w.strOmitEmpty(`,"run_input":`, rec.RunInput)
+	w.strOmitEmpty(`,"write_id":`, rec.WriteID)
+	w.b = append(w.b, '}')
+	return w.b, w.err
 }
 
-// appendAttemptJSON appends a as encoding/json encodes it.
-func appendAttemptJSON(b []byte, a *pipeline.Attempt) ([]byte, error) {
-	var err error
-	b = append(b, `{"n":`...)
-	b = strconv.AppendInt(b, int64(a.N), 10)
-	b = append(b, `,"generation":`...)
-	b = strconv.AppendInt(b, int64(a.Generation), 10)
-	b = append(b, `,"status":`...)
-	b = appendJSONString(b, string(a.Status))
-	b = append(b, `,"started_at":`...)
-	if b, err = appendJSONTime(b, a.StartedAt); err != nil {
-		return nil, err
-	}
-	if b, err = appendJSONTimeField(b, `,"waiting_since":`, a.WaitingSince); err != nil {
-		return nil, err
-	}
-	if b, err = appendJSONTimeField(b, `,"finished_at":`, a.FinishedAt); err != nil {
-		return nil, err
-	}
-	if a.Error != "" {
-		b = append(b, `,"error":`...)
-		b = appendJSONString(b, a.Error)
-	}
-	return append(b, '}'), nil
+// attempt appends a as encoding/json encodes a pipeline.Attempt.
+func (w *jsonWriter) attempt(a *pipeline.Attempt) {
+	w.int(`{"n":`, a.N)
+	w.int(`,"generation":`, a.Generation)
+	w.str(`,"status":`, string(a.Status))
+	w.time(`,"started_at":`, a.StartedAt)
+	w.timeOmitZero(`,"waiting_since":`, a.WaitingSince)
+	w.timeOmitZero(`,"finished_at":`, a.FinishedAt)
+	w.strOmitEmpty(`,"error":`, a.Error)
+	w.b = append(w.b, '}')
 }
 
-// appendJSONTimeField appends name and t, unless t is zero (omitzero).
-func appendJSONTimeField(b []byte, name string, t time.Time) ([]byte, error) {
-	if t.IsZero() {
-		return b, nil
+// jsonWriter appends JSON fields, each after its prefix (the punctuation and
+// the key before the value), keeping the first error: once it has one, it
+// appends nothing more.
+type jsonWriter struct {
+	b   []byte
+	err error
+}
+
+func (w *jsonWriter) int(prefix string, v int) {
+	w.b = strconv.AppendInt(append(w.b, prefix...), int64(v), 10)
+}
+
+func (w *jsonWriter) str(prefix, v string) {
+	w.b = appendJSONString(append(w.b, prefix...), v)
+}
+
+// strOmitEmpty is str, or nothing for "" (omitempty).
+func (w *jsonWriter) strOmitEmpty(prefix, v string) {
+	if v != "" {
+		w.str(prefix, v)
 	}
-	return appendJSONTime(append(b, name...), t)
+}
+
+func (w *jsonWriter) time(prefix string, t time.Time) {
+	if w.err == nil {
+		w.b, w.err = appendJSONTime(append(w.b, prefix...), t)
+	}
+}
+
+// timeOmitZero is time, or nothing for the zero time (omitzero).
+func (w *jsonWriter) timeOmitZero(prefix string, t time.Time) {
+	if !t.IsZero() {
+		w.time(prefix, t)
+	}
+}
+
+// rawOmitEmpty appends raw as a json.RawMessage field, or nothing when it is
+// empty (omitempty).
+func (w *jsonWriter) rawOmitEmpty(prefix string, raw json.RawMessage) {
+	if len(raw) > 0 && w.err == nil {
+		w.b, w.err = appendRawJSON(append(w.b, prefix...), raw)
+	}
 }
 
 // appendJSONTime appends t as time.Time.MarshalJSON does; a time it refuses
