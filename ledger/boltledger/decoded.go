@@ -21,7 +21,9 @@ const (
 // decoded holds a ledger's decode caches, one per bucket: steps by step key,
 // runs by run ID; and the graphs of runs by definition version, since the
 // runs of a definition store the same graph (a run's first read after
-// CreateRun decodes its record but not its graph).
+// CreateRun decodes its record but not its graph). Records are handed out as
+// copies of the caller's own; graphs, immutable (pipeline.Graph's contract),
+// as they are held, shared by every reader of the runs of one definition.
 type decoded struct {
 	steps  recordCache[stepRecord]
 	runs   recordCache[decodedRun]
@@ -39,10 +41,6 @@ func newDecoded() *decoded {
 	d.steps.max, d.runs.max, d.graphs.max = maxDecodedSteps, maxDecodedRuns, maxDecodedGraphs
 	return d
 }
-
-// Graphs are immutable (pipeline.Graph's contract): the caches hand out the
-// graph they hold, shared by every reader of the runs of one definition, not
-// a copy per read.
 
 // step decodes v, the value stored at key in the steps bucket (maybe a
 // transaction's memory), into a record of the caller's own.
