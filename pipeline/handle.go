@@ -179,22 +179,7 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 		res.Outcome, res.Status, res.Error = OutcomeFailed, failed.Status, failed.Error
 		return res, nil
 	case actCancelStep, actRunEnded:
-		status, why := StepCancelled, "run was cancelled"
-		if dec.Act == actRunEnded {
-			status, why = StepSkipped, fmt.Sprintf("run is %s: %s", state.Run.Status, state.Run.Error)
-		}
-		stop := cur
-		stop.Status, stop.UpdatedAt, stop.LeaseUntil = status, state.Now, time.Time{}
-		if status == StepSkipped {
-			stop.Error = "not run: " + why
-		}
-		if _, err := o.ledger.UpdateStep(ctx, stop); err != nil {
-			return res, fmt.Errorf("stop %s of %s (%s): %w", p.Step, p.RunID, why, err)
-		}
-		log.InfoContext(ctx, "step not run", "reason", why)
-		o.cancelRemote(ctx, rg, stepInput(p, gs, date, state.Preds, cur), cur)
-		res.Outcome, res.Status, res.Error = OutcomeNotRunnable, status, stop.Error
-		return res, nil
+		return o.stopStep(ctx, rg, p, gs, date, state, dec.Act == actCancelStep, res, log)
 	case actBlocked:
 		res.Outcome = OutcomeBlocked
 		res.Error = fmt.Sprintf("predecessor %s is %s", dec.Pred.Step, dec.Pred.Status)

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 
@@ -342,6 +343,112 @@ func TestResumeReEnqueuesAReadyStepCancelledBeforeTheReopen(t *testing.T) {
 		r := h.run(id)
 		if r.Status != pipeline.RunSucceeded {
 			t.Fatalf("after the resume: run %s %q, c %s in generation %d; want succeeded", r.Status, r.Error, stepOf(r, "c").Status, stepOf(r, "c").Generation)
+		}
+		if n := h.bodies["c"].runs.Load(); n != 1 {
+			t.Errorf("c ran %d times, want once", n)
+		}
+	})
+}
+
+// afterGetRun calls hook (once armed) after a run read returns: between a
+// delivery's read of its ended run and its stop of the step.
+type afterGetRun struct {
+	pipeline.Ledger
+	armed atomic.Bool
+	hook  func()
+}
+
+func (l *afterGetRun) GetRun(ctx context.Context, id string) (pipeline.Run, error) {
+	r, err := l.Ledger.GetRun(ctx, id)
+	if l.armed.CompareAndSwap(true, false) {
+		l.hook()
+	}
+	return r, err
+}
+
+// The narrower window of the race above: a delivery of c's new generation
+// reads the run while it is still cancelled, and writes its stop only after
+// the resume has reopened the run, enqueued c (the name is the delivery's
+// own: the queue takes it as a duplicate) and looked again (c still
+// pending). The delivery must see the reopen after its stop, put c back and
+// answer "retry": its task is retried and c runs, instead of the run
+// staying running with c cancelled and nothing queued.
+func TestDeliveryStoppingAStepPutsItBackWhenTheRunWasReopenedMeanwhile(t *testing.T) {
+	onEachLedgerStore(t, func(t *testing.T, led pipeline.Ledger) {
+		gr := &afterGetRun{Ledger: led}
+		hl := &beforeUpdateRun{Ledger: gr}
+		h := newHarnessOn(t, chainYAML, hl)
+		res, err := h.orch.Start(ctx, pipeline.StartRequest{Pipeline: "chain", Date: "2026-11-23"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := res.Run.ID
+		for _, step := range []string{"a", "b"} {
+			tasks := h.queue.take()
+			if len(tasks) != 1 || tasks[0].Payload.Step != step {
+				t.Fatalf("queued %+v, want %s", tasks, step)
+			}
+			if _, err := h.orch.HandleStep(ctx, tasks[0].Payload, pipeline.Delivery{TaskName: tasks[0].Name}); err != nil {
+				t.Fatalf("%s: %v", step, err)
+			}
+		}
+		h.queue.take() // c's task, never delivered: the cancel comes first
+		if _, err := h.orch.Cancel(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if r := h.run(id); r.Status != pipeline.RunCancelled { // the cancel's notification is sent
+			t.Fatalf("after the cancel: run %s", r.Status)
+		}
+		task := pipeline.Task{Name: h.orch.TaskName(id, "c", 2),
+			Payload: pipeline.TaskPayload{RunID: id, Step: "c", Generation: 2, Date: "2026-11-23"}}
+		readRun, release := make(chan struct{}), make(chan struct{})
+		type outcome struct {
+			res pipeline.StepResult
+			err error
+		}
+		delivered := make(chan outcome, 1)
+		hl.hook = func() {
+			// Before the reopen, c pending in generation 2: its task is
+			// delivered, reads the run (still cancelled) and is held
+			// there until the resume is over.
+			if err := h.queue.Enqueue(ctx, task); err != nil {
+				t.Error(err)
+			}
+			h.queue.take()
+			gr.hook = func() {
+				close(readRun)
+				<-release
+			}
+			gr.armed.Store(true)
+			go func() {
+				res, err := h.orch.HandleStep(ctx, task.Payload, pipeline.Delivery{TaskName: task.Name})
+				delivered <- outcome{res, err}
+			}()
+			<-readRun
+		}
+		hl.armed.Store(true)
+		if _, err := h.orch.Resume(ctx, id); err != nil {
+			t.Fatalf("resume: %v", err)
+		}
+		if c := stepOf(h.run(id), "c"); c.Status != pipeline.StepPending || c.Generation != 2 {
+			t.Fatalf("c after the resume: %s in generation %d; want pending in 2", c.Status, c.Generation)
+		}
+		close(release)
+		got := <-delivered
+		if !errors.Is(got.err, pipeline.ErrConflict) {
+			t.Fatalf("the delivery that stopped c in a reopened run answered %+v, %v; want a conflict (retry)", got.res, got.err)
+		}
+		if c := stepOf(h.run(id), "c"); c.Status != pipeline.StepPending || c.Generation != 2 {
+			t.Fatalf("c after the delivery: %s in generation %d; want put back, pending in 2", c.Status, c.Generation)
+		}
+		// The queue retries the task.
+		if _, err := h.orch.HandleStep(ctx, task.Payload, pipeline.Delivery{TaskName: task.Name}); err != nil {
+			t.Fatalf("c's retry: %v", err)
+		}
+		h.drain(50)
+		r := h.run(id)
+		if r.Status != pipeline.RunSucceeded {
+			t.Fatalf("after the retry: run %s %q, c %s in generation %d; want succeeded", r.Status, r.Error, stepOf(r, "c").Status, stepOf(r, "c").Generation)
 		}
 		if n := h.bodies["c"].runs.Load(); n != 1 {
 			t.Errorf("c ran %d times, want once", n)
