@@ -47,11 +47,17 @@ func WithTrace(ctx context.Context, r *http.Request) context.Context {
 // ("00-TRACE_ID-SPAN_ID-FLAGS") first, then X-Cloud-Trace-Context
 // ("TRACE_ID/SPAN_ID;o=1", whose span id is decimal).
 func ParseTrace(h http.Header) (Trace, bool) {
-	if t, err := parseTraceparent(h.Get("traceparent")); err == nil {
-		return t, true
+	// An absent header is skipped, not parsed into an error: most requests
+	// (every local queue delivery) carry neither.
+	if v := h.Get("traceparent"); v != "" {
+		if t, err := parseTraceparent(v); err == nil {
+			return t, true
+		}
 	}
-	if t, err := parseCloudTrace(h.Get("X-Cloud-Trace-Context")); err == nil {
-		return t, true
+	if v := h.Get("X-Cloud-Trace-Context"); v != "" {
+		if t, err := parseCloudTrace(v); err == nil {
+			return t, true
+		}
 	}
 	return Trace{}, false
 }

@@ -386,7 +386,7 @@ func (o *Orchestrator) runStub(p TaskPayload) Run {
 // runBody runs a step's body with its timeout, turning a panic into an error.
 // The end of the request does not interrupt it; shutdown does (workContext).
 func (o *Orchestrator) runBody(ctx context.Context, name string, timeout time.Duration, body steps.Step, in steps.Input) (out json.RawMessage, err error) {
-	errTimeout := fmt.Errorf("step exceeded its timeout of %s: %w", timeout, context.DeadlineExceeded)
+	errTimeout := &stepTimeout{timeout: timeout}
 	ctx, stop := workContext(ctx)
 	defer stop()
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errTimeout)
@@ -414,6 +414,16 @@ func (o *Orchestrator) runBody(ctx context.Context, name string, timeout time.Du
 	}
 	return out, nil
 }
+
+// stepTimeout is the cause a step's context ends with at its timeout: one
+// allocation per run of a body, formatted only if it is ever read.
+type stepTimeout struct{ timeout time.Duration }
+
+func (e *stepTimeout) Error() string {
+	return fmt.Sprintf("step exceeded its timeout of %s: %v", e.timeout, context.DeadlineExceeded)
+}
+
+func (e *stepTimeout) Unwrap() error { return context.DeadlineExceeded }
 
 // failStep reads nothing: it fails the step record cur (as read) for good.
 func (o *Orchestrator) failStep(ctx context.Context, cur StepRun, msg string) (StepRun, error) {

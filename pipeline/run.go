@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -228,26 +229,45 @@ func TaskName(runID, step string, generation int) string {
 // name. It starts with a hash so that names do not share prefixes (Cloud
 // Tasks hot-spots on sequential prefixes), and it fits [A-Za-z0-9_-]{1,500}.
 func TaskNameIn(ns, runID, step string, generation int) string {
-	key := fmt.Sprintf("%s\x00%s\x00%d", runID, step, generation)
+	// Built in place (one allocation for the name): a step computes its
+	// successors' names on every transition.
+	var kb [256]byte
+	key := kb[:0]
 	if ns != "" {
-		key = ns + "\x00" + key
+		key = append(append(key, ns...), 0)
 	}
-	sum := sha256.Sum256([]byte(key))
-	return fmt.Sprintf("%s-%s-g%d", hex.EncodeToString(sum[:8]), sanitizeName(step), generation)
+	key = append(append(key, runID...), 0)
+	key = append(append(key, step...), 0)
+	key = strconv.AppendInt(key, int64(generation), 10)
+	sum := sha256.Sum256(key)
+	var nb [160]byte
+	name := hex.AppendEncode(nb[:0], sum[:8])
+	name = append(name, '-')
+	name = appendSanitized(name, step)
+	name = append(name, "-g"...)
+	name = strconv.AppendInt(name, int64(generation), 10)
+	return string(name)
 }
 
+// sanitizeName maps s into [A-Za-z0-9_-] (one '_' per other rune), cut
+// once it reaches 100 bytes.
 func sanitizeName(s string) string {
-	var b strings.Builder
+	return string(appendSanitized(nil, s))
+}
+
+// appendSanitized appends sanitizeName(s) to b.
+func appendSanitized(b []byte, s string) []byte {
+	start := len(b)
 	for _, r := range s {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-':
-			b.WriteRune(r)
+			b = append(b, byte(r))
 		default:
-			b.WriteByte('_')
+			b = append(b, '_')
 		}
-		if b.Len() >= 100 {
+		if len(b)-start >= 100 {
 			break
 		}
 	}
-	return b.String()
+	return b
 }
