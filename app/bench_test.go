@@ -57,6 +57,9 @@ type chainTimes struct {
 	// reached the handler (read there, before the claim: notifications are
 	// sent in the background, so a count read by the notifier is late).
 	commits [benchSteps]uint64
+	// answeredCommits is the commit count when each step's handler
+	// answered.
+	answeredCommits [benchSteps]uint64
 	// done is closed once the run ended and its last step's answer is
 	// recorded (in either order): then every field above is written.
 	done  chan struct{}
@@ -87,6 +90,11 @@ type clock struct {
 	taskName func(runID, step string, gen int) string
 	// commits reads the local store's commit count.
 	commits func() uint64
+	// holdEnds, if set, holds a run's end notification (and so the commit
+	// that records it as sent) until its last step's answer is recorded;
+	// answered is signalled on each answer.
+	holdEnds bool
+	answered *sync.Cond
 }
 
 type taskRef struct {
@@ -95,7 +103,9 @@ type taskRef struct {
 }
 
 func newClock() *clock {
-	return &clock{runs: map[string]*chainTimes{}, tasks: map[string]taskRef{}, taskName: pipeline.TaskName}
+	c := &clock{runs: map[string]*chainTimes{}, tasks: map[string]taskRef{}, taskName: pipeline.TaskName}
+	c.answered = sync.NewCond(&c.mu)
+	return c
 }
 
 // expect registers a run before it is started.
@@ -126,6 +136,9 @@ func (c *clock) notify(_ context.Context, e pipeline.Event) error {
 		return nil
 	}
 	if e.Step == nil && e.Run.Status.Terminal() {
+		for c.holdEnds && ct.answered[benchSteps-1].IsZero() {
+			c.answered.Wait()
+		}
 		ct.ended = true
 		ct.maybeDone()
 	}
@@ -191,7 +204,13 @@ func (c *clock) wrap(h http.Handler) http.Handler {
 		if first {
 			c.mu.Lock()
 			ref.run.answered[ref.i] = answered
+			if c.commits != nil {
+				ref.run.answeredCommits[ref.i] = c.commits()
+			}
 			ref.run.maybeDone()
+			if c.answered != nil {
+				c.answered.Broadcast()
+			}
 			c.mu.Unlock()
 		}
 	})

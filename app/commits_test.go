@@ -30,6 +30,27 @@ func TestLocalLinearTransitionIsOneCommit(t *testing.T) {
 	}
 }
 
+// TestLocalRunEndIsOneCommitWithTheLastStep: the last step's transition
+// writes its result, the run's end and the deletion of its task in one
+// commit (pipeline.Finisher). The end's notification is held until the
+// step's answer is counted, so that the commit recording it as sent cannot
+// fall inside the interval.
+func TestLocalRunEndIsOneCommitWithTheLastStep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole local stack")
+	}
+	s := startLocalStack(t)
+	s.clock.holdEnds = true
+	ct, err := s.chain(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := benchSteps - 1
+	if n := ct.answeredCommits[last] - ct.commits[last]; n != 1 {
+		t.Errorf("s%d's delivery to its answer: %d commits, want 1 (its result with the run's end)", last, n)
+	}
+}
+
 // passLedger decorates a ledger without changing it, as fault injection does:
 // it hides the optional Transitioner.
 type passLedger struct{ pipeline.Ledger }

@@ -295,13 +295,18 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 	done.LeaseUntil = time.Time{}
 	if runErr == nil {
 		done.Status, done.Output, done.Error = StepSucceeded, out, ""
-		stored, advanced, err := o.recordSuccess(ctx, rg, p, d, done)
+		stored, advanced, end, err := o.recordSuccess(ctx, rg, p, d, done)
 		if err != nil {
 			return res, fmt.Errorf("record success of %s: %w", p.Step, err)
 		}
 		log.InfoContext(ctx, "step succeeded", attempt("duration_ms", elapsed.Milliseconds())...)
 		o.notify(ctx, Event{Kind: EventStepSucceeded, Run: o.runStub(p), Step: &stored})
 		res.Outcome, res.Status, res.Output, res.Error = OutcomeSucceeded, stored.Status, stored.Output, ""
+		if end != nil {
+			// The run's end rode along with the step's result (Finisher):
+			// announced after the step's own success.
+			o.ended(ctx, end.run, end.wrote)
+		}
 		if advanced {
 			return res, nil
 		}
@@ -353,28 +358,36 @@ func (o *Orchestrator) HandleStep(ctx context.Context, p TaskPayload, d Delivery
 // recordSuccess commits the succeeded step done. On a linear hand-off
 // (linearSuccessors) with a ledger that can (Transitioner), the successors'
 // tasks and the deletion of the delivered task go in the same commit (with
-// HandOff, the successors' claims too), and advanced is true; otherwise only
+// HandOff, the successors' claims too), and advanced is true. For a step
+// that may end its run (mayEndRun) with a ledger that can (Finisher), the
+// run's end goes in the step's commit, end says what was written or found
+// for the caller to announce (ended), and advanced is true. Otherwise only
 // the step is written and the caller advances.
-func (o *Orchestrator) recordSuccess(ctx context.Context, rg *runGraph, p TaskPayload, d Delivery, done StepRun) (stored StepRun, advanced bool, err error) {
+func (o *Orchestrator) recordSuccess(ctx context.Context, rg *runGraph, p TaskPayload, d Delivery, done StepRun) (stored StepRun, advanced bool, end *runEnd, err error) {
+	handled := Task{Name: d.TaskName, Payload: p}
+	if f, ok := o.ledger.(Finisher); ok && mayEndRun(rg.Graph, done, p.Only) {
+		// The run's end (if this step completes it) rides along.
+		stored, end, err = o.transitionFinish(ctx, f, rg, done, handled)
+		return stored, err == nil, end, err
+	}
 	tr, can := o.ledger.(Transitioner)
 	next, linear := linearSuccessors(rg.Graph, done, p.Only)
 	if !can || !linear {
 		stored, err = o.ledger.UpdateStep(ctx, done)
-		return stored, false, err
+		return stored, false, nil, err
 	}
 	tasks := make([]Task, len(next))
 	for i, n := range next {
 		tasks[i] = o.task(rg, done.RunID, p.Date, p.Params, n, 1)
 	}
-	handled := Task{Name: d.TaskName, Payload: p}
 	if ho, ok := tr.(HandOff); ok {
 		// The successors' first claims ride along: their deliveries run
 		// their bodies without a claim commit of their own.
 		stored, err = o.transitionHandOff(ctx, ho, rg, done, tasks, handled)
-		return stored, err == nil, err
+		return stored, err == nil, nil, err
 	}
 	stored, err = tr.Transition(ctx, done, tasks, handled)
-	return stored, err == nil, err
+	return stored, err == nil, nil, err
 }
 
 // runStub is the run as a step event knows it without reading the run record.
@@ -588,19 +601,26 @@ func (o *Orchestrator) finishRunIf(ctx context.Context, r Run, status RunStatus,
 		if x.Status.Terminal() || (guard != nil && !guard(*x)) {
 			return false
 		}
-		now := o.now().UTC()
-		x.Status, x.Error, x.FinishedAt, x.UpdatedAt, x.Notify = status, msg, now, now, NotifyPending
-		x.Summary = Summarize(x.Steps)
+		endRun(x, status, msg, o.now().UTC())
 		return true
 	})
 	if err != nil {
 		return fmt.Errorf("finish %s: %w", r.ID, err)
 	}
+	o.ended(ctx, stored, wrote)
+	return nil
+}
+
+// ended does what follows the commit of a run's end (wrote) or the finding
+// of one already written (stored, with its steps): the log line, the final
+// notification, the next backfill run; or the final notification if a crash
+// after its commit left it owed.
+func (o *Orchestrator) ended(ctx context.Context, stored Run, wrote bool) {
 	steps := stored.Steps
 	stored.Steps = nil
 	switch {
 	case wrote:
-		o.log.InfoContext(ctx, "run finished", "run", r.ID, "status", string(status), "error", msg)
+		o.log.InfoContext(ctx, "run finished", "run", stored.ID, "status", string(stored.Status), "error", stored.Error)
 		o.sendFinal(ctx, stored, steps)
 		if stored.Trigger == "backfill" {
 			// A slot is free: start the backfill's next date.
@@ -611,7 +631,6 @@ func (o *Orchestrator) finishRunIf(ctx context.Context, r Run, status RunStatus,
 	case o.owed(stored):
 		o.sendFinal(ctx, stored, steps) // a crash after the commit left it owed
 	}
-	return nil
 }
 
 // owedGrace is how long the instance that ended a run has to send its final

@@ -168,65 +168,14 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 	if err := ctx.Err(); err != nil {
 		return pipeline.Run{}, fmt.Errorf("boltledger: update run %s: %w", r.ID, err)
 	}
-	id := []byte(r.ID)
 	var (
 		outcome error
-		version int64
-		writeID string
-		// written is what the update stored, for the decode cache (with
-		// the stored graph, decoded; nil if it does not decode).
-		written     []byte
-		writtenRec  runRecord
-		storedGraph *pipeline.Graph
+		w       runWrite
 	)
 	err := l.write(func(tx *bbolt.Tx) error {
-		outcome, version, written, storedGraph = nil, 0, nil, nil
-		runs := tx.Bucket(runsBucket)
-		cur := runs.Get(id)
-		if cur == nil {
-			outcome = pipeline.ErrNotFound
-			return nil
-		}
-		old, graph, stored, err := l.decoded.run(r.ID, cur)
-		storedGraph = graph
-		if err != nil {
-			// A graph that does not decode does not stop an update, which
-			// keeps it as stored.
-			graph, storedGraph = r.Graph, nil
-			if stored, err = decode(cur, &old); err != nil {
-				return fmt.Errorf("run %s: %w", r.ID, err)
-			}
-		}
-		if stored != r.Version {
-			outcome = fmt.Errorf("%w: version %d, stored %d", pipeline.ErrConflict, r.Version, stored)
-			return nil
-		}
-		version = stored + 1
-		rec, err := newRunRecord(r, old.Steps)
-		if err != nil {
-			outcome = err
-			return nil
-		}
-		// The run's definition is CreateRun's: updates keep it.
-		rec.DefVersion, rec.Graph = old.DefVersion, old.Graph
-		writeID = rec.WriteID
-		r.DefinitionVersion, r.Graph = old.DefVersion, graph
-		v, err := encode(version, rec)
-		if err != nil {
-			outcome = err
-			return nil
-		}
-		if err := runs.Put(id, v); err != nil {
-			return err
-		}
-		written, writtenRec = v, rec
-		if err := reindexNotify(tx, r.ID, old, r); err != nil {
-			return err
-		}
-		if !old.CreatedAt.Equal(r.CreatedAt) || old.Pipeline != r.Pipeline {
-			return reindex(tx, r.ID, old, r)
-		}
-		return nil
+		var err error
+		w, outcome, err = l.updateRunTx(tx, r)
+		return err
 	})
 	if err == nil {
 		err = outcome
@@ -234,11 +183,79 @@ func (l *Ledger) UpdateRun(ctx context.Context, r pipeline.Run) (pipeline.Run, e
 	if err != nil {
 		return pipeline.Run{}, fmt.Errorf("boltledger: update run %s: %w", r.ID, err)
 	}
-	if storedGraph != nil || len(writtenRec.Graph) == 0 {
-		l.decoded.putRun(r.ID, written, writtenRec, storedGraph)
+	l.wroteRun(w)
+	return w.run, nil
+}
+
+// runWrite is what updateRunTx wrote: the run as the domain's (with its new
+// Version, its definition as stored) and, for the decode cache, the stored
+// value, its record and the stored graph (decoded; nil if it does not).
+type runWrite struct {
+	run         pipeline.Run
+	val         []byte
+	rec         runRecord
+	storedGraph *pipeline.Graph
+}
+
+// updateRunTx writes r's own fields in tx as UpdateRun does. outcome is the
+// caller's answer (ErrNotFound, ErrConflict, an invalid run; nothing was
+// written); err fails the transaction.
+func (l *Ledger) updateRunTx(tx *bbolt.Tx, r pipeline.Run) (w runWrite, outcome, err error) {
+	id := []byte(r.ID)
+	runs := tx.Bucket(runsBucket)
+	cur := runs.Get(id)
+	if cur == nil {
+		return w, pipeline.ErrNotFound, nil
 	}
-	r.Version, r.WriteID = version, writeID
-	return r, nil
+	old, graph, stored, err := l.decoded.run(r.ID, cur)
+	w.storedGraph = graph
+	if err != nil {
+		// A graph that does not decode does not stop an update, which
+		// keeps it as stored.
+		graph, w.storedGraph = r.Graph, nil
+		if stored, err = decode(cur, &old); err != nil {
+			return w, nil, fmt.Errorf("run %s: %w", r.ID, err)
+		}
+	}
+	if stored != r.Version {
+		return w, fmt.Errorf("%w: version %d, stored %d", pipeline.ErrConflict, r.Version, stored), nil
+	}
+	version := stored + 1
+	// The run's definition is CreateRun's: updates keep it (and so never
+	// encode the graph they were given).
+	given := r
+	given.Graph = nil
+	rec, err := newRunRecord(given, old.Steps)
+	if err != nil {
+		return w, err, nil
+	}
+	rec.DefVersion, rec.Graph = old.DefVersion, old.Graph
+	r.DefinitionVersion, r.Graph = old.DefVersion, graph
+	v, err := encode(version, rec)
+	if err != nil {
+		return w, err, nil
+	}
+	if err := runs.Put(id, v); err != nil {
+		return w, nil, err
+	}
+	if err := reindexNotify(tx, r.ID, old, r); err != nil {
+		return w, nil, err
+	}
+	if !old.CreatedAt.Equal(r.CreatedAt) || old.Pipeline != r.Pipeline {
+		if err := reindex(tx, r.ID, old, r); err != nil {
+			return w, nil, err
+		}
+	}
+	r.Version, r.WriteID = version, rec.WriteID
+	w.run, w.val, w.rec = r, v, rec
+	return w, nil, nil
+}
+
+// wroteRun keeps a committed run write in the decode cache.
+func (l *Ledger) wroteRun(w runWrite) {
+	if w.storedGraph != nil || len(w.rec.Graph) == 0 {
+		l.decoded.putRun(w.run.ID, w.val, w.rec, w.storedGraph)
+	}
 }
 
 // reindex moves a run's index entries when its creation time or pipeline
