@@ -1,8 +1,13 @@
 package pipeline
 
+// Names and digests that outlive a deploy (task names are queue dedup keys,
+// run input digests are stored on step records) are built in place for
+// speed; these tests hold them to their definitions, written plainly.
+
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -65,5 +70,58 @@ func TestTaskNameInIsTheFormula(t *testing.T) {
 func BenchmarkTaskNameIn(b *testing.B) {
 	for b.Loop() {
 		TaskNameIn("projects/p/databases/(default)/documents/runs", "daily@2026-11-23", "extract", 1)
+	}
+}
+
+// runInputFormula is the definition of a run's input digest: records carry
+// it, so the digest hashed without encoding/json must be this one.
+func runInputFormula(date string, params map[string]string) string {
+	if len(params) == 0 {
+		params = nil
+	}
+	b, _ := json.Marshal(struct {
+		Date   string            `json:"d"`
+		Params map[string]string `json:"p"`
+	}{date, params})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+func TestRunInputDigestIsTheFormula(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	alphabet := []rune("0123456789-<>&\"\\aé\x00")
+	word := func(max int) string {
+		var b strings.Builder
+		for range rng.IntN(max + 1) {
+			b.WriteRune(alphabet[rng.IntN(len(alphabet))])
+		}
+		return b.String()
+	}
+	cases := []struct {
+		date   string
+		params map[string]string
+	}{{"2026-12-02", nil}, {"2026-12-02", map[string]string{}}, {"", nil}, {"2026-12-02", map[string]string{"region": "eu"}}}
+	for range 20000 {
+		var params map[string]string
+		if rng.IntN(3) == 0 {
+			params = map[string]string{word(5): word(10)}
+		}
+		date := word(12)
+		if rng.IntN(2) == 0 {
+			date = fmt.Sprintf("%04d-%02d-%02d", rng.IntN(10000), rng.IntN(13), rng.IntN(32))
+		}
+		cases = append(cases, struct {
+			date   string
+			params map[string]string
+		}{date, params})
+	}
+	cases = append(cases, struct {
+		date   string
+		params map[string]string
+	}{strings.Repeat("1", 40), nil})
+	for _, c := range cases {
+		if got, want := runInputDigest(c.date, c.params), runInputFormula(c.date, c.params); got != want {
+			t.Fatalf("runInputDigest(%q, %v) = %s, want %s", c.date, c.params, got, want)
+		}
 	}
 }

@@ -17,16 +17,46 @@ import (
 // anyway, so the check costs no read. No params and empty params are the
 // same.
 func runInputDigest(date string, params map[string]string) string {
-	if len(params) == 0 {
-		params = nil
+	return string(appendRunInputDigest(nil, date, params))
+}
+
+// appendRunInputDigest appends runInputDigest(date, params) to dst. The
+// usual input (a date, no params) is hashed without encoding/json: its JSON
+// form is written in place, the same bytes.
+func appendRunInputDigest(dst []byte, date string, params map[string]string) []byte {
+	var sum [sha256.Size]byte
+	if len(params) == 0 && plainDate(date) {
+		var buf [64]byte
+		b := append(buf[:0], `{"d":"`...)
+		b = append(b, date...)
+		b = append(b, `","p":null}`...)
+		sum = sha256.Sum256(b)
+	} else {
+		if len(params) == 0 {
+			params = nil
+		}
+		// Marshalling strings cannot fail; map keys are sorted.
+		b, _ := json.Marshal(struct {
+			Date   string            `json:"d"`
+			Params map[string]string `json:"p"`
+		}{date, params})
+		sum = sha256.Sum256(b)
 	}
-	// Marshalling strings cannot fail; map keys are sorted.
-	b, _ := json.Marshal(struct {
-		Date   string            `json:"d"`
-		Params map[string]string `json:"p"`
-	}{date, params})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:16])
+	return hex.AppendEncode(dst, sum[:16])
+}
+
+// plainDate reports whether date is short and made of digits and dashes
+// only, so that its JSON string is itself between quotes.
+func plainDate(date string) bool {
+	if len(date) > 32 {
+		return false
+	}
+	for i := 0; i < len(date); i++ {
+		if c := date[i]; (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 // checkRunInput refuses a task whose date or params are not those recorded
@@ -35,7 +65,8 @@ func runInputDigest(date string, params map[string]string) string {
 // normalised. A step record written before records carried the digest is
 // checked against the run itself (one more read, for such runs only).
 func (o *Orchestrator) checkRunInput(ctx context.Context, p TaskPayload, date string, cur StepRun) error {
-	if cur.RunInput != "" && cur.RunInput == runInputDigest(date, p.Params) {
+	var buf [32]byte
+	if cur.RunInput != "" && cur.RunInput == string(appendRunInputDigest(buf[:0], date, p.Params)) {
 		return nil
 	}
 	r, err := o.ledger.GetRun(ctx, p.RunID)
