@@ -270,14 +270,7 @@ steps:
 		t.Fatalf("resume: %v", err)
 	}
 	b.gate = nil
-	h.drain(50)
-	r := h.run(id)
-	if r.Status != pipeline.RunSucceeded {
-		t.Fatalf("after the resume: run %s %q, d %s in generation %d; want succeeded", r.Status, r.Error, stepOf(r, "d").Status, stepOf(r, "d").Generation)
-	}
-	if n := h.bodies["d"].runs.Load(); n != 1 {
-		t.Errorf("d ran %d times, want once", n)
-	}
+	drainToSuccess(t, h, id, "after the resume", "d")
 }
 
 // A step a resume enqueues itself (d: cancelled, its predecessors
@@ -339,14 +332,7 @@ func TestResumeReEnqueuesAReadyStepCancelledBeforeTheReopen(t *testing.T) {
 		if _, err := h.orch.Resume(ctx, id); err != nil {
 			t.Fatalf("resume: %v", err)
 		}
-		h.drain(50)
-		r := h.run(id)
-		if r.Status != pipeline.RunSucceeded {
-			t.Fatalf("after the resume: run %s %q, c %s in generation %d; want succeeded", r.Status, r.Error, stepOf(r, "c").Status, stepOf(r, "c").Generation)
-		}
-		if n := h.bodies["c"].runs.Load(); n != 1 {
-			t.Errorf("c ran %d times, want once", n)
-		}
+		drainToSuccess(t, h, id, "after the resume", "c")
 	})
 }
 
@@ -445,13 +431,20 @@ func TestDeliveryStoppingAStepPutsItBackWhenTheRunWasReopenedMeanwhile(t *testin
 		if _, err := h.orch.HandleStep(ctx, task.Payload, pipeline.Delivery{TaskName: task.Name}); err != nil {
 			t.Fatalf("c's retry: %v", err)
 		}
-		h.drain(50)
-		r := h.run(id)
-		if r.Status != pipeline.RunSucceeded {
-			t.Fatalf("after the retry: run %s %q, c %s in generation %d; want succeeded", r.Status, r.Error, stepOf(r, "c").Status, stepOf(r, "c").Generation)
-		}
-		if n := h.bodies["c"].runs.Load(); n != 1 {
-			t.Errorf("c ran %d times, want once", n)
-		}
+		drainToSuccess(t, h, id, "after the retry", "c")
 	})
+}
+
+// drainToSuccess delivers what is queued and checks that run id succeeded
+// (after: what came before, for the message) with step's body run once.
+func drainToSuccess(t *testing.T, h *harness, id, after, step string) {
+	t.Helper()
+	h.drain(50)
+	r := h.run(id)
+	if r.Status != pipeline.RunSucceeded {
+		t.Fatalf("%s: run %s %q, %s %s in generation %d; want succeeded", after, r.Status, r.Error, step, stepOf(r, step).Status, stepOf(r, step).Generation)
+	}
+	if n := h.bodies[step].runs.Load(); n != 1 {
+		t.Errorf("%s ran %d times, want once", step, n)
+	}
 }
