@@ -238,21 +238,27 @@ func consumed(preds []StepRun) map[string]int {
 // runDone reports whether a run's steps, under graph g, are all succeeded on
 // their predecessors' latest outputs: the run may finish as succeeded.
 func runDone(g *Graph, stepRuns []StepRun) bool {
-	byName := make(map[string]StepRun, len(stepRuns))
-	for _, s := range stepRuns {
+	// Indexes, not copies: it runs in the local store's shared commit.
+	byName := make(map[string]int, len(stepRuns))
+	for i, s := range stepRuns {
 		if s.Status != StepSucceeded {
 			return false
 		}
-		byName[s.Step] = s
+		byName[s.Step] = i
 	}
+	var preds []StepRun
 	for _, s := range stepRuns {
 		gs := g.Step(s.Step)
 		if gs == nil {
 			continue
 		}
-		preds := make([]StepRun, 0, len(gs.After))
+		preds = preds[:0]
 		for _, a := range gs.After {
-			preds = append(preds, byName[a])
+			var p StepRun
+			if i, ok := byName[a]; ok {
+				p = stepRuns[i]
+			}
+			preds = append(preds, p)
 		}
 		if superseded(s, preds) != nil {
 			return false
