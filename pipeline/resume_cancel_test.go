@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pipelinehq/pipeline/ledger/boltledger"
 	"github.com/pipelinehq/pipeline/pipeline"
@@ -447,4 +448,65 @@ func drainToSuccess(t *testing.T, h *harness, id, after, step string) {
 	if n := h.bodies[step].runs.Load(); n != 1 {
 		t.Errorf("%s ran %d times, want once", step, n)
 	}
+}
+
+// afterStop calls hook (once armed) after a step write that stopped step
+// (cancelled or skipped it) committed: between a delivery's stop and its
+// second look at the run.
+type afterStop struct {
+	pipeline.Ledger
+	step  string
+	armed atomic.Bool
+	hook  func()
+}
+
+func (l *afterStop) UpdateStep(ctx context.Context, s pipeline.StepRun) (pipeline.StepRun, error) {
+	stored, err := l.Ledger.UpdateStep(ctx, s)
+	if err == nil && s.Step == l.step && (s.Status == pipeline.StepSkipped || s.Status == pipeline.StepCancelled) && l.armed.CompareAndSwap(true, false) {
+		l.hook()
+	}
+	return stored, err
+}
+
+// A waiting step's check finds its run failed and stops the step; before it
+// looks at the run again, an operator's enqueue reads the step stopped,
+// renews it and reopens the run. The check's put-back then loses to the
+// renewal: for the stopped generation the stop stands, so the remote work
+// it waited on must be cancelled (the renewal saw no waiting step to cancel
+// the work of), and the check answers a conflict.
+func TestStopThatLosesItsPutBackCancelsTheRemoteWork(t *testing.T) {
+	onEachLedgerStore(t, func(t *testing.T, led pipeline.Ledger) {
+		hl := &afterStop{Ledger: led, step: "job"}
+		h := newHarnessOn(t, chainYAML, hl)
+		j := &fakeJob{polls: 3, after: time.Hour}
+		withJob(t, h, waitsYAML, j)
+		id, c1 := startWaiting(t, h)
+		// Another branch failed the run while job waits.
+		r := h.run(id)
+		r.Steps = nil
+		r.Status, r.Error, r.FinishedAt = pipeline.RunFailed, "step x failed: boom", h.clock()
+		if _, err := led.UpdateRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		hl.hook = func() {
+			if _, err := h.orch.Enqueue(ctx, pipeline.EnqueueRequest{RunID: id, Step: "job"}); err != nil {
+				t.Errorf("enqueue of the stopped step: %v", err)
+			}
+		}
+		hl.armed.Store(true)
+		h.advance(time.Hour)
+		_, err := h.orch.HandleStep(ctx, c1.Payload, pipeline.Delivery{TaskName: c1.Name})
+		if !errors.Is(err, pipeline.ErrConflict) {
+			t.Fatalf("the check whose stop lost to a renewal answered %v; want a conflict", err)
+		}
+		if hl.armed.Load() {
+			t.Fatal("setup: the check did not stop the step")
+		}
+		if s, c, x := j.counts(); s != 1 || c != 0 || x != 1 {
+			t.Fatalf("starts %d checks %d cancels %d, want 1 0 1: the abandoned work is cancelled", s, c, x)
+		}
+		if job := stepOf(h.run(id), "job"); job.Generation != 2 || job.Status != pipeline.StepPending {
+			t.Fatalf("job %s in generation %d, want pending in 2", job.Status, job.Generation)
+		}
+	})
 }

@@ -40,26 +40,44 @@ func (o *Orchestrator) stopStep(ctx context.Context, rg *runGraph, p TaskPayload
 		return res, fmt.Errorf("stop %s of %s (%s): %w", p.Step, p.RunID, why, err)
 	}
 	// Once stopped, the step must not be left so in an open run, whatever
-	// becomes of the request.
+	// becomes of the request: a failed read or put-back is tried again.
 	dctx, cancel := detach(ctx)
 	defer cancel()
-	run, err := o.ledger.GetRun(dctx, p.RunID)
+	var run Run
+	for try := 0; ; try++ {
+		if run, err = o.ledger.GetRun(dctx, p.RunID); err == nil || try == stopTries-1 {
+			break
+		}
+	}
 	if err != nil {
 		return res, fmt.Errorf("stop %s of %s: read the run again: %w", p.Step, p.RunID, err)
 	}
+	in := stepInput(p, gs, date, state.Preds, cur)
 	if !stopStanding(run) {
 		back := cur
 		back.Version, back.UpdatedAt = stopped.Version, o.now().UTC()
-		if _, err := o.ledger.UpdateStep(dctx, back); err != nil && !errors.Is(err, ErrConflict) {
+		for try := 0; try < stopTries; try++ {
+			if _, err = o.ledger.UpdateStep(dctx, back); err == nil || errors.Is(err, ErrConflict) {
+				break
+			}
+		}
+		switch {
+		case errors.Is(err, ErrConflict):
+			// The reopen's enqueue saw the stop and sent the step again in
+			// a new generation: for this generation the stop stands, and
+			// the work it waited on is abandoned.
+			o.cancelRemote(ctx, rg, in, cur)
+		case err != nil:
 			return res, fmt.Errorf("put %s of %s back after the run was reopened: %w", p.Step, p.RunID, err)
 		}
-		// A conflict: the reopen's enqueue saw the stop and sent the step
-		// again in a new generation; this task is stale either way.
 		log.InfoContext(ctx, "run reopened while the step was being stopped; retrying", "run_status", run.Status)
 		return res, fmt.Errorf("%w: run %s was reopened while %s was being stopped (%s); retry", ErrConflict, p.RunID, p.Step, why)
 	}
 	log.InfoContext(ctx, "step not run", "reason", why)
-	o.cancelRemote(ctx, rg, stepInput(p, gs, date, state.Preds, cur), cur)
+	o.cancelRemote(ctx, rg, in, cur)
 	res.Outcome, res.Status, res.Error = OutcomeNotRunnable, status, stop.Error
 	return res, nil
 }
+
+// stopTries bounds the reads and writes of a stop's second look.
+const stopTries = 3

@@ -94,13 +94,20 @@ type faultyLedger struct {
 	d                       *dice
 	writes, reads           atomic.Int64
 	lostReplies, readFaults atomic.Int64
+	// loseStepReply and failRead, when set, fault the next step write
+	// and the next read whatever the dice say: a scenario's few calls
+	// then hold at least one fault of each kind.
+	loseStepReply, failRead atomic.Bool
 }
 
 var _ pipeline.Ledger = (*faultyLedger)(nil)
 
-func (l *faultyLedger) write() bool {
+func (l *faultyLedger) write() bool { return l.writeOr(false) }
+
+// writeOr is write, faulting the reply anyway when forced.
+func (l *faultyLedger) writeOr(forced bool) bool {
 	l.writes.Add(1)
-	if l.d.roll() != 0 {
+	if l.d.roll() != 0 || forced {
 		l.lostReplies.Add(1)
 		return true
 	}
@@ -109,7 +116,7 @@ func (l *faultyLedger) write() bool {
 
 func (l *faultyLedger) read() error {
 	l.reads.Add(1)
-	if l.d.roll() != 0 {
+	if l.d.roll() != 0 || l.failRead.CompareAndSwap(true, false) {
 		l.readFaults.Add(1)
 		return errInjected
 	}
@@ -126,7 +133,7 @@ func (l *faultyLedger) CreateRun(ctx context.Context, r pipeline.Run, steps []pi
 
 func (l *faultyLedger) UpdateStep(ctx context.Context, s pipeline.StepRun) (pipeline.StepRun, error) {
 	stored, err := l.Ledger.UpdateStep(ctx, s)
-	if err == nil && l.write() {
+	if err == nil && l.writeOr(l.loseStepReply.CompareAndSwap(true, false)) {
 		return pipeline.StepRun{}, errInjected
 	}
 	return stored, err

@@ -31,6 +31,10 @@ func ledgerFaults(t *testing.T, backend string, sz size) {
 	var fl *faultyLedger
 	opts := stackOptions{wrap: app.Wrappers{Ledger: func(l pipeline.Ledger) pipeline.Ledger {
 		fl = &faultyLedger{Ledger: l, d: d}
+		// A run makes a dozen ledger writes: with a 10 % share, three
+		// runs' worth could pass without a lost reply (2 % of the time).
+		fl.loseStepReply.Store(true)
+		fl.failRead.Store(true)
 		return fl
 	}}}
 	var px *proxy
