@@ -19,6 +19,14 @@ func stopStanding(run Run) bool {
 	return run.Status.Terminal()
 }
 
+// stopStands decides, from the step as stored after a put-back of cur
+// conflicted, whether cur's generation stays stopped: renewed into a newer
+// generation, or stopped again, rather than put back (the put-back landed
+// and only its reply was lost).
+func stopStands(cur, stored StepRun) bool {
+	return stored.Generation != cur.Generation || stored.Status != cur.Status
+}
+
 // stopStep records that the step cur of a run that ended is not run
 // (cancelled when the run was cancelled, skipped when it ended otherwise).
 // If the run turns out to have been reopened meanwhile, it puts cur back as
@@ -63,10 +71,14 @@ func (o *Orchestrator) stopStep(ctx context.Context, rg *runGraph, p TaskPayload
 		}
 		switch {
 		case errors.Is(err, ErrConflict):
-			// The reopen's enqueue saw the stop and sent the step again in
-			// a new generation: for this generation the stop stands, and
-			// the work it waited on is abandoned.
-			o.cancelRemote(ctx, rg, in, cur)
+			// Most likely the reopen's enqueue saw the stop and sent the
+			// step again in a new generation: for this generation the stop
+			// stands, and the work it waited on is abandoned. A put-back
+			// whose reply was lost conflicts with itself when tried again:
+			// what is stored tells.
+			if got, gerr := o.ledger.GetSteps(dctx, p.RunID, p.Step); gerr == nil && stopStands(cur, got[0]) {
+				o.cancelRemote(ctx, rg, in, cur)
+			}
 		case err != nil:
 			return res, fmt.Errorf("put %s of %s back after the run was reopened: %w", p.Step, p.RunID, err)
 		}
