@@ -138,26 +138,38 @@ func (l *Ledger) GetRun(ctx context.Context, runID string) (pipeline.Run, error)
 	}
 	var r pipeline.Run
 	err := l.db.View(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(runsBucket).Get([]byte(runID))
-		if v == nil {
-			return pipeline.ErrNotFound
-		}
-		rec, graph, version, err := l.decoded.run(runID, v)
-		if err != nil {
-			return err
-		}
-		r = rec.runWith(runID, version, graph)
-		r.Steps = make([]pipeline.StepRun, len(rec.Steps))
-		stepsB := tx.Bucket(stepsBucket)
-		for i, name := range rec.Steps {
-			if r.Steps[i], err = l.getStep(stepsB, runID, name); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		r, err = l.runTx(tx, runID, nil)
+		return err
 	})
 	if err != nil {
 		return pipeline.Run{}, fmt.Errorf("boltledger: get run %s: %w", runID, err)
+	}
+	return r, nil
+}
+
+// runTx reads run runID in tx with all of its steps; written, if set, is
+// one of them as just written in tx, taken as given.
+func (l *Ledger) runTx(tx *bbolt.Tx, runID string, written *pipeline.StepRun) (pipeline.Run, error) {
+	v := tx.Bucket(runsBucket).Get([]byte(runID))
+	if v == nil {
+		return pipeline.Run{}, pipeline.ErrNotFound
+	}
+	rec, graph, version, err := l.decoded.run(runID, v)
+	if err != nil {
+		return pipeline.Run{}, err
+	}
+	r := rec.runWith(runID, version, graph)
+	r.Steps = make([]pipeline.StepRun, len(rec.Steps))
+	stepsB := tx.Bucket(stepsBucket)
+	for i, name := range rec.Steps {
+		if written != nil && name == written.Step {
+			r.Steps[i] = *written
+			continue
+		}
+		if r.Steps[i], err = l.getStep(stepsB, runID, name); err != nil {
+			return pipeline.Run{}, err
+		}
 	}
 	return r, nil
 }

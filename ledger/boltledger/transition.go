@@ -45,7 +45,7 @@ func (l *Ledger) WithTasks(q TaskWriter) *Store {
 // Transition writes s (compare-and-swap on its version), enqueues tasks and
 // deletes the handled task in one transaction: one commit, all or nothing.
 func (st *Store) Transition(ctx context.Context, s pipeline.StepRun, tasks []pipeline.Task, handled pipeline.Task) (pipeline.StepRun, error) {
-	stored, _, err := st.transition(ctx, s, tasks, handled, nil)
+	stored, _, err := st.transition(ctx, s, tasks, handled, nil, nil)
 	return stored, err
 }
 
@@ -53,10 +53,13 @@ func (st *Store) Transition(ctx context.Context, s pipeline.StepRun, tasks []pip
 // transaction, the claims that claim returns for the tasks' steps (each
 // read in that transaction, written over the version read): one commit.
 func (st *Store) TransitionHandOff(ctx context.Context, s pipeline.StepRun, tasks []pipeline.Task, handled pipeline.Task, claim pipeline.ClaimFunc) (pipeline.StepRun, []pipeline.StepRun, error) {
-	return st.transition(ctx, s, tasks, handled, claim)
+	return st.transition(ctx, s, tasks, handled, claim, nil)
 }
 
-func (st *Store) transition(ctx context.Context, s pipeline.StepRun, tasks []pipeline.Task, handled pipeline.Task, claim pipeline.ClaimFunc) (pipeline.StepRun, []pipeline.StepRun, error) {
+// transition writes s, the claims (claim, if set), tasks and the handled
+// task's deletion in one transaction, and runs also (if set) in it after s
+// is written, with s as written: an error of also writes nothing at all.
+func (st *Store) transition(ctx context.Context, s pipeline.StepRun, tasks []pipeline.Task, handled pipeline.Task, claim pipeline.ClaimFunc, also func(tx *bbolt.Tx, written pipeline.StepRun) error) (pipeline.StepRun, []pipeline.StepRun, error) {
 	if err := ctx.Err(); err != nil {
 		return pipeline.StepRun{}, nil, fmt.Errorf("boltledger: transition of %s/%s: %w", s.RunID, s.Step, err)
 	}
@@ -90,6 +93,13 @@ func (st *Store) transition(ctx context.Context, s pipeline.StepRun, tasks []pip
 		}
 		if claim != nil {
 			if claimed, claimWrites, err = st.claimSteps(tx, tasks, claim, pre, claimed, claimWrites); err != nil {
+				return err
+			}
+		}
+		if also != nil {
+			written := s
+			written.Version, written.WriteID, written.History = version, rec.WriteID, rec.History
+			if err := also(tx, written); err != nil {
 				return err
 			}
 		}
