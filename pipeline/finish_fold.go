@@ -52,13 +52,15 @@ func finishIfDone(g *Graph, now time.Time) FinishFunc {
 }
 
 // mayEndRun reports whether the success of s (delivered with onlyTask) may
-// end its run: advance then finishes instead of enqueuing successors.
+// end its run: a step run alone, or a sink. advance then finishes instead of
+// enqueuing successors, and with a Finisher the step's commit carries the
+// end.
 func mayEndRun(g *Graph, s StepRun, onlyTask bool) bool {
 	return onlyTask || s.Only || len(g.Successors(s.Step)) == 0
 }
 
 // runEnd is a run's end as a step's transition wrote (or found) it, for
-// what follows the commit (endWritten).
+// what follows the commit (Orchestrator.ended).
 type runEnd struct {
 	run   Run
 	wrote bool

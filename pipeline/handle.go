@@ -469,14 +469,10 @@ func (o *Orchestrator) failStepFrom(ctx context.Context, s StepRun, msg string) 
 // a sink or was run with --only. Enqueue names are deterministic, so doing
 // this twice (duplicates, retries) is harmless.
 func (o *Orchestrator) advance(ctx context.Context, rg *runGraph, p TaskPayload, s StepRun) error {
-	if p.Only || s.Only {
+	if mayEndRun(rg.Graph, s, p.Only) {
 		return o.maybeFinish(ctx, s.RunID)
 	}
-	succs := rg.Successors(s.Step)
-	if len(succs) == 0 {
-		return o.maybeFinish(ctx, s.RunID)
-	}
-	for _, next := range succs {
+	for _, next := range rg.Successors(s.Step) {
 		nd := rg.Step(next)
 		names := []string{next}
 		for _, a := range nd.After {
