@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -232,6 +233,12 @@ func startLocalStack(b testing.TB, wrap ...Wrappers) *localStack {
 		b.Fatal(err)
 	}
 	s := &localStack{clock: newClock()}
+	// The garbage collector's target serve runs with on this backend
+	// (tuneGC): the benchmarks measure the service as it runs.
+	prev := gcPercentInForce()
+	_, gogcSet := os.LookupEnv("GOGC")
+	tuneGC("local", gogcSet)
+	b.Cleanup(func() { debug.SetGCPercent(prev) })
 	cfg := &Config{File: []string{file}, Backend: "local", Data: filepath.Join(dir, "data"), Auth: "on", LogLevel: "info", LeaseGrace: durationOf(30 * time.Second),
 		stepSets: append(exampleSteps(), s.clock.registerStamp)}
 	for _, w := range wrap {
@@ -462,6 +469,10 @@ func (c stepCost) report(b *testing.B, steps int) {
 	b.ReportMetric(float64(m.Mallocs-c.mallocs)/n, "allocs/step")
 	b.ReportMetric(float64(m.TotalAlloc-c.bytes)/n, "B/step")
 	b.ReportMetric(float64(c.s.a.localCommits()-c.commits)/n, "commits/step")
+	// What the service's memory cost for that CPU: the heap's high-water
+	// mark (what the runtime obtained from the OS for it) at its GC target.
+	b.ReportMetric(float64(m.HeapSys)/(1<<20), "heap_sys_MB")
+	b.ReportMetric(float64(gcPercentInForce()), "gc_percent")
 }
 
 // cpuTime is the process's user and system CPU time so far.

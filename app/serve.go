@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"syscall"
 	"time"
@@ -71,6 +72,8 @@ func (s *serveCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 			a.runners = append(a.runners, tick.Run)
 		}
 	}
+	_, gogcSet := os.LookupEnv("GOGC")
+	gcPercent := tuneGC(cfg.Backend, gogcSet)
 	return a.serve(ctx, ln, func() {
 		// Hand back what only start-up needed (its heap garbage, the
 		// executable's pages package initialisation touched), beside the
@@ -81,7 +84,7 @@ func (s *serveCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 			}
 		}()
 		log.Info("pipeline service listening", "addr", ln.Addr().String(), "backend", cfg.Backend,
-			"auth", cfg.Auth, "pipelines", len(a.orch.Catalog().All()), "started_at", time.Now().UTC().Format(time.RFC3339Nano))
+			"auth", cfg.Auth, "pipelines", len(a.orch.Catalog().All()), "gc_percent", gcPercent, "started_at", time.Now().UTC().Format(time.RFC3339Nano))
 	})
 }
 
