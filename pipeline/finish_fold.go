@@ -8,7 +8,8 @@ import (
 // FinishFunc decides a run's end on the run as stored with all of its steps
 // (the step being written among them, as written): the run record to write
 // and true, or false to leave the run as it is. It is pure: it may run more
-// than once.
+// than once, and it only reads the steps it is given (a ledger may lend it
+// records it shares, without copying them in its single writer).
 type FinishFunc func(r Run) (Run, bool)
 
 // Finisher is an optional capability of a Transitioner (local mode: the

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"maps"
 	"slices"
+
+	"github.com/pipelinehq/pipeline/pipeline"
 )
 
 // clone is a deep copy of rec: nothing it refers to is shared (nil and empty
@@ -24,4 +26,16 @@ func (rec runRecord) clone() runRecord {
 	rec.Summary = slices.Clone(rec.Summary)
 	rec.Graph = bytes.Clone(rec.Graph)
 	return rec
+}
+
+// ownSteps makes steps the caller's own, in place: each refers to nothing
+// another holds (a step read shared, see runTx).
+func ownSteps(steps []pipeline.StepRun) {
+	for i := range steps {
+		s := &steps[i]
+		s.Output = bytes.Clone(s.Output)
+		s.AsyncState = bytes.Clone(s.AsyncState)
+		s.Inputs = maps.Clone(s.Inputs)
+		s.History = slices.Clone(s.History)
+	}
 }

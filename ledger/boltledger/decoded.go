@@ -45,11 +45,27 @@ func newDecoded() *decoded {
 // step decodes v, the value stored at key in the steps bucket (maybe a
 // transaction's memory), into a record of the caller's own.
 func (d *decoded) step(key, v []byte) (stepRecord, int64, error) {
+	return d.stepRead(key, v, false)
+}
+
+// stepShared is step without the copy: a record found in the cache is
+// returned as the cache holds it. It is for a read that only looks, in the
+// shared commit's single writer (TransitionFinish's decision): the caller
+// must not change the record or hand it out before making it its own
+// (ownSteps).
+func (d *decoded) stepShared(key, v []byte) (stepRecord, int64, error) {
+	return d.stepRead(key, v, true)
+}
+
+func (d *decoded) stepRead(key, v []byte, shared bool) (stepRecord, int64, error) {
 	version, err := versionOf(v)
 	if err != nil {
 		return stepRecord{}, 0, err
 	}
 	if rec, ok := d.steps.get(key, v); ok {
+		if shared {
+			return rec, version, nil
+		}
 		return rec.clone(), version, nil
 	}
 	var rec stepRecord

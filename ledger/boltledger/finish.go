@@ -14,7 +14,9 @@ var _ pipeline.Finisher = (*Store)(nil)
 // TransitionFinish writes s (compare-and-swap on its version), deletes the
 // handled task and writes the run's end that finish decides on the run as
 // read in the same transaction (with its steps, s as written): one commit,
-// all or nothing.
+// all or nothing. finish only looks at the steps it is given (they may be
+// the decode cache's, not copied in the single writer of the shared
+// commit); the run returned is the caller's own.
 func (st *Store) TransitionFinish(ctx context.Context, s pipeline.StepRun, handled pipeline.Task, finish pipeline.FinishFunc) (pipeline.StepRun, pipeline.Run, bool, error) {
 	var (
 		run   pipeline.Run
@@ -24,7 +26,7 @@ func (st *Store) TransitionFinish(ctx context.Context, s pipeline.StepRun, handl
 	stored, _, err := st.transition(ctx, s, nil, handled, nil, func(tx *bbolt.Tx, written pipeline.StepRun) error {
 		var err error
 		wrote, w = false, runWrite{}
-		if run, err = st.runTx(tx, s.RunID, &written); err != nil {
+		if run, err = st.runTx(tx, s.RunID, &written, true); err != nil {
 			return err // the step's write is undone with the transaction
 		}
 		end, ok := finish(run)
@@ -47,6 +49,7 @@ func (st *Store) TransitionFinish(ctx context.Context, s pipeline.StepRun, handl
 	if err != nil {
 		return pipeline.StepRun{}, pipeline.Run{}, false, err
 	}
+	ownSteps(run.Steps) // after the commit, outside its single writer
 	if wrote {
 		st.wroteRun(w)
 	}

@@ -2,6 +2,7 @@ package boltledger_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"sync/atomic"
@@ -194,4 +195,49 @@ func stepOf(r pipeline.Run, name string) pipeline.StepRun {
 		}
 	}
 	return pipeline.StepRun{}
+}
+
+// The run TransitionFinish returns is the caller's own: its decision reads
+// the steps without copying them (the decode cache's records, in the shared
+// commit's single writer), and they are copied after the commit. Changing
+// what was returned changes nothing stored or read later.
+func TestTransitionFinishReturnsStepsOfTheCallersOwn(t *testing.T) {
+	f := newTransitionFixture(t, nil)
+	ctx := context.Background()
+	got, err := f.st.GetSteps(ctx, f.a.RunID, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := got[0]
+	now := time.Now().UTC()
+	b.Status, b.Attempts, b.StartedAt, b.FinishedAt = pipeline.StepSucceeded, 1, now, now
+	b.Output, b.Inputs = json.RawMessage(`{"n":1}`), map[string]int{"a": 1}
+	if _, err := f.st.UpdateStep(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	// Read once, so that b's record is the decode cache's either way.
+	if _, err := f.st.GetRun(ctx, f.a.RunID); err != nil {
+		t.Fatal(err)
+	}
+	var seen pipeline.Run
+	res := f.deliverFinish(t, f.succeeded(), endIfAllSucceeded(&seen))
+	if res.err != nil || !res.wrote {
+		t.Fatalf("TransitionFinish: wrote=%v, %v; want the run ended", res.wrote, res.err)
+	}
+	rb := stepOf(res.run, "b")
+	if string(rb.Output) != `{"n":1}` || rb.Inputs["a"] != 1 || len(rb.History) == 0 {
+		t.Fatalf("returned b: output %s, inputs %v, history %v; want it as written", rb.Output, rb.Inputs, rb.History)
+	}
+	rb.Output[1] = 'X'
+	rb.Inputs["a"] = 99
+	rb.History[0].Error = "changed by the caller"
+
+	after, err := f.st.GetRun(ctx, f.a.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ab := stepOf(after, "b")
+	if string(ab.Output) != `{"n":1}` || ab.Inputs["a"] != 1 || ab.History[0].Error != "" {
+		t.Errorf("b read after the caller changed the returned run: output %s, inputs %v, history error %q; want it as stored", ab.Output, ab.Inputs, ab.History[0].Error)
+	}
 }

@@ -139,7 +139,7 @@ func (l *Ledger) GetRun(ctx context.Context, runID string) (pipeline.Run, error)
 	var r pipeline.Run
 	err := l.db.View(func(tx *bbolt.Tx) error {
 		var err error
-		r, err = l.runTx(tx, runID, nil)
+		r, err = l.runTx(tx, runID, nil, false)
 		return err
 	})
 	if err != nil {
@@ -149,8 +149,10 @@ func (l *Ledger) GetRun(ctx context.Context, runID string) (pipeline.Run, error)
 }
 
 // runTx reads run runID in tx with all of its steps; written, if set, is
-// one of them as just written in tx, taken as given.
-func (l *Ledger) runTx(tx *bbolt.Tx, runID string, written *pipeline.StepRun) (pipeline.Run, error) {
+// one of them as just written in tx, taken as given. Shared, the steps may
+// hold the decode cache's records (readStep): the caller only looks at them
+// until it makes them its own (ownSteps).
+func (l *Ledger) runTx(tx *bbolt.Tx, runID string, written *pipeline.StepRun, shared bool) (pipeline.Run, error) {
 	v := tx.Bucket(runsBucket).Get([]byte(runID))
 	if v == nil {
 		return pipeline.Run{}, pipeline.ErrNotFound
@@ -167,7 +169,7 @@ func (l *Ledger) runTx(tx *bbolt.Tx, runID string, written *pipeline.StepRun) (p
 			r.Steps[i] = *written
 			continue
 		}
-		if r.Steps[i], err = l.getStep(stepsB, runID, name); err != nil {
+		if r.Steps[i], err = l.readStep(stepsB, runID, name, shared); err != nil {
 			return pipeline.Run{}, err
 		}
 	}

@@ -37,12 +37,18 @@ func (l *Ledger) GetSteps(ctx context.Context, runID string, steps ...string) ([
 // getStep reads one step in a transaction (b is its steps bucket), decoded
 // or from the decode cache.
 func (l *Ledger) getStep(b *bbolt.Bucket, runID, name string) (pipeline.StepRun, error) {
+	return l.readStep(b, runID, name, false)
+}
+
+// readStep is getStep; shared, it may hand out the decode cache's record
+// (decoded.stepShared): for a read that only looks.
+func (l *Ledger) readStep(b *bbolt.Bucket, runID, name string, shared bool) (pipeline.StepRun, error) {
 	key := stepKey(runID, name)
 	v := b.Get(key)
 	if v == nil {
 		return pipeline.StepRun{}, fmt.Errorf("step %s: %w", name, pipeline.ErrNotFound)
 	}
-	rec, version, err := l.decoded.step(key, v)
+	rec, version, err := l.decoded.stepRead(key, v, shared)
 	if err != nil {
 		return pipeline.StepRun{}, fmt.Errorf("step %s: %w", name, err)
 	}
