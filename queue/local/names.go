@@ -47,9 +47,11 @@ func pruneNames(tx *bbolt.Tx, cutoff time.Time, n int, sweep *nameSweep) error {
 	names := tx.Bucket(bucketNames)
 	limit := timeKey(cutoff)
 	c := names.Cursor()
-	k, v := c.First()
+	var k, v []byte
 	if from := sweep.from(); from != nil {
 		k, v = c.Seek(from)
+	} else {
+		k, v = c.First()
 	}
 	var expired [][]byte
 	for seen := 0; k != nil && seen < n; k, v = c.Next() {
