@@ -18,7 +18,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -238,11 +237,10 @@ func startLocalStack(b testing.TB, wrap ...Wrappers) *localStack {
 	}
 	s := &localStack{clock: newClock()}
 	// The garbage collector's target serve runs with on this backend
-	// (tuneGC): the benchmarks measure the service as it runs.
-	prev := gcPercentInForce()
-	_, gogcSet := os.LookupEnv("GOGC")
-	tuneGC("local", gogcSet)
-	b.Cleanup(func() { debug.SetGCPercent(prev) })
+	// (tuneGC): the benchmarks, and the tests that use this stack, run the
+	// service as it runs.
+	_, restoreGC := tuneGC("local", os.Getenv("GOGC") != "")
+	b.Cleanup(restoreGC)
 	cfg := &Config{File: []string{file}, Backend: "local", Data: filepath.Join(dir, "data"), Auth: "on", LogLevel: "info", LeaseGrace: durationOf(30 * time.Second),
 		stepSets: append(exampleSteps(), s.clock.registerStamp)}
 	for _, w := range wrap {
@@ -477,6 +475,8 @@ func (c stepCost) report(b *testing.B, steps int) {
 	b.ReportMetric(float64(c.s.a.localCommits()-c.commits)/n, "commits/step")
 	// What the service's memory cost for that CPU: the heap's high-water
 	// mark (what the runtime obtained from the OS for it) at its GC target.
+	// It is the whole process's: run one benchmark per process to read it
+	// for that benchmark alone.
 	b.ReportMetric(float64(m.HeapSys)/(1<<20), "heap_sys_MB")
 	b.ReportMetric(float64(gcPercentInForce()), "gc_percent")
 }

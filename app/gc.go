@@ -31,12 +31,15 @@ func gcPercentFor(backend string, gogcSet bool) (percent int, set bool) {
 }
 
 // tuneGC sets the GC target gcPercentFor gives, if any, and returns the
-// target in force, as the runtime reports it.
-func tuneGC(backend string, gogcSet bool) int {
+// target in force, as the runtime reports it, and a function that puts back
+// the target it replaced (for tests and benchmarks).
+func tuneGC(backend string, gogcSet bool) (inForce int, restore func()) {
+	restore = func() {}
 	if p, ok := gcPercentFor(backend, gogcSet); ok {
-		debug.SetGCPercent(p)
+		prev := debug.SetGCPercent(p)
+		restore = func() { debug.SetGCPercent(prev) }
 	}
-	return gcPercentInForce()
+	return gcPercentInForce(), restore
 }
 
 // gcPercentInForce is the runtime's current GC target (-1: off).

@@ -40,15 +40,16 @@ func TestServeRunsWithTheLocalGCTargetUnlessGOGCIsSet(t *testing.T) {
 		os.Unsetenv("GOGC")
 	}
 	for _, c := range []struct {
-		gogc string
+		gogc string // "-": not set
 		want int
 	}{
-		{"", localGCPercent},
+		{"-", localGCPercent},
+		{"", localGCPercent}, // set but empty: Go's default, as if unset
 		{"150", 150},
 	} {
 		dir := t.TempDir()
 		env := []string{"PIPELINE_FILE=" + filepath.Join("..", "pipelines"), "PIPELINE_DATA=" + filepath.Join(dir, "data"), "PIPELINE_AUTH=off"}
-		if c.gogc != "" {
+		if c.gogc != "-" {
 			env = append(env, "GOGC="+c.gogc)
 		}
 		p := startServe(t, env, freePort(t))

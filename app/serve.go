@@ -72,8 +72,8 @@ func (s *serveCmd) Run(ctx context.Context, cfg *Config, env *appEnv) error {
 			a.runners = append(a.runners, tick.Run)
 		}
 	}
-	_, gogcSet := os.LookupEnv("GOGC")
-	gcPercent := tuneGC(cfg.Backend, gogcSet)
+	// An empty GOGC is Go's default, as if unset.
+	gcPercent, _ := tuneGC(cfg.Backend, os.Getenv("GOGC") != "")
 	return a.serve(ctx, ln, func() {
 		// Hand back what only start-up needed (its heap garbage, the
 		// executable's pages package initialisation touched), beside the

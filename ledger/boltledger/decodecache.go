@@ -19,8 +19,9 @@ import (
 // the same file and older writers all show up as different bytes (or no
 // value), hence as a miss.
 //
-// Cached values are never changed once put: they are handed out only as deep
-// copies (callers change what they get), made by the caller outside the lock.
+// Cached values are never changed once put: they are handed out as deep
+// copies (callers change what they get), made by the caller outside the lock,
+// or lent to a reader that only looks (decoded.stepRead, shared).
 //
 // It holds at most max entries and evicts the oldest put (FIFO, a ring of
 // keys that grows to max): cheap, and a miss only costs the decode it would

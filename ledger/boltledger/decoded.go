@@ -22,8 +22,9 @@ const (
 // runs by run ID; and the graphs of runs by definition version, since the
 // runs of a definition store the same graph (a run's first read after
 // CreateRun decodes its record but not its graph). Records are handed out as
-// copies of the caller's own; graphs, immutable (pipeline.Graph's contract),
-// as they are held, shared by every reader of the runs of one definition.
+// copies of the caller's own, except to a read that only looks and says so
+// (stepRead, shared); graphs, immutable (pipeline.Graph's contract), as they
+// are held, shared by every reader of the runs of one definition.
 type decoded struct {
 	steps  recordCache[stepRecord]
 	runs   recordCache[decodedRun]
@@ -48,15 +49,11 @@ func (d *decoded) step(key, v []byte) (stepRecord, int64, error) {
 	return d.stepRead(key, v, false)
 }
 
-// stepShared is step without the copy: a record found in the cache is
-// returned as the cache holds it. It is for a read that only looks, in the
-// shared commit's single writer (TransitionFinish's decision): the caller
-// must not change the record or hand it out before making it its own
-// (ownSteps).
-func (d *decoded) stepShared(key, v []byte) (stepRecord, int64, error) {
-	return d.stepRead(key, v, true)
-}
-
+// stepRead is step; shared, it returns a record found in the cache as the
+// cache holds it, without the copy. That is for a read that only looks, in
+// the shared commit's single writer (TransitionFinish's decision): the
+// caller must not change the record, nor hand it out before making it its
+// own (ownSteps).
 func (d *decoded) stepRead(key, v []byte, shared bool) (stepRecord, int64, error) {
 	version, err := versionOf(v)
 	if err != nil {

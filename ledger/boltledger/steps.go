@@ -41,7 +41,7 @@ func (l *Ledger) getStep(b *bbolt.Bucket, runID, name string) (pipeline.StepRun,
 }
 
 // readStep is getStep; shared, it may hand out the decode cache's record
-// (decoded.stepShared): for a read that only looks.
+// (decoded.stepRead): for a read that only looks.
 func (l *Ledger) readStep(b *bbolt.Bucket, runID, name string, shared bool) (pipeline.StepRun, error) {
 	key := stepKey(runID, name)
 	v := b.Get(key)
