@@ -123,6 +123,34 @@ func (tb *tab) run(t *testing.T, what string, actions ...chromedp.Action[chromed
 	}
 }
 
+// click clicks the element sel matches, as a user does (mouse events at its
+// place). A click is several DevTools calls (find the node, scroll it into
+// view, read its box, press); if the page's live update replaces the
+// element between them, Chrome answers that the node is gone, and no press
+// was sent: find the element again and click it.
+func (tb *tab) click(t *testing.T, what, sel string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
+	defer cancel()
+	for {
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel)))
+		if err == nil {
+			return
+		}
+		if ctx.Err() == nil && nodeReplaced(err) {
+			continue
+		}
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// nodeReplaced reports whether err is Chrome's answer to a call on a node
+// that left the document (replaced by the page meanwhile).
+func nodeReplaced(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "node with given id") || strings.Contains(msg, "Node is detached from document")
+}
+
 // evalJS evaluates a JavaScript expression on the page and decodes its value.
 func evalJS[T any](t *testing.T, tb *tab, expr string) T {
 	t.Helper()

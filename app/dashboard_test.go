@@ -258,9 +258,8 @@ func TestDashboardInABrowser(t *testing.T) {
 	})
 
 	t.Run("clicking a cell opens its run", func(t *testing.T) {
-		op.run(t, "click the failed cell",
-			chromedp.Click(chromedp.CSS(`a.cell[data-date="`+d["fail"]+`"][data-step="left"]`)),
-			chromedp.WaitVisible(chromedp.CSS("#step-left")))
+		op.click(t, "click the failed cell", `a.cell[data-date="`+d["fail"]+`"][data-step="left"]`)
+		op.run(t, "the run's page", chromedp.WaitVisible(chromedp.CSS("#step-left")))
 		loc := evalJS[string](t, op, `location.pathname + location.hash`)
 		if loc != "/ui/runs/web@"+d["fail"]+"#step-left" {
 			t.Errorf("location %q", loc)
@@ -330,8 +329,26 @@ func TestDashboardInABrowser(t *testing.T) {
 		}
 		op.screenshot(t, "run-live-desktop", 1280, 900)
 		op.run(t, "mark the page", chromedp.Evaluate[chromedp.Void](`window.__sameDocument = "yes"`))
+		// An operator has ticked a box of join's re-run form (the focus
+		// stays on it) when join ends: the update waits, so that the tick
+		// is not lost, and is shown once the focus leaves the form.
+		const force = `form[data-action$="/steps/join/rerun"] input[name="force"]`
+		if !evalJS[bool](t, op, `(() => { const b = document.querySelector(`+jsString(force)+`); b.focus(); b.click(); return b.checked && document.activeElement === b })()`) {
+			t.Fatal("could not tick and focus join's force box")
+		}
 		e.work.unblock()
+		op.waitJS(t, "the update held while the form has the focus", `document.getElementById("main").dataset.held === "1"`)
+		if got := evalJS[string](t, op, `document.querySelector('[data-step-status="join"]').dataset.status + " " + document.querySelector(`+jsString(force)+`).checked`); got != "running true" {
+			t.Errorf("with an update held, join shows %q; want the page as it was (running) with the box still ticked", got)
+		}
+		if after := evalJS[string](t, op, `getComputedStyle(document.querySelector('footer .live'), '::after').content`); !strings.Contains(after, "held while you edit") {
+			t.Errorf("the footer says %s; want it to say an update is held", after)
+		}
+		op.run(t, "leave the form", chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`))
 		op.waitJS(t, "join succeeded on screen", `document.querySelector('[data-step-status="join"]').dataset.status === "succeeded" && document.getElementById("run-status").dataset.status === "succeeded"`)
+		if held := evalJS[bool](t, op, `document.getElementById("main").hasAttribute("data-held")`); held {
+			t.Error("the update was shown but main still says one is held")
+		}
 		if v := evalJS[string](t, op, `String(window.__sameDocument)`); v != "yes" {
 			t.Error("the page was reloaded; want an in-place update")
 		}
@@ -339,7 +356,7 @@ func TestDashboardInABrowser(t *testing.T) {
 
 	t.Run("an operator resumes a failed run from the page", func(t *testing.T) {
 		op.run(t, "open the failed run", chromedp.Navigate(runURL(e.operator, "fail")), chromedp.WaitVisible(chromedp.CSS("#act-resume")))
-		op.run(t, "ask to resume", chromedp.Click(chromedp.CSS("#act-resume")))
+		op.click(t, "ask to resume", "#act-resume")
 		op.waitJS(t, "the confirmation", `document.getElementById("confirm").open && document.getElementById("confirm-text").textContent.includes("Resume web@`+d["fail"]+`")`)
 		op.run(t, "confirm", chromedp.Click(chromedp.CSS("#confirm-ok")))
 		op.waitJS(t, "the result", `document.getElementById("result").textContent.includes("Resumed: enqueued left")`)
@@ -395,7 +412,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		const pauseForm = `form[data-action="/ui/api/pipelines/web/pause"]`
 		op.run(t, "open the grid", chromedp.Navigate(e.operator), chromedp.WaitVisible(chromedp.CSS(pauseForm)))
 		op.run(t, "give a reason", chromedp.SendKeys(chromedp.CSS(pauseForm+` input[name="reason"]`), "warehouse migration"))
-		op.run(t, "ask to pause", chromedp.Click(chromedp.CSS(pauseForm+" button")))
+		op.click(t, "ask to pause", pauseForm+" button")
 		op.waitJS(t, "the confirmation", `document.getElementById("confirm").open && document.getElementById("confirm-text").textContent.includes("Pause web's schedule?")`)
 		op.run(t, "confirm", chromedp.Click(chromedp.CSS("#confirm-ok")))
 		op.waitJS(t, "the result", `document.getElementById("result").textContent.includes("Paused web")`)
@@ -407,7 +424,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		if text := evalJS[string](t, op, `document.querySelector("strong.paused").parentElement.textContent`); !strings.Contains(text, "warehouse migration") {
 			t.Errorf("grid does not say why it is paused: %q", text)
 		}
-		op.run(t, "ask to resume", chromedp.Click(chromedp.CSS(`form[data-action="/ui/api/pipelines/web/unpause"] button`)))
+		op.click(t, "ask to resume", `form[data-action="/ui/api/pipelines/web/unpause"] button`)
 		op.waitJS(t, "the confirmation", `document.getElementById("confirm").open && document.getElementById("confirm-text").textContent.includes("Resume web's schedule?")`)
 		op.run(t, "confirm", chromedp.Click(chromedp.CSS("#confirm-ok")))
 		op.waitJS(t, "the result", `document.getElementById("result").textContent.includes("Resumed web")`)

@@ -15,8 +15,20 @@
     return u + (u.indexOf("?") >= 0 ? "&" : "?") + "part=main";
   }
 
+  // While a field of the main part has the focus (a reason being typed, a
+  // box just ticked), an update would replace its form and lose what the
+  // user entered: it waits until the focus leaves the field, and main's
+  // data-held says one is waiting. A button with the focus (where it returns
+  // after a confirmed action) holds nothing.
+  function editing() {
+    var a = document.activeElement;
+    return !!a && main.contains(a) && /^(INPUT|SELECT|TEXTAREA)$/.test(a.tagName);
+  }
+
   function swap(html) {
-    if (html === last) return;
+    if (html === last) { main.removeAttribute("data-held"); return; }
+    if (editing()) { main.setAttribute("data-held", "1"); return; }
+    main.removeAttribute("data-held");
     last = html;
     var open = [];
     main.querySelectorAll("details[open][id]").forEach(function (d) { open.push(d.id); });
@@ -39,7 +51,9 @@
       var still = resp.headers.get("X-Live") === "1";
       return resp.text().then(function (html) {
         swap(html);
-        if (still) schedule(); else main.removeAttribute("data-live");
+        // A held update is polled for until it is shown, even once the
+        // page has nothing live left.
+        if (still || main.hasAttribute("data-held")) schedule(); else main.removeAttribute("data-live");
       });
     }).catch(function () { schedule(); });
   }
