@@ -130,17 +130,23 @@ func (tb *tab) run(t *testing.T, what string, actions ...chromedp.Action[chromed
 // was sent: find the element again and click it.
 func (tb *tab) click(t *testing.T, what, sel string) {
 	t.Helper()
+	if err := tb.doAgainIf(nodeReplaced, func() chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.CSS(sel)) }); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// doAgainIf runs action() with a hang guard (not a timing assertion), and
+// a fresh action() while it fails with an error that again says is the
+// page's doing (a node replaced, a context destroyed by a navigation) rather
+// than a failure.
+func (tb *tab) doAgainIf(again func(error) bool, action func() chromedp.Action[chromedp.Void]) error {
 	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
 	defer cancel()
 	for {
-		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel)))
-		if err == nil {
-			return
+		err := chromedp.Do(ctx, action())
+		if err == nil || ctx.Err() != nil || !again(err) {
+			return err
 		}
-		if ctx.Err() == nil && nodeReplaced(err) {
-			continue
-		}
-		t.Fatalf("%s: %v", what, err)
 	}
 }
 
@@ -166,18 +172,12 @@ func evalJS[T any](t *testing.T, tb *tab, expr string) T {
 // waitJS waits until the JavaScript expression is true on the page.
 func (tb *tab) waitJS(t *testing.T, what, expr string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
-	defer cancel()
-	for {
-		err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(25*time.Second)))
-		if err == nil {
-			return
-		}
-		// A navigation (a form submitted by the page, a redirect) destroys
-		// the execution context the poll runs in: poll again in the new one.
-		if ctx.Err() == nil && navigatedAway(err) {
-			continue
-		}
+	// A navigation (a form submitted by the page, a redirect) destroys the
+	// execution context the poll runs in: poll again in the new one.
+	poll := func() chromedp.Action[chromedp.Void] {
+		return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(25*time.Second))
+	}
+	if err := tb.doAgainIf(navigatedAway, poll); err != nil {
 		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
