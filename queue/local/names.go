@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -16,9 +17,19 @@ import (
 // name), not two (name and a time index: two more page writes in every
 // step's commit). It is a hint: a write run twice, or rolled back, only
 // moves the walk.
+//
+// It also tells whether names recorded by the name alone (before
+// 2026-12-02, see nameKey) may remain: legacy is set at open when the file
+// holds any used name, and cleared once a pass of the walk from the first
+// name to the last met none. No such name is written any more, so none can
+// come back; until then a lookup tries both keys (usedAt).
 type nameSweep struct {
 	mu   sync.Mutex
 	next []byte
+	// clean says the current pass started at the first name and has met no
+	// name recorded by the name alone.
+	clean  bool
+	legacy atomic.Bool
 }
 
 func (s *nameSweep) from() []byte {
@@ -30,13 +41,45 @@ func (s *nameSweep) from() []byte {
 	return s.next
 }
 
-func (s *nameSweep) resume(at []byte) {
+// resume records where the walk stops (nil: it reached the end); began says
+// this walk started at the first name, sawLegacy that it met a name recorded
+// by the name alone.
+func (s *nameSweep) resume(at []byte, began, sawLegacy bool) {
 	if s == nil {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.next = at
+	if began {
+		s.clean = true
+	}
+	if sawLegacy {
+		s.clean = false
+	}
+	if at == nil {
+		if s.clean {
+			s.legacy.Store(false)
+		}
+		s.clean = false
+	}
+}
+
+// mayHoldLegacy says whether names recorded by the name alone may remain.
+func (s *nameSweep) mayHoldLegacy() bool {
+	return s == nil || s.legacy.Load()
+}
+
+// hasNames says whether tx's file holds any used name.
+func hasNames(tx *bbolt.Tx) bool {
+	k, _ := tx.Bucket(bucketNames).Cursor().First()
+	return k != nil
+}
+
+// isLegacyName says whether k, a key of bucketNames, is a name recorded by
+// the name alone (no run: no NUL, see nameKey).
+func isLegacyName(k []byte) bool {
+	return bytes.IndexByte(k, 0) < 0
 }
 
 // pruneNames examines at most n used names, from where sweep's walk stands,
@@ -48,19 +91,22 @@ func pruneNames(tx *bbolt.Tx, cutoff time.Time, n int, sweep *nameSweep) error {
 	limit := timeKey(cutoff)
 	c := names.Cursor()
 	var k, v []byte
-	if from := sweep.from(); from != nil {
+	from := sweep.from()
+	if from != nil {
 		k, v = c.Seek(from)
 	} else {
 		k, v = c.First()
 	}
 	var expired [][]byte
+	sawLegacy := false
 	for seen := 0; k != nil && seen < n; k, v = c.Next() {
 		seen++
+		sawLegacy = sawLegacy || isLegacyName(k)
 		if len(v) == len(limit) && bytes.Compare(v, limit) < 0 {
 			expired = append(expired, bytes.Clone(k))
 		}
 	}
-	sweep.resume(bytes.Clone(k)) // nil past the last name: start over
+	sweep.resume(bytes.Clone(k), from == nil, sawLegacy) // nil past the last name: start over
 	for _, k := range expired {
 		if err := names.Delete(k); err != nil {
 			return fmt.Errorf("prune name %s: %w", k, err)

@@ -130,3 +130,67 @@ func TestUsedNamesAreKeyedUnderTheirRun(t *testing.T) {
 	}
 	srv.none(t, q2)
 }
+
+// Names recorded by the name alone (before 2026-12-02) are looked up only
+// while some may remain: from the open of a file that holds used names until
+// a pass of the walk from the first name to the last meets none. A fresh
+// file never looks them up.
+func TestLegacyNameLookupsEndAfterACleanPass(t *testing.T) {
+	if q := newQueue(t, tempDB(t), Config{}); q.sweep.mayHoldLegacy() {
+		t.Error("a fresh file: legacy names may remain, want none")
+	}
+
+	db := tempDB(t)
+	now := time.Now()
+	err := db.Update(func(tx *bbolt.Tx) error {
+		if err := CreateBuckets(tx); err != nil {
+			return err
+		}
+		for i := range 20 {
+			if err := useName(tx, "daily@2026-01-02", fmt.Sprintf("name-%03d", i), now); err != nil {
+				return err
+			}
+		}
+		// Recorded by the name alone, in its window.
+		return tx.Bucket(bucketNames).Put([]byte("old"), timeKey(now))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := newQueue(t, db, Config{})
+	if !q.sweep.mayHoldLegacy() {
+		t.Fatal("a file with used names: want legacy names possible until a walk has seen them all")
+	}
+	// pass walks from the first name to the last, 3 names per write, with
+	// cutoff: names used before it are forgotten.
+	pass := func(cutoff time.Time) {
+		t.Helper()
+		for i := 0; ; i++ {
+			if err := db.Update(func(tx *bbolt.Tx) error { return pruneNames(tx, cutoff, 3, &q.sweep) }); err != nil {
+				t.Fatal(err)
+			}
+			if q.sweep.from() == nil {
+				return
+			}
+			if i > 100 {
+				t.Fatal("the walk never reached the end of the names")
+			}
+		}
+	}
+	pass(now.Add(-time.Hour)) // "old" is in its window: kept, and seen
+	if !q.sweep.mayHoldLegacy() {
+		t.Fatal("a pass met a name recorded by the name alone; want lookups by name alone to go on")
+	}
+	enqueue(t, q, task("old", "s")) // refused without an error: still in its window
+	if n := q.Pending(); n != 0 {
+		t.Fatalf("a legacy name in its window was accepted again: %d pending", n)
+	}
+	pass(now.Add(time.Second)) // every name expired: forgotten ("old" among them)
+	if !q.sweep.mayHoldLegacy() {
+		t.Fatal("the pass that forgot the legacy name met it; want lookups to go on until a pass meets none")
+	}
+	pass(now.Add(time.Second)) // nothing left to meet
+	if q.sweep.mayHoldLegacy() {
+		t.Error("a whole pass met no name recorded by the name alone; want lookups by name alone to stop")
+	}
+}

@@ -63,10 +63,11 @@ func New(db *bbolt.DB, cfg Config) (*Queue, error) {
 	// commit (none if the ledger's setup created them, see CreateBuckets),
 	// as does one written before 2026-12 (its legacy index is dropped).
 	var recs []*record
-	ready := false
+	ready, anyNames := false, false
 	err = db.View(func(tx *bbolt.Tx) error {
 		if ready = hasBuckets(tx) && tx.Bucket(legacyNameTimes) == nil; ready {
 			recs, err = loadTasks(tx)
+			anyNames = hasNames(tx)
 		}
 		return err
 	})
@@ -79,9 +80,13 @@ func New(db *bbolt.DB, cfg Config) (*Queue, error) {
 				return err
 			}
 			recs, err = loadTasks(tx)
+			anyNames = hasNames(tx)
 			return err
 		})
 	}
+	// Names recorded by the name alone may remain only in a file that
+	// holds used names (see nameSweep).
+	q.sweep.legacy.Store(anyNames)
 	if err != nil {
 		return nil, fmt.Errorf("local queue: open: %w", err)
 	}
@@ -139,7 +144,7 @@ func (q *Queue) Enqueue(ctx context.Context, t pipeline.Task) error {
 			return err
 		}
 		var err error
-		inserted, err = insertTask(tx, r, buf, now, q.cfg.DedupWindow)
+		inserted, err = insertTask(tx, r, buf, now, q.cfg.DedupWindow, &q.sweep)
 		return err
 	})
 	if err != nil {

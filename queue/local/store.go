@@ -105,16 +105,18 @@ func encodeTask(r *record) ([]byte, error) {
 // where keys by name alone (hashes) put every finished task's name on a page
 // of its own: one more page to rewrite and sync in every step's commit.
 // Names recorded before 2026-12-02 are keyed by the name alone (no NUL: task
-// names are [A-Za-z0-9_-]); lookups still find them until they expire.
+// names are [A-Za-z0-9_-]); lookups still find them while any may remain
+// (until a pass of the pruning walk meets none, see nameSweep).
 func nameKey(runID, name string) []byte {
 	k := make([]byte, 0, len(runID)+1+len(name))
 	return append(append(append(k, runID...), 0), name...)
 }
 
-// usedAt is when name (of run runID) was last finished, if it is recorded.
-func usedAt(names *bbolt.Bucket, runID, name string) (time.Time, bool) {
+// usedAt is when name (of run runID) was last finished, if it is recorded;
+// legacy says names recorded by the name alone may remain (nameSweep).
+func usedAt(names *bbolt.Bucket, runID, name string, legacy bool) (time.Time, bool) {
 	v := names.Get(nameKey(runID, name))
-	if v == nil {
+	if v == nil && legacy {
 		v = names.Get([]byte(name)) // recorded by name alone (before 2026-12-02)
 	}
 	if len(v) != 8 {
@@ -124,15 +126,16 @@ func usedAt(names *bbolt.Bucket, runID, name string) (time.Time, bool) {
 }
 
 // insertTask stores r, encoded as buf (encodeTask), unless its name is taken:
-// pending, or finished less than window before now. It is idempotent
-// (DB.Batch may run it again).
-func insertTask(tx *bbolt.Tx, r *record, buf []byte, now time.Time, window time.Duration) (inserted bool, err error) {
+// pending, or finished less than window before now (sweep tells whether
+// names recorded by the name alone may remain; nil: they may). It is
+// idempotent (DB.Batch may run it again).
+func insertTask(tx *bbolt.Tx, r *record, buf []byte, now time.Time, window time.Duration, sweep *nameSweep) (inserted bool, err error) {
 	name := []byte(r.Name)
 	tasks := tx.Bucket(bucketTasks)
 	if tasks.Get(name) != nil {
 		return false, nil
 	}
-	if at, ok := usedAt(tx.Bucket(bucketNames), r.Payload.RunID, r.Name); ok && now.Sub(at) < window {
+	if at, ok := usedAt(tx.Bucket(bucketNames), r.Payload.RunID, r.Name, sweep.mayHoldLegacy()); ok && now.Sub(at) < window {
 		return false, nil
 	}
 	// The name is not recorded as used yet: while the task is pending,

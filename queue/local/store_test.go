@@ -58,7 +58,7 @@ func TestExpiredNameIsReusableBeforePrune(t *testing.T) {
 			{now.Add(time.Minute), false},   // pending
 			{now.Add(2 * time.Hour), false}, // still pending, even past the window
 		} {
-			got, err := insertTask(tx, r, buf, c.at, time.Hour)
+			got, err := insertTask(tx, r, buf, c.at, time.Hour, nil)
 			if err != nil {
 				return err
 			}
@@ -77,7 +77,7 @@ func TestExpiredNameIsReusableBeforePrune(t *testing.T) {
 			{now.Add(3*time.Hour + time.Minute), false}, // finished within the window
 			{now.Add(4*time.Hour + time.Second), true},  // window over
 		} {
-			got, err := insertTask(tx, r, buf, c.at, time.Hour)
+			got, err := insertTask(tx, r, buf, c.at, time.Hour, nil)
 			if err != nil {
 				return err
 			}

@@ -58,7 +58,7 @@ func (q *Queue) TransitionWrites(tasks []pipeline.Task, handled pipeline.Task) (
 		}
 		for i, r := range recs {
 			var err error
-			if inserted[i], err = insertTask(tx, r, bufs[i], now, q.cfg.DedupWindow); err != nil {
+			if inserted[i], err = insertTask(tx, r, bufs[i], now, q.cfg.DedupWindow, &q.sweep); err != nil {
 				return err
 			}
 		}
