@@ -329,22 +329,25 @@ func TestDashboardInABrowser(t *testing.T) {
 		}
 		op.screenshot(t, "run-live-desktop", 1280, 900)
 		op.run(t, "mark the page", chromedp.Evaluate[chromedp.Void](`window.__sameDocument = "yes"`))
-		// An operator has ticked a box of join's re-run form (the focus
-		// stays on it) when join ends: the update waits, so that the tick
-		// is not lost, and is shown once the focus leaves the form.
+		// An operator has ticked a box of join's re-run form when join ends:
+		// the update waits, so that the tick is not lost, and is shown once
+		// the form has no change left unsent (here: the box unticked).
 		const force = `form[data-action$="/steps/join/rerun"] input[name="force"]`
-		if !evalJS[bool](t, op, `(() => { const b = document.querySelector(`+jsString(force)+`); b.focus(); b.click(); return b.checked && document.activeElement === b })()`) {
-			t.Fatal("could not tick and focus join's force box")
+		tick := `(() => { const b = document.querySelector(` + jsString(force) + `); b.click(); return b.checked })()`
+		if !evalJS[bool](t, op, tick) {
+			t.Fatal("could not tick join's force box")
 		}
 		e.work.unblock()
-		op.waitJS(t, "the update held while the form has the focus", `document.getElementById("main").dataset.held === "1"`)
+		op.waitJS(t, "the update held while the form has a change", `document.getElementById("main").dataset.held === "1"`)
 		if got := evalJS[string](t, op, `document.querySelector('[data-step-status="join"]').dataset.status + " " + document.querySelector(`+jsString(force)+`).checked`); got != "running true" {
 			t.Errorf("with an update held, join shows %q; want the page as it was (running) with the box still ticked", got)
 		}
-		if after := evalJS[string](t, op, `getComputedStyle(document.querySelector('footer .live'), '::after').content`); !strings.Contains(after, "held while you edit") {
-			t.Errorf("the footer says %s; want it to say an update is held", after)
+		if note := evalJS[string](t, op, `getComputedStyle(document.getElementById("main"), '::before').content`); !strings.Contains(note, "held") {
+			t.Errorf("the page says %s; want it to say an update is held", note)
 		}
-		op.run(t, "leave the form", chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`))
+		if evalJS[bool](t, op, tick) {
+			t.Fatal("could not untick join's force box")
+		}
 		op.waitJS(t, "join succeeded on screen", `document.querySelector('[data-step-status="join"]').dataset.status === "succeeded" && document.getElementById("run-status").dataset.status === "succeeded"`)
 		if held := evalJS[bool](t, op, `document.getElementById("main").hasAttribute("data-held")`); held {
 			t.Error("the update was shown but main still says one is held")
@@ -416,6 +419,9 @@ func TestDashboardInABrowser(t *testing.T) {
 		op.waitJS(t, "the confirmation", `document.getElementById("confirm").open && document.getElementById("confirm-text").textContent.includes("Pause web's schedule?")`)
 		op.run(t, "confirm", chromedp.Click(chromedp.CSS("#confirm-ok")))
 		op.waitJS(t, "the result", `document.getElementById("result").textContent.includes("Paused web")`)
+		// The sent form is reset, so its typed reason holds no update: the
+		// page shows the pause without a reload.
+		op.waitJS(t, "the grid updated to the paused schedule", `document.querySelector('form[data-action="/ui/api/pipelines/web/unpause"]') !== null && !document.getElementById("main").hasAttribute("data-held")`)
 		st, err := e.a.orch.PauseState(context.Background(), "web")
 		if err != nil || !st.Paused || st.Reason != "warehouse migration" {
 			t.Fatalf("ledger after the pause button: %+v %v", st, err)

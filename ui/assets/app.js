@@ -15,14 +15,32 @@
     return u + (u.indexOf("?") >= 0 ? "&" : "?") + "part=main";
   }
 
-  // While a field of the main part has the focus (a reason being typed, a
-  // box just ticked), an update would replace its form and lose what the
-  // user entered: it waits until the focus leaves the field, and main's
-  // data-held says one is waiting. A button with the focus (where it returns
-  // after a confirmed action) holds nothing.
+  // A field of the main part whose value the user changed (a reason being
+  // typed, a box ticked) would be lost if the main part were replaced: an
+  // update waits until no field holds an unsent change (the action was sent,
+  // which resets its form, or the change was undone), and main's data-held
+  // says one is waiting. A field only focused holds nothing, nor does a
+  // select that submits its form as soon as it changes.
+  function changed(el) {
+    if (el.type === "hidden" || el.hasAttribute("data-autosubmit")) return false;
+    if (el.type === "checkbox" || el.type === "radio") return el.checked !== el.defaultChecked;
+    if (el.tagName === "SELECT") {
+      // Its default is the last option marked selected, else the first.
+      var def = 0;
+      for (var i = 0; i < el.options.length; i++) {
+        if (el.options[i].defaultSelected) def = i;
+      }
+      return el.selectedIndex !== def;
+    }
+    return el.value !== el.defaultValue;
+  }
+
   function editing() {
-    var a = document.activeElement;
-    return !!a && main.contains(a) && /^(INPUT|SELECT|TEXTAREA)$/.test(a.tagName);
+    var fields = main.querySelectorAll("form input, form select, form textarea");
+    for (var i = 0; i < fields.length; i++) {
+      if (changed(fields[i])) return true;
+    }
+    return false;
   }
 
   function swap(html) {
@@ -129,7 +147,7 @@
         body: JSON.stringify(b)
       }).then(function (resp) {
         return resp.json().then(function (j) {
-          if (resp.ok) { show(true, j.message || "Done."); startLive(); }
+          if (resp.ok) { form.reset(); show(true, j.message || "Done."); startLive(); }
           else show(false, (j.error || resp.statusText) + " (HTTP " + resp.status + ")");
         });
       }).catch(function (e) { show(false, "Request failed: " + e.message); });
