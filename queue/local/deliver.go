@@ -179,13 +179,14 @@ func (q *Queue) attempt(ctx context.Context, r *record) outcome {
 		return outcome{err: fmt.Errorf("post %s: %w", url, err)}
 	}
 	defer resp.Body.Close()
+	// What is left of the answer is read, so that the connection can be
+	// reused (deferred after Close: it runs first).
+	defer func() { _, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) }()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 		return outcome{status: resp.StatusCode}
 	}
 	// Only a failure's answer is kept (its start, for the error).
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	o := outcome{
 		status: resp.StatusCode,
 		err:    fmt.Errorf("post %s: %s: %s", url, resp.Status, strings.TrimSpace(string(snippet))),
