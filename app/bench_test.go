@@ -303,6 +303,25 @@ func (s *localStack) chain(ctx context.Context) (*chainTimes, error) {
 	return ct, nil
 }
 
+// between times n bare commits, out of b's timer and of cost, once the
+// stack has no write left of the chains that ended: a chain's end event
+// comes before its final notification is recorded, and a bare commit
+// sharing the disk with that write would be slower than the floor. The wait
+// itself is counted: the stack is finishing the chains' work.
+func (s *localStack) between(b *testing.B, meter *commitMeter, cost *stepCost, n int) {
+	b.Helper()
+	if err := s.a.orch.Flush(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	defer b.StartTimer()
+	cost.pause()
+	defer cost.resume()
+	// Nor with a collection of the stack's garbage under way.
+	runtime.GC()
+	meter.measure(b, n)
+}
+
 // latencies gathers, over chains, the step-to-step intervals and their parts.
 type latencies struct {
 	stepToStep []time.Duration // started[i] -> started[i+1]: body start to body start
@@ -357,8 +376,8 @@ func BenchmarkLocalStepToStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	var l latencies
-	var meter commitMeter
-	meter.measure(b)
+	meter := newCommitMeter(b)
+	meter.measure(b, bareCommitsAround)
 	cost := s.startCost()
 	chains := 0
 	for b.Loop() {
@@ -368,10 +387,15 @@ func BenchmarkLocalStepToStep(b *testing.B) {
 		}
 		l.add(ct)
 		chains++
+		// Bare commits after every tenth chain (about a third of the ten
+		// chains' time, not timed): the floor as it is while they run.
+		if chains%10 == 0 {
+			s.between(b, meter, cost, 30)
+		}
 	}
 	cost.report(b, chains*benchSteps)
 	l.report(b)
-	meter.measure(b)
+	meter.measure(b, bareCommitsAround)
 	bare := meter.median()
 	b.ReportMetric(float64(bare)/float64(time.Millisecond), "bare_commit_ms")
 	b.ReportMetric(quantileMS(l.stepToStep, 0.50)/(float64(bare)/float64(time.Millisecond)), "p50_per_commit")
@@ -402,8 +426,8 @@ func benchChains(b *testing.B, workers int) {
 		steps   int
 		elapsed time.Duration
 	)
-	var meter commitMeter
-	meter.measure(b)
+	meter := newCommitMeter(b)
+	meter.measure(b, bareCommitsAround)
 	cost := s.startCost()
 	for b.Loop() {
 		var (
@@ -430,12 +454,13 @@ func benchChains(b *testing.B, workers int) {
 		wg.Wait()
 		elapsed += time.Since(t0)
 		steps += chains * benchSteps
+		s.between(b, meter, cost, 30)
 	}
 	cost.report(b, steps)
 	rate := float64(steps) / elapsed.Seconds()
 	b.ReportMetric(rate, "transitions/s")
 	l.report(b)
-	meter.measure(b)
+	meter.measure(b, bareCommitsAround)
 	bare := meter.median()
 	b.ReportMetric(float64(bare)/float64(time.Millisecond), "bare_commit_ms")
 	b.ReportMetric(rate*bare.Seconds(), "steps_per_commit_time")
@@ -444,15 +469,20 @@ func benchChains(b *testing.B, workers int) {
 // stepCost is a reading of the process's CPU time, allocations and the local
 // store's commits, to report per step as a difference of two readings. CPU
 // and allocations include the benchmark's own client (a start request per
-// chain), a small share of a chain's ten steps.
+// chain), a small share of a chain's ten steps. What is done between pause
+// and resume (the bare commits timed between iterations) is left out.
 type stepCost struct {
-	s              *localStack
-	cpu            time.Duration
-	mallocs, bytes uint64
-	commits        uint64
+	s                        *localStack
+	cpu                      time.Duration
+	mallocs, bytes           uint64
+	commits                  uint64
+	paused                   *stepCost // the reading at pause, until resume
+	pauseCPU                 time.Duration
+	pauseMallocs, pauseBytes uint64
 }
 
-func (s *localStack) startCost() stepCost {
+// reading is the process's CPU time, allocations and the store's commits now.
+func (s *localStack) reading() stepCost {
 	c := stepCost{s: s, cpu: cpuTime(), commits: s.a.localCommits()}
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
@@ -460,23 +490,42 @@ func (s *localStack) startCost() stepCost {
 	return c
 }
 
+func (s *localStack) startCost() *stepCost {
+	c := s.reading()
+	return &c
+}
+
+func (c *stepCost) pause() {
+	r := c.s.reading()
+	c.paused = &r
+}
+
+func (c *stepCost) resume() {
+	r := c.s.reading()
+	c.pauseCPU += r.cpu - c.paused.cpu
+	c.pauseMallocs += r.mallocs - c.paused.mallocs
+	c.pauseBytes += r.bytes - c.paused.bytes
+	c.paused = nil
+}
+
 // report prints, per step: CPU µs, allocations, bytes allocated and commits
 // (each commit is two fdatasyncs: the pages, then the meta page).
-func (c stepCost) report(b *testing.B, steps int) {
+func (c *stepCost) report(b *testing.B, steps int) {
 	if steps == 0 {
 		return
 	}
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
+	now := c.s.reading()
 	n := float64(steps)
-	b.ReportMetric(float64(cpuTime()-c.cpu)/float64(time.Microsecond)/n, "cpu_us/step")
-	b.ReportMetric(float64(m.Mallocs-c.mallocs)/n, "allocs/step")
-	b.ReportMetric(float64(m.TotalAlloc-c.bytes)/n, "B/step")
-	b.ReportMetric(float64(c.s.a.localCommits()-c.commits)/n, "commits/step")
+	b.ReportMetric(float64(now.cpu-c.cpu-c.pauseCPU)/float64(time.Microsecond)/n, "cpu_us/step")
+	b.ReportMetric(float64(now.mallocs-c.mallocs-c.pauseMallocs)/n, "allocs/step")
+	b.ReportMetric(float64(now.bytes-c.bytes-c.pauseBytes)/n, "B/step")
+	b.ReportMetric(float64(now.commits-c.commits)/n, "commits/step")
 	// What the service's memory cost for that CPU: the heap's high-water
 	// mark (what the runtime obtained from the OS for it) at its GC target.
 	// It is the whole process's: run one benchmark per process to read it
 	// for that benchmark alone.
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
 	b.ReportMetric(float64(m.HeapSys)/(1<<20), "heap_sys_MB")
 	b.ReportMetric(float64(gcPercentInForce()), "gc_percent")
 }
@@ -490,41 +539,53 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// bareCommits times, alongside a benchmark, bbolt commits of one 300-byte
-// value each in a file opened as the ledger opens its own: the floor a
-// durable step transition is compared with.
-func bareCommits(b *testing.B) []time.Duration {
+// bareCommitsAround is how many bare commits a benchmark times before its
+// loop, and again after it.
+const bareCommitsAround = 150
+
+// commitMeter times bbolt commits of one 300-byte value each, in a file
+// opened as the ledger opens its own: the floor a durable step transition is
+// compared with. A benchmark measures them before its loop, between its
+// iterations and after it, so that the floor is the machine's during the
+// run, and a burst of outside load at one moment weighs less.
+type commitMeter struct {
+	db    *bbolt.DB
+	times []time.Duration
+	n     int // commits so far, for the keys
+}
+
+var commitMeterBucket = []byte("bare")
+
+func newCommitMeter(b *testing.B) *commitMeter {
 	b.Helper()
 	db, err := boltledger.OpenDB(filepath.Join(b.TempDir(), "bare.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
-	bucket, value := []byte("bare"), make([]byte, 300)
-	if err := db.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucket(bucket); return err }); err != nil {
+	b.Cleanup(func() { _ = db.Close() })
+	if err := db.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucket(commitMeterBucket); return err }); err != nil {
 		b.Fatal(err)
 	}
-	const n = 150
-	times := make([]time.Duration, 0, n)
-	for i := range n {
-		key := fmt.Appendf(nil, "k%d", i%50)
-		t0 := time.Now()
-		if err := db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucket).Put(key, value) }); err != nil {
-			b.Fatal(err)
-		}
-		times = append(times, time.Since(t0))
-	}
-	return times
+	return &commitMeter{db: db}
 }
 
-// commitMeter measures bare commits before and after a benchmark's loop, so
-// that a burst of outside load at one moment weighs less.
-type commitMeter []time.Duration
+// measure times n more bare commits.
+func (m *commitMeter) measure(b *testing.B, n int) {
+	b.Helper()
+	value := make([]byte, 300)
+	for range n {
+		key := fmt.Appendf(nil, "k%d", m.n%50)
+		m.n++
+		t0 := time.Now()
+		if err := m.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(commitMeterBucket).Put(key, value) }); err != nil {
+			b.Fatal(err)
+		}
+		m.times = append(m.times, time.Since(t0))
+	}
+}
 
-func (m *commitMeter) measure(b *testing.B) { *m = append(*m, bareCommits(b)...) }
-
-func (m commitMeter) median() time.Duration {
-	s := slices.Clone(m)
+func (m *commitMeter) median() time.Duration {
+	s := slices.Clone(m.times)
 	slices.Sort(s)
 	return s[len(s)/2]
 }
