@@ -310,6 +310,9 @@ func (s *localStack) chain(ctx context.Context) (*chainTimes, error) {
 // itself is counted: the stack is finishing the chains' work.
 func (s *localStack) between(b *testing.B, meter *commitMeter, cost *stepCost, n int) {
 	b.Helper()
+	if meter.db == nil {
+		return // timing none
+	}
 	if err := s.a.orch.Flush(b.Context()); err != nil {
 		b.Fatal(err)
 	}
@@ -396,9 +399,10 @@ func BenchmarkLocalStepToStep(b *testing.B) {
 	cost.report(b, chains*benchSteps)
 	l.report(b)
 	meter.measure(b, bareCommitsAround)
-	bare := meter.median()
-	b.ReportMetric(float64(bare)/float64(time.Millisecond), "bare_commit_ms")
-	b.ReportMetric(quantileMS(l.stepToStep, 0.50)/(float64(bare)/float64(time.Millisecond)), "p50_per_commit")
+	if bare, ok := meter.median(); ok {
+		b.ReportMetric(float64(bare)/float64(time.Millisecond), "bare_commit_ms")
+		b.ReportMetric(quantileMS(l.stepToStep, 0.50)/(float64(bare)/float64(time.Millisecond)), "p50_per_commit")
+	}
 }
 
 // BenchmarkLocalChainsConcurrency50 runs 200 chains of 10 no-op steps with 50
@@ -461,9 +465,10 @@ func benchChains(b *testing.B, workers int) {
 	b.ReportMetric(rate, "transitions/s")
 	l.report(b)
 	meter.measure(b, bareCommitsAround)
-	bare := meter.median()
-	b.ReportMetric(float64(bare)/float64(time.Millisecond), "bare_commit_ms")
-	b.ReportMetric(rate*bare.Seconds(), "steps_per_commit_time")
+	if bare, ok := meter.median(); ok {
+		b.ReportMetric(float64(bare)/float64(time.Millisecond), "bare_commit_ms")
+		b.ReportMetric(rate*bare.Seconds(), "steps_per_commit_time")
+	}
 }
 
 // stepCost is a reading of the process's CPU time, allocations and the local
@@ -548,8 +553,12 @@ const bareCommitsAround = 150
 // compared with. A benchmark measures them before its loop, between its
 // iterations and after it, so that the floor is the machine's during the
 // run, and a burst of outside load at one moment weighs less.
+//
+// With PIPELINE_BENCH_BARE_COMMITS=off it times none (nor prints the floor
+// and the ratios): bench/peers counts the process's fdatasyncs so, and the
+// bare commits' would count as the stack's.
 type commitMeter struct {
-	db    *bbolt.DB
+	db    *bbolt.DB // nil: off
 	times []time.Duration
 	n     int // commits so far, for the keys
 }
@@ -558,6 +567,9 @@ var commitMeterBucket = []byte("bare")
 
 func newCommitMeter(b *testing.B) *commitMeter {
 	b.Helper()
+	if os.Getenv("PIPELINE_BENCH_BARE_COMMITS") == "off" {
+		return &commitMeter{}
+	}
 	db, err := boltledger.OpenDB(filepath.Join(b.TempDir(), "bare.db"))
 	if err != nil {
 		b.Fatal(err)
@@ -572,6 +584,9 @@ func newCommitMeter(b *testing.B) *commitMeter {
 // measure times n more bare commits.
 func (m *commitMeter) measure(b *testing.B, n int) {
 	b.Helper()
+	if m.db == nil {
+		return
+	}
 	value := make([]byte, 300)
 	for range n {
 		key := fmt.Appendf(nil, "k%d", m.n%50)
@@ -584,10 +599,14 @@ func (m *commitMeter) measure(b *testing.B, n int) {
 	}
 }
 
-func (m *commitMeter) median() time.Duration {
+// median is the bare commits' median; false when none was timed.
+func (m *commitMeter) median() (time.Duration, bool) {
+	if len(m.times) == 0 {
+		return 0, false
+	}
 	s := slices.Clone(m.times)
 	slices.Sort(s)
-	return s[len(s)/2]
+	return s[len(s)/2], true
 }
 
 // BenchmarkColdStart builds the binary, then per iteration execs `pipeline

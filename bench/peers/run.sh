@@ -9,8 +9,10 @@
 # Each peer runs twice: a timed pass (latency, steps/s, CPU per step: this
 # process's and the server's) and a counting pass under strace, which counts
 # the fdatasync and fsync calls of the server (or of the project's test
-# process) per run. Redis and PostgreSQL are started from the machine's
-# packages in a temporary folder and stopped on exit.
+# process) per run; the project's counting pass times no bare commits
+# (PIPELINE_BENCH_BARE_COMMITS=off), whose fdatasyncs would count as its own.
+# Redis and PostgreSQL are started from the machine's packages in a
+# temporary folder and stopped on exit.
 #
 # Usage: bench/peers/run.sh [pipeline] [asynq] [river]   (from anywhere; the
 # parts named, all by default; needs redis-server, redis-cli,
@@ -75,7 +77,7 @@ echo "pipeline (local mode)" >&2
 (cd "$root/app" && "$tmp/app.test" -test.run '^$' -test.bench '^BenchmarkLocalChainsConcurrency(10|50)$' -test.benchtime 1x) | grep '^Benchmark' | tee -a "$results"
 for b in "StepToStep 1 $lone" "ChainsConcurrency10 10 1" "ChainsConcurrency50 50 1"; do
 	read -r bench conc iters <<<"$b"
-	(cd "$root/app" && trace "$tmp/trace.pipeline.$conc" "$tmp/app.test" -test.run '^$' -test.bench "^BenchmarkLocal$bench\$" -test.benchtime "${iters}x" >/dev/null)
+	(cd "$root/app" && PIPELINE_BENCH_BARE_COMMITS=off trace "$tmp/trace.pipeline.$conc" "$tmp/app.test" -test.run '^$' -test.bench "^BenchmarkLocal$bench\$" -test.benchtime "${iters}x" >/dev/null)
 	chains=$(( conc == 1 ? iters + 1 : 200 * iters + 1 )) # and one warm-up chain
 	echo "fsyncs peer=pipeline mode=local conc=$conc calls=$(calls "$tmp/trace.pipeline.$conc") steps=$(( chains * 10 ))" | tee -a "$results"
 done
